@@ -1,0 +1,11 @@
+"""cakes-video: video action recognition with CAKES and a 3D ResNet model zoo.
+
+The names most users need::
+
+    from cakes_video import get_cfg, load_config, build_model, load_model
+"""
+from .config import get_cfg, load_config
+from .models import build_model, load_model
+
+__all__ = ["get_cfg", "load_config", "build_model", "load_model"]
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The training and testing loops and the pieces they are made of."""
