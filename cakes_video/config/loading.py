@@ -9,6 +9,7 @@ import argparse
 import os
 from typing import Optional, Sequence
 
+import yaml
 from fvcore.common.config import CfgNode
 
 from .defaults import get_cfg
@@ -25,6 +26,7 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Cf
     if path:
         if not os.path.isfile(path):
             raise ConfigError(f"config file not found: {path}")
+        _check_mapping(path)
         try:
             cfg.merge_from_file(path)
         except (KeyError, ValueError, TypeError) as e:
@@ -38,6 +40,17 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Cf
     validate_cfg(cfg)
     cfg.freeze()
     return cfg
+
+
+def _check_mapping(path: str) -> None:
+    """fvcore fails obscurely on an empty file or a YAML list; say what is wrong instead."""
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of KEY: value, got {type(data).__name__}")
 
 
 def _reason(e: Exception) -> str:

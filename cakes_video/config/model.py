@@ -18,15 +18,19 @@ def add_config(cfg: CfgNode) -> None:
     cfg.MODEL.MC_NUM_3D_STAGES = 1
     # Per-stage ops override TEMPORAL_OP when given (4 entries).
     cfg.MODEL.STAGE_TEMPORAL_OPS = []
+    # P3D variants cycled over consecutive blocks ("A" serial, "B" parallel, "C" serial + skip).
+    cfg.MODEL.P3D_VARIANTS = ["A", "B", "C"]
     cfg.MODEL.TEMPORAL_STRIDES = [1, 2, 2, 2]  # per stage (spatial strides are 1,2,2,2)
-    cfg.MODEL.TEMPORAL_POOL = False  # temporal max-pool (stride 2) after stage 1
+    cfg.MODEL.TEMPORAL_POOL = False  # temporal max-pool 3x1x1, stride 2, after stage 1
     cfg.MODEL.HEAD = "clip"  # "clip" (global pool) or "tsn" (per-frame logits averaged)
     cfg.MODEL.DROPOUT = 0.0
 
     cfg.MODEL.CAKES = CfgNode()
-    # "uniform", an official name (CAKES123D_P, ...), or a path to a YAML/JSON list.
+    # "uniform", an official name (CAKES123D_P, ...), or a path to a YAML/JSON list; one entry
+    # per block temporal conv of the network (cakes.cakes_layer_widths order).
     cfg.MODEL.CAKES.CONV_CONFIG = "uniform"
     cfg.MODEL.CAKES.SUBKERNELS = ["kxkxk", "1xkxk", "kx1x1"]  # vocabulary for "uniform"
+    # Kernel size k of every block's temporal conv (CAKES sub-kernels and the other ops alike).
     cfg.MODEL.CAKES.KERNEL_SIZE = 3
     cfg.MODEL.CAKES.IMPL = "reference"  # "reference" or "efficient"
 
@@ -35,6 +39,7 @@ TEMPORAL_OPS = ("3d", "2d", "2plus1d", "mc", "p3d", "cakes")
 
 
 def validate(cfg: CfgNode) -> None:
+    _validate_arch(cfg)
     check_choice(cfg, "MODEL.DEPTH", (10, 18, 34, 50, 101))
     check_choice(cfg, "MODEL.STEM", ("3x7x7", "1x7x7", "2plus1d"))
     check_choice(cfg, "MODEL.TEMPORAL_OP", TEMPORAL_OPS)
@@ -45,15 +50,39 @@ def validate(cfg: CfgNode) -> None:
     for op in stage_ops:
         check(op in TEMPORAL_OPS and op != "mc", "MODEL.STAGE_TEMPORAL_OPS",
               f"unknown op code {op!r}; expected one of {[o for o in TEMPORAL_OPS if o != 'mc']}")
-    check(len(cfg.MODEL.TEMPORAL_STRIDES) == 4, "MODEL.TEMPORAL_STRIDES", "needs 4 entries")
+    check(0 <= cfg.MODEL.MC_NUM_3D_STAGES <= 4, "MODEL.MC_NUM_3D_STAGES", "must be in 0..4")
+    variants = cfg.MODEL.P3D_VARIANTS
+    check(len(variants) > 0 and all(v in ("A", "B", "C") for v in variants), "MODEL.P3D_VARIANTS",
+          f"needs a non-empty list of 'A', 'B', 'C', got {list(variants)}")
+    strides = cfg.MODEL.TEMPORAL_STRIDES
+    check(len(strides) == 4, "MODEL.TEMPORAL_STRIDES", "needs 4 entries")
+    check(all(isinstance(s, int) and s >= 1 for s in strides), "MODEL.TEMPORAL_STRIDES",
+          f"entries must be positive ints, got {list(strides)}")
     check(cfg.MODEL.NUM_CLASSES > 0, "MODEL.NUM_CLASSES", "must be positive")
     check(0.0 <= cfg.MODEL.DROPOUT < 1.0, "MODEL.DROPOUT", "must be in [0, 1)")
+    k = cfg.MODEL.CAKES.KERNEL_SIZE
+    check(k >= 1 and k % 2 == 1, "MODEL.CAKES.KERNEL_SIZE", f"must be a positive odd int, got {k}")
     if "cakes" in (list(stage_ops) or [cfg.MODEL.TEMPORAL_OP]):
-        from ..models.cakes import resolve_channel_config, stage_widths_of_blocks
+        _validate_channel_config(cfg)
 
+
+def _validate_arch(cfg: CfgNode) -> None:
+    from ..models import MODEL_REGISTRY  # importing the package registers the architectures
+
+    names = sorted(name for name, _ in MODEL_REGISTRY)
+    check(cfg.MODEL.ARCH in names, "MODEL.ARCH", f"unknown model {cfg.MODEL.ARCH!r}; registered: {names}")
+
+
+def _validate_channel_config(cfg: CfgNode) -> None:
+    from ..models.cakes import cakes_layer_widths, kernel_shape, resolve_channel_config
+
+    for name in cfg.MODEL.CAKES.SUBKERNELS:
         try:
-            resolve_channel_config(cfg.MODEL.CAKES.CONV_CONFIG, stage_widths_of_blocks(cfg.MODEL.DEPTH),
-                                   cfg.MODEL.CAKES.SUBKERNELS)
+            kernel_shape(name)
         except ValueError as e:
-            raise ConfigError(f"MODEL.CAKES.CONV_CONFIG: {e}") from e
-
+            raise ConfigError(f"MODEL.CAKES.SUBKERNELS: {e}") from e
+    try:
+        resolve_channel_config(cfg.MODEL.CAKES.CONV_CONFIG, cakes_layer_widths(cfg.MODEL.DEPTH),
+                               cfg.MODEL.CAKES.SUBKERNELS)
+    except ValueError as e:
+        raise ConfigError(f"MODEL.CAKES.CONV_CONFIG: {e}") from e

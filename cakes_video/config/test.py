@@ -1,11 +1,31 @@
-"""TEST group: multi-view testing protocol."""
+"""TEST group: multi-view testing protocol, aggregation, reports."""
 from fvcore.common.config import CfgNode
+
+from .validate import check, check_choice
+
+AGGREGATIONS = ("mean_softmax", "sum_softmax", "mean_logits", "max")
 
 
 def add_config(cfg: CfgNode) -> None:
     cfg.TEST = CfgNode()
     cfg.TEST.ENABLE = True
-    cfg.TEST.BATCH_SIZE = 8
-    cfg.TEST.NUM_ENSEMBLE_VIEWS = 10
-    cfg.TEST.NUM_SPATIAL_CROPS = 3
+    cfg.TEST.BATCH_SIZE = 8  # videos per batch, global over all processes
+    cfg.TEST.NUM_ENSEMBLE_VIEWS = 10  # temporal clips per video
+    cfg.TEST.NUM_SPATIAL_CROPS = 3  # spatial crops per clip (1 = centre)
+    # How view scores become one video score: "mean_softmax", "sum_softmax", "mean_logits", "max"
+    # (max over views of the softmax).
+    cfg.TEST.AGGREGATION = "mean_softmax"
+    # Weights to test. Empty: OUTPUT_DIR/checkpoints/best.pyth, else the newest epoch checkpoint;
+    # with none of these testing refuses to run (never random weights).
     cfg.TEST.CHECKPOINT_FILE = ""
+    cfg.TEST.TOPK = 5  # class predictions written per video in predictions.csv
+    cfg.TEST.CONFUSION_PNG = True  # also draw the confusion matrix as a PNG heatmap
+
+
+def validate(cfg: CfgNode) -> None:
+    t = cfg.TEST
+    check(t.BATCH_SIZE >= 1, "TEST.BATCH_SIZE", "must be >= 1")
+    check(t.NUM_ENSEMBLE_VIEWS >= 1, "TEST.NUM_ENSEMBLE_VIEWS", "must be >= 1")
+    check_choice(cfg, "TEST.NUM_SPATIAL_CROPS", (1, 3))
+    check_choice(cfg, "TEST.AGGREGATION", AGGREGATIONS)
+    check(t.TOPK >= 1, "TEST.TOPK", "must be >= 1")

@@ -9,13 +9,16 @@ as in Yu et al., "CAKES", AAAI 2021.
 A *channel config* says how many channels of each layer use each sub-kernel: a list with
 one dict per CAKES layer, e.g. ``[{"kxkxk": 28, "1xkxk": 35, "kx1x1": 1}, ...]``.
 """
+import copy
+import itertools
 import json
 import os
 from collections import OrderedDict
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 # Vocabulary in canonical (concatenation) order: time x height x width, k = kernel size.
 # The first three are the video vocabulary of the paper; the rest serve volumetric data.
@@ -145,6 +148,19 @@ def _volume(shape: Sequence[int]) -> int:
     return out
 
 
+def _check_layer_args(in_channels: int, counts: Dict[str, int]) -> None:
+    if not isinstance(in_channels, int) or in_channels <= 0:
+        raise ValueError(f"CAKES layer: in_channels must be a positive int, got {in_channels!r}")
+    if not isinstance(counts, dict):
+        raise ValueError(f"CAKES layer: counts must be a dict of sub-kernel -> channels, got {counts!r}")
+    for name, n in counts.items():
+        kernel_shape(name)
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"CAKES layer: count of {name!r} must be a non-negative int, got {n!r}")
+    if sum(counts.values()) == 0:
+        raise ValueError(f"CAKES layer: counts {counts} give no output channel")
+
+
 class CakesConv3d(nn.Module):
     """Reference CAKES layer: one Conv3d per present sub-kernel, concatenated, shared BN, ReLU.
 
@@ -156,6 +172,8 @@ class CakesConv3d(nn.Module):
     def __init__(self, in_channels: int, counts: Dict[str, int], stride=(1, 1, 1),
                  kernel_size: int = 3, relu: bool = True):
         super().__init__()
+        _check_layer_args(in_channels, counts)
+        self.kernel_size, self.stride = kernel_size, _triple(stride)
         self.subkernels = [s for s in SUBKERNELS if counts.get(s, 0) > 0]
         self.out_splits = [counts[s] for s in self.subkernels]
         self.convs = nn.ModuleList()
@@ -173,3 +191,174 @@ class CakesConv3d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.cat([conv(x) for conv in self.convs], dim=1)
         return self.relu(self.bn(y))
+
+
+# ----------------------------------------------------------------------------------------------
+# Efficient layer: the same parameters and math, with the convolutions grouped by a plan.
+
+# One planned convolution: (kernel sub-kernel, [(sub-kernel, first, stop) weight rows it computes]).
+ConvPlan = List[Tuple[str, List[Tuple[str, int, int]]]]
+
+
+def covers(outer: str, inner: str) -> bool:
+    """True when sub-kernel ``outer`` spans every axis ``inner`` spans (``kxkxk`` covers all)."""
+    return all(o == "k" or i == "1" for o, i in zip(SUBKERNELS[outer], SUBKERNELS[inner]))
+
+
+def default_channel_block() -> int:
+    """Output channels oneDNN's CPU convolutions compute at once: 16 with AVX-512, else 8."""
+    return 16 if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else 8
+
+
+def plan_convs(counts: Dict[str, int], block: int = 1) -> ConvPlan:
+    """Groups a CAKES layer's output channels into as few, well-filled convolutions as pays.
+
+    Convolution kernels compute output channels in blocks of ``block`` (a 35-channel conv
+    costs as much as a 48-channel one at block 16), so channels of a small kernel that
+    spill past a block boundary (or a whole tiny group) are cheaper inside a larger kernel
+    that covers it, as zero-padded weight rows, when that kernel has room left in its last
+    block. The plan minimises ``sum(volume * ceil(channels / block) * block)`` plus a
+    per-call cost of ``block / 2`` over at most one move per sub-kernel; ties keep fewer
+    FLOPs. ``block=1`` gives the reference layout (one conv per sub-kernel).
+    """
+    present = [s for s in SUBKERNELS if counts.get(s, 0) > 0]
+    targets = sorted(set(present) | {"kxkxk"}, key=list(SUBKERNELS).index)
+    options = [_move_options(s, counts[s], targets, block) for s in present]
+    best, best_key = None, None
+    for choice in itertools.product(*options):
+        plan = _plan_of(present, counts, choice)
+        key = _plan_cost(plan, block)
+        if best_key is None or key < best_key:
+            best, best_key = plan, key
+    return best
+
+
+def _move_options(s: str, n: int, targets: Sequence[str], block: int) -> List[Tuple[int, str]]:
+    """(channels kept in ``s``'s own conv, conv receiving the rest) choices for sub-kernel ``s``."""
+    options = [(n, s)]
+    for t in targets:
+        if t != s and covers(t, s):
+            options += [(keep, t) for keep in {0, n - n % block} if keep < n]
+    return options
+
+
+def _plan_of(present: Sequence[str], counts: Dict[str, int], choice) -> ConvPlan:
+    rows: Dict[str, List[Tuple[str, int, int]]] = {}
+    for s, (keep, target) in zip(present, choice):
+        if keep:
+            rows.setdefault(s, []).append((s, 0, keep))
+        if keep < counts[s]:
+            rows.setdefault(target, []).append((s, keep, counts[s]))
+    order = list(SUBKERNELS)
+    return [(k, sorted(r, key=lambda e: order.index(e[0]))) for k, r in sorted(rows.items(), key=lambda kv: order.index(kv[0]))]
+
+
+def _plan_cost(plan: ConvPlan, block: int) -> Tuple[float, int]:
+    cost = flops = 0
+    for kernel, rows in plan:
+        n, volume = sum(stop - first for _, first, stop in rows), _volume(kernel_shape(kernel))
+        cost += volume * -(-n // block) * block + block / 2
+        flops += volume * n
+    return cost, flops
+
+
+def output_segments(plan: ConvPlan, subkernels: Sequence[str]) -> List[Tuple[int, int, int]]:
+    """(conv index, first, stop) output-channel slices that, concatenated, give vocabulary order."""
+    located = []  # (sub-kernel rank, first row, conv, offset in that conv's output)
+    for c, (_, rows) in enumerate(plan):
+        offset = 0
+        for s, first, stop in rows:
+            located.append((subkernels.index(s), first, stop, c, offset))
+            offset += stop - first
+    segments: List[Tuple[int, int, int]] = []
+    for _, first, stop, c, offset in sorted(located):
+        if segments and segments[-1][0] == c and segments[-1][2] == offset:
+            segments[-1] = (c, segments[-1][1], offset + stop - first)  # contiguous: one slice
+        else:
+            segments.append((c, offset, offset + stop - first))
+    return segments
+
+
+def assemble(outputs: Sequence[torch.Tensor], segments: Sequence[Tuple[int, int, int]]) -> torch.Tensor:
+    """Concatenates the planned convs' outputs ``[N, n_i, T, H, W]`` into vocabulary channel order."""
+    parts = [outputs[c] if (first, stop) == (0, outputs[c].shape[1]) else outputs[c][:, first:stop]
+             for c, first, stop in segments]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+
+def padded_weight(weight: torch.Tensor, kernel: Tuple[int, int, int]) -> torch.Tensor:
+    """A sub-kernel weight ``[n, C_in, kt, kh, kw]`` zero-padded (centred) to ``kernel``."""
+    pads = []
+    for have, want in zip(reversed(weight.shape[2:]), reversed(kernel)):
+        pads += [(want - have) // 2] * 2
+    return F.pad(weight, pads) if any(pads) else weight
+
+
+class EfficientCakesConv3d(CakesConv3d):
+    """CAKES layer with :class:`CakesConv3d`'s parameters, state dict and math, run by a plan.
+
+    The sub-kernel convolutions are regrouped by :func:`plan_convs` (weights assembled from
+    ``convs.{i}.weight`` on the fly, so gradients reach the same parameters); the outputs are
+    put back in vocabulary order, then the shared BN and ReLU. ``[N, C_in, T, H, W] ->
+    [N, C_out, T', H', W']``. ``channel_block`` defaults to :func:`default_channel_block`.
+    """
+
+    def __init__(self, in_channels: int, counts: Dict[str, int], stride=(1, 1, 1), kernel_size: int = 3,
+                 relu: bool = True, channel_block: Optional[int] = None):
+        super().__init__(in_channels, counts, stride, kernel_size, relu)
+        self.plan = plan_convs(self.counts, channel_block or default_channel_block())
+        self.segments = output_segments(self.plan, self.subkernels)
+
+    def planned_weights(self) -> List[torch.Tensor]:
+        """One weight ``[n_i, C_in, kt, kh, kw]`` per planned convolution."""
+        weights = []
+        for kernel, rows in self.plan:
+            shape = kernel_shape(kernel, self.kernel_size)
+            parts = [padded_weight(self.convs[self.subkernels.index(s)].weight[first:stop], shape)
+                     for s, first, stop in rows]
+            weights.append(parts[0] if len(parts) == 1 else torch.cat(parts))
+        return weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = [F.conv3d(x, w, None, self.stride, tuple(d // 2 for d in w.shape[2:]))
+                   for w in self.planned_weights()]
+        return self.relu(self.bn(assemble(outputs, self.segments)))
+
+
+def _triple(v) -> Tuple[int, int, int]:
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v, v)
+
+
+CAKES_IMPLS = {"reference": CakesConv3d, "efficient": EfficientCakesConv3d}
+
+
+def build_cakes_layer(in_channels: int, counts: Dict[str, int], stride=(1, 1, 1), kernel_size: int = 3,
+                      relu: bool = True, impl: str = "reference") -> CakesConv3d:
+    """The one factory for CAKES layers (``MODEL.CAKES.IMPL``): "reference" or "efficient"."""
+    if impl not in CAKES_IMPLS:
+        raise ValueError(f"MODEL.CAKES.IMPL: unknown CAKES implementation {impl!r}; expected one of {list(CAKES_IMPLS)}")
+    return CAKES_IMPLS[impl](in_channels, counts, stride, kernel_size, relu)
+
+
+def to_reference(model: nn.Module) -> nn.Module:
+    """``model`` itself when it has no efficient CAKES layer, else a copy using reference layers.
+
+    The copy has the same state dict and outputs; it serves nominal FLOP counts and
+    reference-vs-efficient timing.
+    """
+    if not any(isinstance(m, EfficientCakesConv3d) for m in model.modules()):
+        return model
+    model = copy.deepcopy(model)
+    _swap_efficient(model)
+    return model
+
+
+def _swap_efficient(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, EfficientCakesConv3d):
+            ref = CakesConv3d(child.convs[0].in_channels, child.counts, child.stride, child.kernel_size,
+                              isinstance(child.relu, nn.ReLU)).to(child.bn.weight.device)
+            ref.load_state_dict(child.state_dict())
+            setattr(module, name, ref.train(child.training))
+        else:
+            _swap_efficient(child)

@@ -1,0 +1,256 @@
+"""Converters from published weights to this project's models: pure state-dict mappings.
+
+- torchvision video models (``r3d_18``, ``mc3_18``, ``r2plus1d_18``): key renames.
+- the official CAKES release (github.com/yucornetto/CAKES): prefix strip and key renames.
+- ImageNet 2D torchvision ResNets: inflation into any 2D/3D/CAKES variant of the same depth.
+
+Each ``*_config`` function returns the complete, validated config of the converted model;
+``convert_*`` write ``OUT_DIR/config.yaml`` and ``OUT_DIR/model.pyth`` and check that the
+weights fit the model before writing anything.
+"""
+import os
+import re
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from .schema import CheckpointError, load_model_state, save_checkpoint
+
+State = Dict[str, torch.Tensor]
+Rules = Sequence[Tuple[str, str]]
+
+# torchvision's video ResNet-18s: stem, per-block conv1/conv2 Sequentials, fc.
+_CONV_BN_RULES = [
+    (r"^stem\.0\.", "stem.conv."), (r"^stem\.1\.", "stem.bn."),
+    (r"^(layer\d\.\d+\.conv[12])\.0\.", r"\1.conv."), (r"^(layer\d\.\d+\.conv[12])\.1\.", r"\1.bn."),
+]
+_R2PLUS1D_RULES = [
+    (r"^stem\.0\.", "stem.conv_s."), (r"^stem\.1\.", "stem.bn_s."),
+    (r"^stem\.3\.", "stem.conv_t."), (r"^stem\.4\.", "stem.bn."),
+    (r"^(layer\d\.\d+\.conv[12])\.0\.0\.", r"\1.conv_s."), (r"^(layer\d\.\d+\.conv[12])\.0\.1\.", r"\1.bn_s."),
+    (r"^(layer\d\.\d+\.conv[12])\.0\.3\.", r"\1.conv_t."), (r"^(layer\d\.\d+\.conv[12])\.1\.", r"\1.bn."),
+]
+_SHARED_RULES = [(r"^(layer\d\.\d+\.downsample\.[01]\.)", r"\1"), (r"^fc\.", "head.fc.")]
+TORCHVISION_RULES = {
+    "r3d_18": _CONV_BN_RULES + _SHARED_RULES,
+    "mc3_18": _CONV_BN_RULES + _SHARED_RULES,
+    "r2plus1d_18": _R2PLUS1D_RULES + _SHARED_RULES,
+}
+# MODEL / DATA settings under which our ResNet3D equals each torchvision model.
+_TORCHVISION_DATA = [
+    "DATA.NUM_FRAMES", 16, "DATA.SAMPLING_RATE", 1, "DATA.TARGET_FPS", 15.0,
+    "DATA.TRAIN_JITTER_SCALES", [128, 160], "DATA.TRAIN_CROP_SIZE", 112,
+    "DATA.TEST_SCALE", 128, "DATA.TEST_CROP_SIZE", 112,
+    "DATA.MEAN", [0.43216, 0.394666, 0.37645], "DATA.STD", [0.22803, 0.22145, 0.216989],
+]
+TORCHVISION_SETTINGS = {
+    "r3d_18": ["MODEL.STEM", "3x7x7", "MODEL.TEMPORAL_OP", "3d", "MODEL.TEMPORAL_STRIDES", [1, 2, 2, 2]],
+    "mc3_18": ["MODEL.STEM", "3x7x7", "MODEL.TEMPORAL_OP", "mc", "MODEL.MC_NUM_3D_STAGES", 1,
+               "MODEL.TEMPORAL_STRIDES", [1, 1, 1, 1]],
+    "r2plus1d_18": ["MODEL.STEM", "2plus1d", "MODEL.TEMPORAL_OP", "2plus1d", "MODEL.TEMPORAL_STRIDES", [1, 2, 2, 2]],
+}
+
+# The official CAKES release: ResNet-50 bottlenecks whose middle conv is "convT"; trained and
+# tested on Something-Something V1 (JPEG frame folders) with TSN sampling.
+OFFICIAL_PREFIXES = (("module.base_model.", ""), ("module.new_fc.", "head.fc."))
+OFFICIAL_RULES = [
+    (r"^conv1\.", "stem.conv."), (r"^bn1\.", "stem.bn."),
+    (r"^(layer\d\.\d+)\.convT\.convs\.(\d+)\.0\.", r"\1.conv2.convs.\2."),
+    (r"^(layer\d\.\d+)\.convT\.out\.0\.", r"\1.conv2.bn."),
+    (r"^(layer\d\.\d+\.(?:conv1|bn1|conv3|bn3|downsample\.[01])\.)", r"\1"),
+    (r"^(head\.fc\.)", r"\1"),
+]
+OFFICIAL_R50_SETTINGS = [
+    "MODEL.DEPTH", 50, "MODEL.STEM", "1x7x7", "MODEL.STEM_POOL", True, "MODEL.TEMPORAL_STRIDES", [1, 1, 1, 1],
+    "MODEL.HEAD", "tsn", "MODEL.DROPOUT", 0.3,
+    "DATA.DECODER", "frames", "DATA.FRAME_TEMPLATE", "{:05d}.jpg", "DATA.FRAME_START_INDEX", 1,
+    "DATA.SAMPLING", "tsn", "DATA.TEST_PROTOCOL", "tsn", "DATA.TRAIN_CROP_SIZE", 224,
+    "DATA.TEST_SCALE", 256, "DATA.TEST_CROP_SIZE", 224,
+    "DATA.MEAN", [0.485, 0.456, 0.406], "DATA.STD", [0.229, 0.224, 0.225],
+    "TEST.NUM_ENSEMBLE_VIEWS", 1, "TEST.NUM_SPATIAL_CROPS", 1,
+]
+
+
+def rename_keys(state: State, rules: Rules, source: str) -> State:
+    """Renames every key by the first rule (regex, replacement) that matches; no match is an error."""
+    out, unknown = {}, []
+    for key, value in state.items():
+        for pattern, repl in rules:
+            if re.match(pattern, key):
+                out[re.sub(pattern, repl, key, count=1)] = value
+                break
+        else:
+            unknown.append(key)
+    if unknown:
+        raise CheckpointError(f"{source}: {len(unknown)} keys of no known layer: " + ", ".join(unknown[:20]))
+    return out
+
+
+def torchvision_to_project(state: State, arch: str) -> State:
+    """A torchvision ``r3d_18`` / ``mc3_18`` / ``r2plus1d_18`` state dict in our key names."""
+    if arch not in TORCHVISION_RULES:
+        raise ValueError(f"unknown torchvision arch {arch!r}; expected one of {sorted(TORCHVISION_RULES)}")
+    return rename_keys(state, TORCHVISION_RULES[arch], f"torchvision {arch}")
+
+
+def official_cakes_to_project(state: State) -> State:
+    """An official CAKES ``state_dict`` (``module.base_model.*``, ``module.new_fc.*``) in our key names."""
+    stripped, foreign = {}, []
+    for key, value in state.items():
+        prefix = next((p for p in OFFICIAL_PREFIXES if key.startswith(p[0])), None)
+        if prefix is None:
+            foreign.append(key)
+        else:
+            stripped[prefix[1] + key[len(prefix[0]):]] = value
+    if foreign:
+        raise CheckpointError(f"official CAKES checkpoint: keys without the module.base_model. / module.new_fc. "
+                              f"prefix: {', '.join(foreign[:20])}")
+    return rename_keys(stripped, OFFICIAL_RULES, "official CAKES checkpoint")
+
+
+def torchvision_config(arch: str):
+    """The validated config of our model equal to torchvision's ``arch`` (400 classes, clip head)."""
+    from ..config import load_config
+
+    if arch not in TORCHVISION_SETTINGS:
+        raise ValueError(f"unknown torchvision arch {arch!r}; expected one of {sorted(TORCHVISION_SETTINGS)}")
+    return load_config(None, ["MODEL.DEPTH", 18, "MODEL.NUM_CLASSES", 400, "MODEL.HEAD", "clip"]
+                       + TORCHVISION_SETTINGS[arch] + _TORCHVISION_DATA)
+
+
+def official_cakes_config(conv_config: str, num_classes: int = 174, frames: int = 8):
+    """The validated config of the official CAKES ResNet-50 with channel config ``conv_config``."""
+    from ..config import load_config
+
+    return load_config(None, OFFICIAL_R50_SETTINGS + [
+        "MODEL.TEMPORAL_OP", "cakes", "MODEL.CAKES.CONV_CONFIG", conv_config,
+        "MODEL.NUM_CLASSES", num_classes, "DATA.NUM_FRAMES", frames])
+
+
+def read_published(path: str, trust_pickle: bool = False) -> dict:
+    """Loads a published ``.pth`` onto the CPU (``weights_only`` unless ``trust_pickle``)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+    except FileNotFoundError as e:
+        raise CheckpointError(f"checkpoint not found: {path}") from e
+    except Exception as e:
+        hint = "" if trust_pickle else " (if you trust the file, retry with --trust-pickle)"
+        raise CheckpointError(f"cannot read {path}: {e}{hint}") from e
+
+
+def official_state_dict(ckpt: dict, source: str) -> State:
+    """The ``state_dict`` of an official CAKES checkpoint dict (``epoch``, ``arch``, ``state_dict``, ...)."""
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise CheckpointError(f"{source} is not an official CAKES checkpoint (a dict with 'state_dict')")
+    return ckpt["state_dict"]
+
+
+def write_converted(out_dir: str, cfg, state: State, source: str, allow_missing=None) -> Tuple[str, str]:
+    """Checks ``state`` fits ``cfg``'s model, then writes ``config.yaml`` and ``model.pyth``; returns both paths.
+
+    ``allow_missing``: key prefixes the checkpoint leaves out on purpose (the head of inflated weights).
+    """
+    from ..models import build_model
+
+    load_model_state(build_model(cfg), state, source=source, allow_missing=allow_missing)
+    os.makedirs(out_dir, exist_ok=True)
+    cfg_path, ckpt_path = os.path.join(out_dir, "config.yaml"), os.path.join(out_dir, "model.pyth")
+    with open(cfg_path, "w") as f:
+        f.write(cfg.dump())
+    save_checkpoint(ckpt_path, state, cfg=cfg.dump())
+    return cfg_path, ckpt_path
+
+
+def convert_torchvision(in_path: str, out_dir: str, arch: str, trust_pickle: bool = False) -> Tuple[str, str]:
+    """Converts a published torchvision video-model state dict file; returns (config, checkpoint) paths."""
+    state = torchvision_to_project(read_published(in_path, trust_pickle), arch)
+    return write_converted(out_dir, torchvision_config(arch), state, in_path)
+
+
+def convert_official_cakes(in_path: str, out_dir: str, conv_config: str, num_classes: int = 174,
+                           frames: int = 8, trust_pickle: bool = False) -> Tuple[str, str]:
+    """Converts an official CAKES checkpoint file; returns (config, checkpoint) paths."""
+    state = official_cakes_to_project(official_state_dict(read_published(in_path, trust_pickle), in_path))
+    return write_converted(out_dir, official_cakes_config(conv_config, num_classes, frames), state, in_path)
+
+
+# Our key -> the 2D torchvision ResNet key it is inflated from (first match wins).
+INFLATION_RULES = [
+    (r"^stem\.conv\.", "conv1."), (r"^stem\.bn\.", "bn1."),
+    (r"^(layer\d\.\d+)\.(conv[12])\.(?:conv|conv_s|conv_t|convs\.\d+)\.", r"\1.\2."),
+    (r"^(layer\d\.\d+)\.conv([12])\.(?:bn|bn_s)\.", r"\1.bn\2."),
+    (r"^(layer\d\.\d+\.(?:conv[13]|bn[13]|downsample\.[01])\.)", r"\1"),
+]
+NOT_INFLATED = ("head.",)  # the classifier: its classes differ from ImageNet's
+
+
+def inflate_tensor(w2d: torch.Tensor, shape: Sequence[int], out_offset: int = 0) -> torch.Tensor:
+    """One 2D tensor inflated to ``shape`` by the official rules.
+
+    Conv ``[O, I, kh, kw]`` -> ``[O', I', kt, kh', kw']``: a kernel of the same spatial size gets a time
+    axis of ``kt`` copies divided by ``kt`` (kt = 1: unchanged); a 1x1 spatial target (kx1x1) takes
+    the 2D kernel summed over H and W, likewise repeated. Output channels are sliced from
+    ``out_offset`` (the group of a CAKES sub-kernel), input channels from 0 (a narrower input).
+    1-D tensors (BN) are sliced the same way; scalars are copied.
+    """
+    if w2d.dim() == 4:
+        kt, kh, kw = shape[2:]
+        if (kh, kw) == (1, 1) and w2d.shape[2:] != (1, 1):
+            w2d = w2d.sum(dim=(2, 3), keepdim=True)
+        if tuple(w2d.shape[2:]) == (kh, kw):
+            w2d = w2d.unsqueeze(2).repeat(1, 1, kt, 1, 1) / kt
+        w2d = w2d[out_offset:out_offset + shape[0], :shape[1]]
+    elif w2d.dim() == 1:
+        w2d = w2d[out_offset:out_offset + shape[0]]
+    if tuple(w2d.shape) != tuple(shape):
+        raise ValueError(f"cannot inflate a 2D tensor into shape {tuple(shape)}")
+    return w2d.clone()
+
+
+def _group_offset(own: State, key: str) -> int:
+    """Output-channel offset of CAKES sub-kernel ``convs.i`` in its layer (sum of earlier groups)."""
+    match = re.search(r"^(.*\.convs\.)(\d+)\.", key)
+    if not match:
+        return 0
+    prefix, index = match.group(1), int(match.group(2))
+    return sum(own[f"{prefix}{j}.weight"].shape[0] for j in range(index))
+
+
+def inflate_2d_state(state2d: State, model: nn.Module) -> Tuple[State, List[str]]:
+    """Inflates a torchvision ImageNet ResNet state dict into ``model``'s keys.
+
+    Returns ``(state, not_inflated)``: ``not_inflated`` lists the model keys deliberately left out
+    (the head, ``head.fc.*``). Raises CheckpointError naming every key that has no 2D source or
+    whose shape cannot be inflated (e.g. R(2+1)D midplanes), and every 2D key left unused (a depth
+    mismatch), so weights never load partially.
+    """
+    own = model.state_dict()
+    state, not_inflated, errors, used = {}, [], [], {"fc.weight", "fc.bias"}
+    for key, target in own.items():
+        if key.startswith(NOT_INFLATED):
+            not_inflated.append(key)
+            continue
+        rule = next(((p, r) for p, r in INFLATION_RULES if re.match(p, key)), None)
+        source = re.sub(rule[0], rule[1], key, count=1) if rule else None
+        if source not in state2d:
+            errors.append(f"{key}: no 2D source" + (f" ({source})" if source else ""))
+            continue
+        used.add(source)
+        try:
+            state[key] = inflate_tensor(state2d[source], target.shape, _group_offset(own, key))
+        except ValueError as e:
+            errors.append(f"{key} from {source} {tuple(state2d[source].shape)}: {e}")
+    errors += [f"2D key {k} fits no layer (another depth?)" for k in state2d if k not in used]
+    if errors:
+        raise CheckpointError(f"cannot inflate into {type(model).__name__} ({len(errors)} keys): "
+                              + "; ".join(errors[:10]) + (" ..." if len(errors) > 10 else ""))
+    return state, not_inflated
+
+
+def convert_imagenet_2d(in_path: str, out_dir: str, cfg, trust_pickle: bool = False) -> Tuple[str, str]:
+    """Inflates a torchvision 2D ResNet state dict file into ``cfg``'s model; the checkpoint has no ``head.*``."""
+    from ..models import build_model
+
+    state, _ = inflate_2d_state(read_published(in_path, trust_pickle), build_model(cfg))
+    return write_converted(out_dir, cfg, state, in_path, allow_missing=list(NOT_INFLATED))

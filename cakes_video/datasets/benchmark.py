@@ -1,0 +1,189 @@
+"""Data-pipeline benchmark (``tools/benchmark_data.py``): decoding, training loader, test views.
+
+JSON report (times are wall-clock seconds on this machine)::
+
+    data:   {list, root, num_videos, synthetic (bool), threads (torch intra-op threads)}
+    decode: {backend: {frames, ours_fps, plain_fps, ratio, skipped}} per backend:
+            every frame of every video through ``open_video(...).get_frames`` ("ours")
+            against the library's own plain sequential decode (PyAV ``container.decode``,
+            decord ``VideoReader.get_batch``); ratio = ours_fps / plain_fps (target >= 0.8);
+            skipped lists videos either side could not decode.
+    train:  {workers, batch_size, clips, seconds, clips_per_s}: one epoch of
+            ``build_loader(cfg, "train")`` (decode, sample, augment, collate), startup included.
+    test:   {clips, crops, views_per_video, videos, decode_once_views_per_s,
+            per_view_views_per_s, decode_once_speedup}: the multi-view test dataset reading
+            every view of a video from one decode, against opening and decoding per view
+            (best of ``--repeats`` passes each).
+"""
+import argparse
+import json
+import os
+import tempfile
+import time
+from typing import Dict, List, Sequence
+
+import numpy as np
+import torch
+
+from ..config import get_cfg
+from ..config.validate import validate_cfg
+from .catalog import read_video_list
+from .decoding import DecodeError, open_video
+from .loader import build_loader
+from .registry import build_dataset
+from .synthetic import make_synthetic
+
+
+def plain_decode(path: str, backend: str) -> np.ndarray:
+    """All frames, uint8 [N, H, W, 3], the way each library decodes a file on its own.
+    The library's own errors become DecodeError."""
+    if backend == "pyav":
+        import av
+
+        try:
+            with av.open(path) as container:
+                return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+        except av.FFmpegError as error:
+            raise DecodeError(f"{path}: PyAV: {error}") from error
+    if backend == "decord":
+        import decord
+
+        try:
+            reader = decord.VideoReader(path, ctx=decord.cpu(0))
+            return reader.get_batch(list(range(len(reader)))).asnumpy()
+        except decord.DECORDError as error:
+            raise DecodeError(f"{path}: decord: {error}") from error
+    raise ValueError(f"no plain decoder for backend {backend!r}")
+
+
+def _ours(path: str, backend: str) -> np.ndarray:
+    with open_video(path, backend) as video:
+        return video.get_frames(np.arange(video.meta.num_frames))
+
+
+def _best_seconds(decode, path: str, backend: str, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        decode(path, backend)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def decode_throughput(paths: Sequence[str], backend: str, repeats: int = 2) -> Dict:
+    """Frames per second of our decoder and of the plain decode over every frame of ``paths``;
+    each video's best of ``repeats`` (the machine may be shared), after one warm-up decode."""
+    seconds, frames, skipped = {"ours": 0.0, "plain": 0.0}, 0, []
+    for path in paths:
+        try:
+            count = len(_ours(path, backend))  # warm-up: imports, file cache
+            plain_decode(path, backend)
+        except DecodeError as error:
+            skipped.append({"path": path, "error": str(error).splitlines()[0][:200]})
+            continue
+        seconds["ours"] += _best_seconds(_ours, path, backend, repeats)
+        seconds["plain"] += _best_seconds(plain_decode, path, backend, repeats)
+        frames += count
+    ours, plain = frames / max(seconds["ours"], 1e-9), frames / max(seconds["plain"], 1e-9)
+    return {"frames": frames, "ours_fps": round(ours, 1), "plain_fps": round(plain, 1),
+            "ratio": round(ours / plain, 3) if frames else None, "skipped": skipped}
+
+
+def train_throughput(cfg) -> Dict:
+    """Clips per second of one training epoch through ``build_loader``."""
+    start = time.perf_counter()
+    clips = sum(len(batch["index"]) for batch in build_loader(cfg, "train"))
+    seconds = time.perf_counter() - start
+    return {"workers": cfg.DATA_LOADER.NUM_WORKERS, "batch_size": cfg.TRAIN.BATCH_SIZE, "clips": clips,
+            "seconds": round(seconds, 3), "clips_per_s": round(clips / seconds, 1)}
+
+
+def test_view_throughput(cfg, max_videos: int, repeats: int = 2) -> Dict:
+    """Views per second of the multi-view test dataset, decode-once against per-view (each
+    mode's best of ``repeats`` passes over the videos, after a warm-up item)."""
+    dataset = build_dataset(cfg, "test")
+    videos = min(max_videos, len(dataset))
+    best = {True: float("inf"), False: float("inf")}
+    for _ in range(repeats):
+        for decode_once in (True, False):
+            dataset.decode_once = decode_once
+            dataset[0]  # warm-up: first-call costs (imports, allocator) would count against one mode
+            start = time.perf_counter()
+            views = sum(len(dataset[i]["video"]) for i in range(videos))
+            best[decode_once] = min(best[decode_once], time.perf_counter() - start)
+    rates = {mode: views / seconds for mode, seconds in best.items()}
+    return {"clips": cfg.TEST.NUM_ENSEMBLE_VIEWS, "crops": cfg.TEST.NUM_SPATIAL_CROPS,
+            "views_per_video": dataset.num_views, "videos": videos,
+            "decode_once_views_per_s": round(rates[True], 1), "per_view_views_per_s": round(rates[False], 1),
+            "decode_once_speedup": round(rates[True] / rates[False], 2)}
+
+
+test_view_throughput.__test__ = False  # not a pytest test, though its name starts with "test"
+
+
+def benchmark_cfg(list_path: str, root: str, workers: int, clips: int, crops: int, small: bool,
+                  batch_size: int = 8):
+    """The config the benchmark loads with: every split reads ``list_path``; ``small`` sizes
+    transforms for the 64x64 synthetic clips (16 frames at 30 fps; 8-frame clips at rate 1,
+    so the 10 test clips differ: 8 x 2 would make them all the whole video)."""
+    cfg = get_cfg()
+    cfg.TRAIN.BATCH_SIZE = batch_size
+    cfg.DATA.ROOT = root
+    cfg.DATA.TRAIN_LIST = cfg.DATA.VAL_LIST = cfg.DATA.TEST_LIST = list_path
+    cfg.DATA_LOADER.NUM_WORKERS = workers
+    cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS = clips, crops
+    if small:
+        cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE = 8, 1
+        cfg.DATA.TRAIN_JITTER_SCALES, cfg.DATA.TRAIN_CROP_SIZE = [64, 80], 56
+        cfg.DATA.TEST_SCALE, cfg.DATA.TEST_CROP_SIZE = 64, 56
+    return validate_cfg(cfg)
+
+
+def run(list_path: str, root: str, backends: Sequence[str], workers: int, clips: int, crops: int,
+        max_test_videos: int, small: bool, repeats: int = 2) -> Dict:
+    """Every measurement of the module docstring on the videos of ``list_path``."""
+    paths = [record.path for record in read_video_list(list_path, root)]
+    # A list shorter than a batch still gives one (the train loader drops partial batches).
+    cfg = benchmark_cfg(list_path, root, workers, clips, crops, small, max(1, min(8, len(paths))))
+    return {
+        "data": {"list": list_path, "root": root, "num_videos": len(paths), "synthetic": small,
+                 "threads": torch.get_num_threads()},
+        "decode": {backend: decode_throughput(paths, backend, repeats) for backend in backends},
+        "train": train_throughput(cfg),
+        "test": test_view_throughput(cfg, max_test_videos, repeats),
+    }
+
+
+def _parse(argv) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Benchmarks decoding, the training loader and test views.")
+    parser.add_argument("--data", help="video list 'path label' (default: a fresh synthetic set)")
+    parser.add_argument("--root", default="", help="prefix of the list's paths")
+    parser.add_argument("--json", help="write the report here (it is always printed)")
+    parser.add_argument("--backends", nargs="+", default=["pyav", "decord"])
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for the train epoch")
+    parser.add_argument("--views", default="10x3", help="test views, CLIPSxCROPS")
+    parser.add_argument("--test-videos", type=int, default=8, help="videos timed for test views")
+    parser.add_argument("--videos-per-class", type=int, default=4, help="synthetic set size")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--repeats", type=int, default=2, help="decode and test-view timings: best of this many")
+    return parser.parse_args(argv)
+
+
+def main(argv: List[str] = None) -> Dict:
+    args = _parse(argv)
+    torch.set_num_threads(args.threads)
+    clips, crops = (int(n) for n in args.views.lower().split("x"))
+    with tempfile.TemporaryDirectory(prefix="cakes_bench_") as tmp:
+        list_path, root = args.data, args.root
+        if not list_path:
+            synthetic = make_synthetic(tmp, seed=0, videos_per_class=args.videos_per_class)
+            list_path, root = synthetic["train"], synthetic["root"]
+        report = run(list_path, root, args.backends, args.workers, clips, crops, args.test_videos,
+                     small=not args.data, repeats=args.repeats)
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            f.write(text + "\n")
+    return report

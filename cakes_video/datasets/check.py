@@ -1,0 +1,94 @@
+"""Dataset check (``tools/check_dataset.py``): can every video of a list be opened and decoded?
+
+A video passes when it opens, its first and last frames decode, and (for files) its
+content is not clearly shorter than the container header claims (a truncated download
+often keeps a header that promises the whole clip). Each result is a dict with ``path``,
+``ok``, ``error`` (None or the DecodeError message), ``num_frames``, ``fps``, ``width``,
+``height`` (displayed size, after rotation; None when the video does not open).
+"""
+import json
+import os
+from multiprocessing import Pool
+
+from tqdm import tqdm
+
+from .decoding import DecodeError, open_video
+
+# Truncated: content under this fraction of the header's claim, and short by 2+ frames.
+MIN_CONTENT_FRACTION = 0.9
+
+
+def read_list(list_path: str, root: str = "") -> list:
+    """Paths of a video list: one per line, optionally followed by a label (whitespace
+    separated); blank lines and ``#`` comments are skipped; relative paths join ``root``."""
+    paths = []
+    with open(list_path) as lines:
+        for line in lines:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.rsplit(None, 1)
+            path = parts[0] if len(parts) == 2 and _is_int(parts[1]) else line
+            paths.append(os.path.join(root, path) if root else path)
+    return paths
+
+
+def _is_int(text: str) -> bool:
+    return text.lstrip("+-").isdigit()
+
+
+def check_video(path: str, backend: str = "pyav", **options) -> dict:
+    """Opens ``path``, decodes its first and last frames, compares content and header."""
+    result = {"path": path, "ok": False, "error": None, "num_frames": None, "fps": None,
+              "width": None, "height": None}
+    try:
+        with open_video(path, backend, **options) as video:
+            meta = video.meta
+            result.update(num_frames=meta.num_frames, fps=meta.fps, width=meta.width, height=meta.height)
+            video.get_frames([0, meta.num_frames - 1])
+        if backend != "frames":
+            _check_not_truncated(path, meta)
+    except DecodeError as err:
+        result["error"] = str(err)
+        return result
+    result["ok"] = True
+    return result
+
+
+def _check_not_truncated(path: str, meta) -> None:
+    from .decoding_pyav import header_duration
+
+    claimed = header_duration(path)
+    if claimed and meta.duration < MIN_CONTENT_FRACTION * claimed and claimed - meta.duration > 2 / meta.fps:
+        raise DecodeError(f"{path}: truncated: header claims {claimed:.2f} s, "
+                          f"content is {meta.duration:.2f} s ({meta.num_frames} frames)")
+
+
+def _check_one(job) -> dict:
+    path, backend, options = job
+    return check_video(path, backend, **options)
+
+
+def check_videos(paths: list, backend: str = "pyav", workers: int = 1, progress: bool = True,
+                 **options) -> list:
+    """check_video on every path, in order, with a tqdm progress bar; ``workers`` processes."""
+    jobs = [(path, backend, options) for path in paths]
+    bar = dict(total=len(jobs), desc="checking", unit="video", disable=not progress)
+    if workers <= 1:
+        return [_check_one(job) for job in tqdm(jobs, **bar)]
+    with Pool(workers) as pool:
+        return list(tqdm(pool.imap(_check_one, jobs, chunksize=4), **bar))
+
+
+def summary(results: list) -> str:
+    failed = sum(not r["ok"] for r in results)
+    return f"{len(results) - failed} ok, {failed} failed"
+
+
+def write_json(results: list, json_path: str, backend: str) -> None:
+    """Writes {"backend", "summary": {"ok", "failed"}, "videos": [result, ...]}."""
+    failed = sum(not r["ok"] for r in results)
+    report = {"backend": backend, "summary": {"ok": len(results) - failed, "failed": failed},
+              "videos": results}
+    with open(json_path, "w") as out:
+        json.dump(report, out, indent=1)

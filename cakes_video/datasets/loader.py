@@ -1,0 +1,145 @@
+"""DataLoaders for every split: samplers (distributed-aware), batch collation, worker seeding.
+
+Every batch is a dict (B items left after dropping videos that failed to decode)::
+
+    "video":    float [B, C, T, H, W] (train / val) or [B, V, C, T, H, W] (test)
+    "label":    int64 [B]
+    "index":    int64 [B]     dataset index of each item
+    "video_id": list[str]     length B
+    "failed":   list of {"path", "error"}: videos that failed while making this batch
+
+B can be 0 when every video of a batch failed ("video" is then an empty tensor): the loop
+skips the step but still counts the failures (see :func:`check_failure_fraction`).
+"""
+import random
+from typing import Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+
+from .registry import build_dataset
+
+
+class TooManyFailedVideos(RuntimeError):
+    """More videos failed to decode in an epoch than DATA.MAX_FAILED_FRACTION allows."""
+
+
+def check_failure_fraction(num_failed: int, num_seen: int, max_fraction: float) -> None:
+    """Raises TooManyFailedVideos when ``num_failed / num_seen > max_fraction``.
+
+    ``num_seen`` counts decode attempts: per batch ``len(batch["index"]) + len(batch["failed"])``.
+    """
+    if num_seen > 0 and num_failed / num_seen > max_fraction:
+        raise TooManyFailedVideos(
+            f"{num_failed} of {num_seen} videos ({num_failed / num_seen:.1%}) failed to decode, more than "
+            f"DATA.MAX_FAILED_FRACTION={max_fraction}; the log names each bad file")
+
+
+class ShardSampler(Sampler[int]):
+    """Rank ``rank``'s contiguous shard of ``range(num_samples)``: shards are disjoint and cover
+    every index exactly once (no padding, unlike DistributedSampler), so distributed
+    evaluation sees each video once. Shard sizes differ by at most one."""
+
+    def __init__(self, num_samples: int, rank: int, world_size: int):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in [0, {world_size})")
+        self.start = num_samples * rank // world_size
+        self.stop = num_samples * (rank + 1) // world_size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.start, self.stop))
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+def collate_videos(items: List[Dict]) -> Dict:
+    """Stacks dataset items into the batch dict above; items with an empty "video" are left
+    out of the tensors, their failures kept in "failed"."""
+    kept = [item for item in items if item["video"].numel() > 0]
+    failed = [failure for item in items for failure in item["failed"]]
+    return {
+        "video": torch.stack([item["video"] for item in kept]) if kept else torch.empty(0),
+        "label": torch.tensor([item["label"] for item in kept], dtype=torch.int64),
+        "index": torch.tensor([item["index"] for item in kept], dtype=torch.int64),
+        "video_id": [item["video_id"] for item in kept],
+        "failed": failed,
+    }
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seeds numpy and random in a worker from torch's per-worker seed (base seed + worker id),
+    which the DataLoader draws from its generator: a seeded generator makes epochs repeat."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _world() -> Optional[Tuple[int, int]]:
+    """(rank, world size) when torch.distributed is initialised, else None."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return None
+
+
+def _uses_cuda(cfg) -> bool:
+    return cfg.DEVICE == "cuda" or (cfg.DEVICE == "auto" and torch.cuda.is_available())
+
+
+def per_process_batch_size(global_batch: int, world_size: int, key: str) -> int:
+    """``global_batch // world_size``; raises naming ``key`` when it does not divide evenly."""
+    if global_batch % world_size:
+        raise ValueError(f"{key}={global_batch} is not divisible by the world size {world_size}")
+    return global_batch // world_size
+
+
+def _sampler(dataset, split: str, seed: int, world: Optional[Tuple[int, int]]) -> Optional[Sampler]:
+    """None without torch.distributed (the DataLoader shuffles train itself); else per-rank."""
+    if world is None:
+        return None
+    rank, world_size = world
+    if split == "train":
+        return DistributedSampler(dataset, world_size, rank, shuffle=True, seed=seed, drop_last=True)
+    return ShardSampler(len(dataset), rank, world_size)
+
+
+def build_loader(cfg, split: str) -> DataLoader:
+    """The DataLoader of ``split`` ("train", "val", "test") as the config describes.
+
+    Train shuffles (DistributedSampler under torch.distributed) and drops the last partial
+    batch; val and test keep order and, distributed, each rank reads a disjoint shard.
+    Batch sizes in the config are global: each process takes its share. Call
+    :func:`set_loader_epoch` before each epoch so shuffling and augmentation follow
+    ``cfg.SEED`` and the epoch number.
+    """
+    dataset = build_dataset(cfg, split)
+    world = _world()
+    world_size = world[1] if world else 1
+    key = "TEST.BATCH_SIZE" if split == "test" else "TRAIN.BATCH_SIZE"  # val clips cost what train clips do
+    global_batch = cfg.TEST.BATCH_SIZE if split == "test" else cfg.TRAIN.BATCH_SIZE
+    batch_size = per_process_batch_size(global_batch, world_size, key)
+    if split == "train" and len(dataset) < global_batch:
+        raise ValueError(f"DATA.TRAIN_LIST: {len(dataset)} videos make no full batch of TRAIN.BATCH_SIZE="
+                         f"{global_batch} (the last partial batch is dropped)")
+    sampler = _sampler(dataset, split, cfg.SEED, world)
+    workers = cfg.DATA_LOADER.NUM_WORKERS
+    loader = DataLoader(
+        dataset, batch_size=batch_size, shuffle=split == "train" and sampler is None, sampler=sampler,
+        num_workers=workers, collate_fn=collate_videos, pin_memory=cfg.DATA_LOADER.PIN_MEMORY and _uses_cuda(cfg),
+        drop_last=split == "train", worker_init_fn=seed_worker, generator=torch.Generator().manual_seed(cfg.SEED),
+        # A decoded-video cache lives in the worker processes: keep them between epochs.
+        persistent_workers=workers > 0 and cfg.DATA.CACHE_DECODED)
+    loader.seed = cfg.SEED
+    return loader
+
+
+def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
+    """Makes ``epoch``'s order and worker seeds a function of (cfg.SEED, epoch) alone, so a
+    resumed run repeats them. Without workers, augmentation draws from torch's global RNG;
+    persistent workers (DATA.CACHE_DECODED) keep the seeds they started with."""
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)
+    loader.generator.manual_seed(loader.seed * 100_003 + epoch)
+

@@ -1,0 +1,137 @@
+"""Multi-view test dataset: every temporal clip x spatial crop of a video in one item.
+
+Item: ``{"video": float [V, C, T, S, S], "label", "index", "video_id", "failed"}`` with
+``V = num_clips * num_crops`` ordered clip-major (``view = clip * num_crops + crop``).
+
+Decode-once: the video is opened once and the union of all clips' frame indices decoded
+in one pass; each clip then indexes those frames, and identical clips are cropped once. ``decode_once=False`` reads every view on
+its own (open, decode, crop), the way per-view test loaders do; it exists to measure the
+difference and to check that both give the same views. A video that fails to decode is
+not retried: its item has an empty "video" and the failure in "failed".
+"""
+from dataclasses import dataclass
+from functools import partial
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from . import transforms
+from .catalog import VideoRecord
+from .decoding import DecodeError, VideoMeta
+from .sampling import test_view_indices
+from .video_dataset import failed_item
+from .video_reader import VideoReader, failure, log_bad_video_once
+
+
+@dataclass(frozen=True)
+class TemporalViews:
+    """The ``num_clips`` clips of a test video under ``protocol`` (a key of sampling.PROTOCOLS)."""
+
+    protocol: str = "pyslowfast"
+    num_frames: int = 8
+    sampling_rate: int = 8
+    target_fps: Optional[float] = 30.0
+    num_clips: int = 10
+
+    def indices(self, meta: VideoMeta) -> List[np.ndarray]:
+        """List of ``num_clips`` int64 [num_frames] index arrays."""
+        fps = meta.fps if self.target_fps else None
+        return test_view_indices(self.protocol, meta.num_frames, self.num_frames, self.sampling_rate,
+                                 self.num_clips, video_fps=fps, target_fps=self.target_fps)
+
+
+@dataclass(frozen=True)
+class SpatialViews:
+    """Short side resized to ``scale``, then ``num_crops`` (1: centre; 3: start, centre, end)."""
+
+    scale: int = 256
+    crop_size: int = 224
+    num_crops: int = 3
+    mean: Sequence[float] = (0.485, 0.456, 0.406)
+    std: Sequence[float] = (0.229, 0.224, 0.225)
+
+    def all(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 [T, H, W, 3] -> float [num_crops, C, T, S, S]."""
+        return transforms.test_views(frames, scale=self.scale, crop_size=self.crop_size,
+                                     num_crops=self.num_crops, mean=self.mean, std=self.std)
+
+    def one(self, frames: np.ndarray, crop: int) -> torch.Tensor:
+        """Crop ``crop`` alone: uint8 [T, H, W, 3] -> float [C, T, S, S] (same pixels as ``all``)."""
+        position = 1 if self.num_crops == 1 else crop
+        video = transforms.short_side_scale(transforms.to_video(frames), self.scale)
+        return transforms.normalize(transforms.spatial_crop(video, self.crop_size, position),
+                                    self.mean, self.std)
+
+
+class MultiViewDataset(Dataset):
+    """All test views of each of ``records``; see the module docstring."""
+
+    def __init__(self, records: Sequence[VideoRecord], class_names: Sequence[str], reader: VideoReader,
+                 temporal: TemporalViews, spatial: SpatialViews, decode_once: bool = True):
+        self.records = list(records)
+        self.class_names = list(class_names)
+        self.reader = reader
+        self.temporal = temporal
+        self.spatial = spatial
+        self.decode_once = decode_once
+
+    @property
+    def num_videos(self) -> int:
+        return len(self.records)
+
+    @property
+    def num_views(self) -> int:
+        return self.temporal.num_clips * self.spatial.num_crops
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> Dict:
+        record = self.records[index]
+        try:
+            video = self._views_decoded_once(record) if self.decode_once else self._views_one_by_one(record)
+        except DecodeError as error:
+            log_bad_video_once(record.path, error)
+            return failed_item(record, index, [failure(record.path, error)])
+        return {"video": video, "label": record.label, "index": index, "video_id": record.video_id,
+                "failed": []}
+
+    def _views_decoded_once(self, record: VideoRecord) -> torch.Tensor:
+        chosen = []  # the clips' indices, kept to spot repeats
+
+        def choose(meta: VideoMeta) -> List[np.ndarray]:
+            chosen.extend(self.temporal.indices(meta))
+            return chosen
+
+        clips = self.reader.read_clips(record, choose)
+        # Short videos give identical clips (every start clamped to 0): crop those once.
+        crops_of = {}
+        for indices, clip in zip(chosen, clips):
+            if indices.tobytes() not in crops_of:
+                crops_of[indices.tobytes()] = self.spatial.all(clip)
+        return torch.cat([crops_of[indices.tobytes()] for indices in chosen])
+
+    def _views_one_by_one(self, record: VideoRecord) -> torch.Tensor:
+        views = []
+        for clip_idx in range(self.temporal.num_clips):
+            choose = partial(_one_clip, self.temporal, clip_idx)
+            for crop in range(self.spatial.num_crops):
+                (clip,) = self.reader.read_clips(record, choose)
+                views.append(self.spatial.one(clip, crop))
+        return torch.stack(views)
+
+
+def _one_clip(temporal: TemporalViews, clip_idx: int, meta: VideoMeta) -> List[np.ndarray]:
+    return [temporal.indices(meta)[clip_idx]]
+
+
+def multiview_dataset_from_cfg(cfg, records, class_names, reader: VideoReader) -> MultiViewDataset:
+    """Maps DATA and TEST.NUM_ENSEMBLE_VIEWS / NUM_SPATIAL_CROPS onto a MultiViewDataset."""
+    data = cfg.DATA
+    temporal = TemporalViews(data.TEST_PROTOCOL, data.NUM_FRAMES, data.SAMPLING_RATE,
+                             data.TARGET_FPS if data.TARGET_FPS > 0 else None, cfg.TEST.NUM_ENSEMBLE_VIEWS)
+    spatial = SpatialViews(data.TEST_SCALE, data.TEST_CROP_SIZE, cfg.TEST.NUM_SPATIAL_CROPS,
+                           tuple(data.MEAN), tuple(data.STD))
+    return MultiViewDataset(records, class_names, reader, temporal, spatial)

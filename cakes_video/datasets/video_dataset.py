@@ -1,0 +1,147 @@
+"""Train/val clip dataset: one clip per item, decoded from the frames its sampling picks.
+
+Item: ``{"video": float [C, T, H, W], "label": int, "index": int, "video_id": str,
+"failed": list of {"path", "error"}}``.
+
+Training draws a random clip and augments it; a video that fails to decode (DecodeError)
+is replaced by another random video, at most ``max_retries`` times, and each failure is
+listed in "failed". Validation reads the deterministic centre clip with the centre crop and
+never retries: a failed video comes back with an empty "video" (the collate function drops
+it). Errors other than DecodeError are bugs and propagate.
+"""
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from . import transforms
+from .catalog import VideoRecord
+from .decoding import DecodeError, VideoMeta
+from .sampling import dense_clip_indices, tsn_indices
+from .video_reader import VideoReader, failure, log_bad_video_once
+
+
+class DecodeRetriesExhausted(RuntimeError):
+    """A training item met only undecodable videos, retries included."""
+
+
+@dataclass(frozen=True)
+class ClipSampling:
+    """Which frames a clip reads. ``mode`` "dense": ``num_frames`` frames ``sampling_rate`` apart
+    at ``target_fps`` (None: the video's own rate); "tsn": ``num_frames`` segments."""
+
+    mode: str = "dense"
+    num_frames: int = 8
+    sampling_rate: int = 8
+    target_fps: Optional[float] = 30.0
+
+    def indices(self, meta: VideoMeta, rng: Optional[np.random.Generator]) -> np.ndarray:
+        """int64 [num_frames]: a random clip with ``rng``, else the centre clip."""
+        if self.mode == "tsn":
+            return tsn_indices(meta.num_frames, self.num_frames, train=rng is not None, rng=rng)
+        fps = meta.fps if self.target_fps else None
+        clip_idx = -1 if rng is not None else 0
+        return dense_clip_indices(meta.num_frames, self.num_frames, self.sampling_rate, clip_idx, 1,
+                                  video_fps=fps, target_fps=self.target_fps, rng=rng)
+
+
+def item_rng() -> np.random.Generator:
+    """A numpy generator seeded from torch's RNG: per worker, torch is seeded from the
+    DataLoader's generator, so seeded loaders repeat their augmentation."""
+    return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+
+
+def failed_item(record: VideoRecord, index: int, failures: List[Dict]) -> Dict:
+    """An item whose video could not be decoded: empty "video", kept out of the batch tensors."""
+    return {"video": torch.empty(0), "label": record.label, "index": index,
+            "video_id": record.video_id, "failed": failures}
+
+
+class ClipDataset(Dataset):
+    """Clips of ``records`` for training (``train=True``) or validation.
+
+    ``train_transform(frames uint8 [T, H, W, 3], label, rng=rng) -> (float [C, T, S, S], label)``;
+    ``val_transform(frames) -> float [C, T, S, S]``.
+    """
+
+    def __init__(self, records: Sequence[VideoRecord], class_names: Sequence[str], reader: VideoReader,
+                 sampling: ClipSampling, train: bool, train_transform: Optional[Callable] = None,
+                 val_transform: Optional[Callable] = None, max_retries: int = 10):
+        self.records = list(records)
+        self.class_names = list(class_names)
+        self.reader = reader
+        self.sampling = sampling
+        self.train = train
+        self.train_transform = train_transform
+        self.val_transform = val_transform
+        self.max_retries = max_retries
+
+    @property
+    def num_videos(self) -> int:
+        return len(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _read(self, record: VideoRecord, rng) -> np.ndarray:
+        (clip,) = self.reader.read_clips(record, lambda meta: [self.sampling.indices(meta, rng)])
+        return clip
+
+    def __getitem__(self, index: int) -> Dict:
+        if not self.train:
+            return self._val_item(index)
+        rng, failures = item_rng(), []
+        for _ in range(self.max_retries + 1):
+            record = self.records[index]
+            try:
+                clip = self._read(record, rng)
+            except DecodeError as error:
+                log_bad_video_once(record.path, error)
+                failures.append(failure(record.path, error))
+                index = int(rng.integers(len(self.records)))
+                continue
+            video, label = self.train_transform(clip, record.label, rng=rng)
+            return {"video": video, "label": label, "index": index, "video_id": record.video_id,
+                    "failed": failures}
+        paths = ", ".join(f["path"] for f in failures)
+        raise DecodeRetriesExhausted(f"{len(failures)} videos in a row failed to decode "
+                                     f"(DATA.MAX_RETRIES={self.max_retries}): {paths}")
+
+    def _val_item(self, index: int) -> Dict:
+        record = self.records[index]
+        try:
+            clip = self._read(record, None)
+        except DecodeError as error:
+            log_bad_video_once(record.path, error)
+            return failed_item(record, index, [failure(record.path, error)])
+        return {"video": self.val_transform(clip), "label": record.label, "index": index,
+                "video_id": record.video_id, "failed": []}
+
+
+def center_view(frames, **options) -> torch.Tensor:
+    """The centre crop of ``transforms.test_views``: uint8 [T, H, W, 3] -> float [C, T, S, S]."""
+    return transforms.test_views(frames, num_crops=1, **options)[0]
+
+
+def clip_dataset_from_cfg(cfg, records, class_names, train: bool, reader: VideoReader) -> ClipDataset:
+    """Maps the DATA group onto a ClipDataset (train or val). The transforms are partials of
+    module functions, so the dataset pickles (spawned workers)."""
+    data = cfg.DATA
+    flip_map = transforms.load_flip_label_map(data.FLIP_LABEL_MAP) if data.FLIP_LABEL_MAP else None
+    train_transform = partial(
+        transforms.train_transform, jitter_scales=tuple(data.TRAIN_JITTER_SCALES), crop_size=data.TRAIN_CROP_SIZE,
+        mean=tuple(data.MEAN), std=tuple(data.STD), flip=data.RANDOM_FLIP, flip_label_map=flip_map,
+        multiscale=data.MULTISCALE_CROP)
+    val_transform = partial(center_view, scale=data.TEST_SCALE, crop_size=data.TEST_CROP_SIZE,
+                            mean=tuple(data.MEAN), std=tuple(data.STD))
+    return ClipDataset(records, class_names, reader, clip_sampling_from_cfg(cfg), train,
+                       train_transform, val_transform, data.MAX_RETRIES)
+
+
+def clip_sampling_from_cfg(cfg) -> ClipSampling:
+    data = cfg.DATA
+    return ClipSampling(data.SAMPLING, data.NUM_FRAMES, data.SAMPLING_RATE,
+                        data.TARGET_FPS if data.TARGET_FPS > 0 else None)

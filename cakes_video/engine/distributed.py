@@ -1,0 +1,110 @@
+"""torchrun / DDP helpers: process-group setup, rank queries, reductions, rank-0-only work.
+
+Every helper also works without an initialised process group (a single process), so the
+loops call them unconditionally.
+"""
+import os
+from typing import Any, List
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+def is_dist() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def get_rank() -> int:
+    return dist.get_rank() if is_dist() else 0
+
+
+def get_world_size() -> int:
+    return dist.get_world_size() if is_dist() else 1
+
+
+def is_main() -> bool:
+    return get_rank() == 0
+
+
+def launched_by_torchrun() -> bool:
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
+
+
+def init_distributed(device_kind: str) -> bool:
+    """Joins the torchrun process group (NCCL for CUDA, gloo for the CPU); True when distributed.
+
+    Reads RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT set by torchrun.
+    """
+    if is_dist() or not launched_by_torchrun():
+        return is_dist()
+    backend = "nccl" if device_kind == "cuda" else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group(backend=backend)
+    return True
+
+
+def shutdown_distributed() -> None:
+    if is_dist():
+        dist.destroy_process_group()
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cfg.DEVICE`` ("cpu", "cuda", "auto") to a device; under torchrun each rank takes its GPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("DEVICE: 'cuda' requested but CUDA is not available")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def barrier() -> None:
+    if is_dist():
+        dist.barrier()
+
+
+def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
+    """Sum of ``values`` over ranks (a new tensor; the input is left as it is)."""
+    out = values.detach().clone()
+    if is_dist():
+        # NCCL reduces GPU tensors only; gloo reduces CPU tensors.
+        on = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+        buf = out.to(on)
+        dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+        out = buf.to(values.device)
+    return out
+
+
+def all_gather_objects(obj: Any) -> List[Any]:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every rank (pickled; use for small objects)."""
+    if not is_dist():
+        return [obj]
+    out: List[Any] = [None] * get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj: Any) -> Any:
+    """Rank 0's ``obj`` on every rank."""
+    if not is_dist():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def wrap_model(model: nn.Module, device: torch.device, sync_bn: bool) -> nn.Module:
+    """DDP-wraps ``model`` when distributed; SyncBN only on CUDA (torch has no CPU SyncBN)."""
+    if not is_dist():
+        return model
+    if sync_bn and device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model

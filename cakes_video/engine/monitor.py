@@ -1,0 +1,89 @@
+"""What a run reports: the text log, metrics as JSON lines, TensorBoard (when installed),
+and tqdm progress bars. Only rank 0 writes or draws; other ranks get silent stand-ins."""
+import json
+import logging
+import math
+import os
+import sys
+from typing import Dict, Iterable, Optional
+
+from tqdm import tqdm
+
+from .distributed import is_main
+
+LOGGER_NAME = "cakes_video"
+
+
+def setup_logging(output_dir: Optional[str] = None) -> logging.Logger:
+    """Logs INFO to stderr (rank 0; warnings only elsewhere) and to OUTPUT_DIR/log.txt on rank 0."""
+    log = logging.getLogger(LOGGER_NAME)
+    log.setLevel(logging.INFO if is_main() else logging.WARNING)
+    log.propagate = False
+    for h in list(log.handlers):
+        log.removeHandler(h)
+        h.close()
+    fmt = logging.Formatter("[%(asctime)s %(name)s %(levelname)s] %(message)s", "%H:%M:%S")
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if output_dir and is_main():
+        os.makedirs(output_dir, exist_ok=True)
+        handlers.append(logging.FileHandler(os.path.join(output_dir, "log.txt")))
+    for h in handlers:
+        h.setFormatter(fmt)
+        log.addHandler(h)
+    return log
+
+
+class MetricWriter:
+    """Appends one JSON object per line to ``OUTPUT_DIR/metrics.jsonl``; mirrors numbers to
+    TensorBoard when ``tensorboard`` is importable and enabled. A no-op off rank 0."""
+
+    def __init__(self, output_dir: str, tensorboard: bool = True):
+        self.path = os.path.join(output_dir, "metrics.jsonl")
+        self.enabled = is_main()
+        self.tb = _tensorboard(os.path.join(output_dir, "tensorboard")) if (tensorboard and self.enabled) else None
+        if self.enabled:
+            os.makedirs(output_dir, exist_ok=True)
+
+    def write(self, kind: str, step: int, values: Dict) -> None:
+        """One record ``{"type": kind, "step": step, **values}``; non-finite floats become null."""
+        if not self.enabled:
+            return
+        record = {"type": kind, "step": step, **{k: _jsonable(v) for k, v in values.items()}}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.tb is not None:
+            for k, v in values.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    self.tb.add_scalar(f"{kind}/{k}", v, step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _jsonable(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _tensorboard(log_dir: str):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(log_dir)
+
+
+def read_metrics(output_dir: str, kind: Optional[str] = None) -> list:
+    """The records of ``OUTPUT_DIR/metrics.jsonl`` (of one ``kind`` when given)."""
+    with open(os.path.join(output_dir, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return [r for r in records if kind is None or r["type"] == kind]
+
+
+def progress(iterable: Iterable, desc: str, total: Optional[int] = None, enabled: bool = True):
+    """A tqdm bar on rank 0 (stderr), the bare iterable elsewhere or when disabled."""
+    if not (enabled and is_main()):
+        return iterable
+    return tqdm(iterable, desc=desc, total=total, dynamic_ncols=True, leave=False, file=sys.stderr)

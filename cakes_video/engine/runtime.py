@@ -1,0 +1,97 @@
+"""Run-level setup shared by training and testing: process group, device, seeds,
+determinism, checks that must pass before any work starts, precise BN, failure budget."""
+import logging
+import os
+import random
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..config import ConfigError
+from .distributed import get_rank, get_world_size, init_distributed, is_dist, resolve_device
+
+logger = logging.getLogger(__name__)
+
+
+def seed_all(seed: int) -> None:
+    """Seeds torch (CPU and CUDA), numpy's global RNG and python's ``random``."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def prepare_run(cfg, batch_keys: Sequence[str]) -> torch.device:
+    """Joins torchrun's process group, checks the config against it, seeds, returns the device.
+
+    ``batch_keys`` name the global batch sizes that must divide by the number of processes.
+    Raises ConfigError naming the key before any data is read.
+    """
+    kind = "cuda" if cfg.DEVICE == "cuda" or (cfg.DEVICE == "auto" and torch.cuda.is_available()) else "cpu"
+    init_distributed(kind)
+    world = get_world_size()
+    for key in batch_keys:
+        group, name = key.split(".")
+        value = cfg[group][name]
+        if value % world:
+            raise ConfigError(f"{key}: the global batch {value} is not divisible by the {world} processes")
+    if cfg.NUM_THREADS > 0:
+        torch.set_num_threads(cfg.NUM_THREADS)
+    if cfg.DETERMINISTIC:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for determinism
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    seed_all(cfg.SEED + get_rank())  # ranks draw different augmentations
+    return resolve_device(cfg.DEVICE)
+
+
+def amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype of TRAIN.MIXED_PRECISION, or None (off, or on the CPU)."""
+    if mode == "off":
+        return None
+    if device.type != "cuda":
+        logger.info("TRAIN.MIXED_PRECISION=%s ignored on %s: mixed precision runs on CUDA only", mode, device)
+        return None
+    return torch.bfloat16 if mode == "bf16" else torch.float16
+
+
+def check_data_files(cfg, splits: Sequence[str]) -> None:
+    """ConfigError naming DATA.<SPLIT>_LIST when a list file of a list-based dataset is missing."""
+    if cfg.DATA.DATASET not in ("video_list", "frame_list", "ssv2_json"):
+        return  # other formats point at folders; their builders name the key
+    for split in splits:
+        key = f"{split.upper()}_LIST"
+        path = cfg.DATA[key]
+        if not path:
+            raise ConfigError(f"DATA.{key}: no list file given for the {split} split")
+        if "://" not in path and not os.path.isfile(path):
+            raise ConfigError(f"DATA.{key}: list file not found: {path}")
+
+
+def check_failures(cfg, failed: int, seen: int, split: str) -> None:
+    """Raises when an epoch's share of undecodable videos exceeds DATA.MAX_FAILED_FRACTION;
+    ``failed`` and ``seen`` are global counts, so every rank decides the same."""
+    from ..datasets.loader import check_failure_fraction
+
+    if failed:
+        logger.warning("%d of %d videos of the %s split could not be decoded this epoch", failed, seen, split)
+    check_failure_fraction(failed, seen, cfg.DATA.MAX_FAILED_FRACTION)
+
+
+def update_bn_stats(model: nn.Module, loader, num_iters: int, device: torch.device) -> None:
+    """Precise BN: recomputes BatchNorm running statistics over up to ``num_iters`` training
+    batches (fvcore), then averages them over ranks so every rank evaluates the same model."""
+    from fvcore.nn.precise_bn import update_bn_stats as fvcore_update
+
+    num_iters = min(num_iters, len(loader))
+    videos = (batch["video"].to(device, non_blocking=True) for batch in loader if len(batch["label"]))
+    with torch.no_grad():
+        fvcore_update(model, videos, num_iters)
+    if is_dist():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
+                for buf in (module.running_mean, module.running_var):
+                    dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+                    buf /= get_world_size()

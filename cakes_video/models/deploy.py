@@ -1,0 +1,131 @@
+"""Inference form of a network: BatchNorm folded into the convolution before it.
+
+``deploy(model)`` returns an eval-mode copy in which every CAKES layer becomes a
+:class:`DeployedCakesConv3d` (its planned convolutions carry the folded BN as weight and
+bias, ReLU in place) and every other ``Conv -> BatchNorm`` pair of the network is merged
+into one convolution with bias, found by tracing the forward with ``torch.fx``. Applied to
+every network alike (CAKES, 3D baselines, torchvision's models), so comparisons stay fair.
+Outputs equal the eval-mode model's up to float rounding.
+"""
+import copy
+import itertools
+from typing import List, Optional, Tuple
+
+import torch
+from torch import fx, nn
+
+from .cakes import CakesConv3d, EfficientCakesConv3d, assemble, kernel_shape, output_segments, padded_weight
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def bn_scale_shift(bn: nn.modules.batchnorm._BatchNorm) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel ``(scale, shift)`` with ``bn(y) == y * scale + shift`` in eval mode."""
+    if bn.running_mean is None:
+        raise ValueError("cannot fold a BatchNorm without running statistics (track_running_stats=False)")
+    scale = bn.running_var.add(bn.eps).rsqrt()
+    scale = scale * bn.weight if bn.affine else scale
+    shift = -bn.running_mean * scale
+    return scale, (shift + bn.bias if bn.affine else shift)
+
+
+def fold_bn(weight: torch.Tensor, bias: Optional[torch.Tensor], scale: torch.Tensor,
+            shift: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Weight ``[C_out, ...]`` and bias ``[C_out]`` of ``bn(conv(x))`` for per-channel scale/shift."""
+    folded_w = weight * scale.reshape(-1, *([1] * (weight.dim() - 1)))
+    folded_b = shift if bias is None else bias * scale + shift
+    return folded_w, folded_b
+
+
+class DeployedCakesConv3d(nn.Module):
+    """A CAKES layer in inference form: ``convs.{i}`` (planned, BN folded, with bias), ReLU in place.
+
+    Built from a :class:`CakesConv3d` (the reference keeps one conv per sub-kernel) or an
+    :class:`EfficientCakesConv3d` (its plan). ``[N, C_in, T, H, W] -> [N, C_out, T', H', W']``.
+    """
+
+    def __init__(self, layer: CakesConv3d):
+        super().__init__()
+        plan = getattr(layer, "plan", None) or [(s, [(s, 0, n)]) for s, n in layer.counts.items()]
+        conv0 = layer.convs[0]
+        scale, shift = bn_scale_shift(layer.bn)
+        offsets = dict(zip(layer.subkernels, itertools.accumulate(layer.out_splits, initial=0)))
+        self.convs = nn.ModuleList()
+        for kernel, rows in plan:
+            shape = kernel_shape(kernel, layer.kernel_size)
+            weights, biases = [], []
+            for s, first, stop in rows:
+                w = padded_weight(layer.convs[layer.subkernels.index(s)].weight[first:stop].detach(), shape)
+                channels = slice(offsets[s] + first, offsets[s] + stop)
+                fw, fb = fold_bn(w, None, scale[channels], shift[channels])
+                weights.append(fw)
+                biases.append(fb)
+            conv = nn.Conv3d(conv0.in_channels, sum(w.shape[0] for w in weights), shape, conv0.stride,
+                             tuple(d // 2 for d in shape), bias=True)
+            conv.weight.data.copy_(torch.cat(weights))
+            conv.bias.data.copy_(torch.cat(biases).detach())
+            self.convs.append(conv)
+        self.segments = output_segments(plan, layer.subkernels)
+        self.relu = isinstance(layer.relu, nn.ReLU)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = assemble([conv(x) for conv in self.convs], self.segments)
+        return y.relu_() if self.relu else y
+
+
+class _CakesLeafTracer(fx.Tracer):
+    """Keeps deployed CAKES layers as single nodes; traces through everything else."""
+
+    def is_leaf_module(self, m: nn.Module, name: str) -> bool:
+        return isinstance(m, DeployedCakesConv3d) or super().is_leaf_module(m, name)
+
+
+def deploy(model: nn.Module) -> nn.Module:
+    """An eval-mode inference copy of ``model`` with every BatchNorm folded (see module doc).
+
+    Returns a ``torch.fx.GraphModule`` (or the copied module when it has no foldable pair).
+    Raises ``torch.fx`` trace errors for forwards with data-dependent control flow.
+    """
+    model = copy.deepcopy(model).eval()
+    _replace_cakes_layers(model)
+    graph = _CakesLeafTracer().trace(model)
+    gm = fx.GraphModule(model, graph)
+    return _fold_conv_bn(gm)
+
+
+def _replace_cakes_layers(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, CakesConv3d):
+            setattr(module, name, DeployedCakesConv3d(child))
+        else:
+            _replace_cakes_layers(child)
+
+
+def _fold_conv_bn(gm: fx.GraphModule) -> fx.GraphModule:
+    """Merges each BatchNorm node whose input is a conv node used only by it into that conv."""
+    modules = dict(gm.named_modules())
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or not isinstance(modules[node.target], _NORMS):
+            continue
+        src = node.args[0]
+        if not (isinstance(src, fx.Node) and src.op == "call_module" and len(src.users) == 1
+                and isinstance(modules[src.target], _CONVS)):
+            continue
+        conv, bn = modules[src.target], modules[node.target]
+        w, b = fold_bn(conv.weight.detach(), None if conv.bias is None else conv.bias.detach(), *bn_scale_shift(bn))
+        fused = copy.deepcopy(conv)
+        fused.weight = nn.Parameter(w)
+        fused.bias = nn.Parameter(b.detach())
+        _set_module(gm, src.target, fused)
+        node.replace_all_uses_with(src)
+        gm.graph.erase_node(node)
+    gm.graph.lint()
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+    return gm
+
+
+def _set_module(root: nn.Module, target: str, module: nn.Module) -> None:
+    parent, _, name = target.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, name, module)

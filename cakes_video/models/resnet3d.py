@@ -1,0 +1,213 @@
+"""ResNet3D: the R3D / MC3 / R(2+1)D / C2D / I3D / P3D / CAKES family on one backbone.
+
+A stem, four stages of basic (depth 10/18/34) or bottleneck (50/101) blocks, and a head.
+Each block's spatio-temporal convolution comes from :mod:`temporal_ops` by op code, chosen
+per stage. Input ``[N, 3, T, H, W]`` float, output logits ``[N, num_classes]``.
+
+Module names (the checkpoint converters rely on them):
+``stem.{conv,bn}`` (or ``stem.{conv_s,bn_s,conv_t,bn}`` for the 2plus1d stem), ``layer{1-4}.{j}``
+with ``conv1``/``conv2`` (temporal convs) in basic blocks and ``conv1, bn1, conv2, conv3, bn3``
+in bottlenecks (``conv2`` the temporal conv), ``downsample.{0,1}``, and ``head.fc``.
+"""
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from .cakes import cakes_layer_widths, resolve_channel_config
+from .heads import make_head
+from .registry import MODEL_REGISTRY
+from .temporal_ops import (Conv2Plus1d, ConvBN, make_temporal_conv, r2plus1d_midplanes,
+                           temporal_conv_out_channels)
+
+BLOCKS_PER_STAGE = {10: [1, 1, 1, 1], 18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}
+STAGE_WIDTHS = (64, 128, 256, 512)
+SPATIAL_STRIDES = (1, 2, 2, 2)
+STEMS = ("3x7x7", "1x7x7", "2plus1d")
+STEM_CHANNELS = 64
+R2PLUS1D_STEM_MIDPLANES = 45  # torchvision's R(2+1)D stem width
+
+
+def is_bottleneck(depth: int) -> bool:
+    if depth not in BLOCKS_PER_STAGE:
+        raise ValueError(f"unsupported ResNet depth {depth}; expected one of {sorted(BLOCKS_PER_STAGE)}")
+    return depth >= 50
+
+
+def _downsample(in_channels: int, out_channels: int, stride) -> Optional[nn.Module]:
+    """1x1x1 conv + BN on the shortcut when the block changes shape; None otherwise."""
+    if tuple(stride) == (1, 1, 1) and in_channels == out_channels:
+        return None
+    return nn.Sequential(nn.Conv3d(in_channels, out_channels, 1, stride=stride, bias=False),
+                         nn.BatchNorm3d(out_channels))
+
+
+class BasicBlock(nn.Module):
+    """Two temporal convs (``conv1`` with ReLU, ``conv2`` without) plus the shortcut, then ReLU.
+
+    ``counts`` gives one CAKES channel dict per conv (None entries for other ops).
+    ``[N, C_in, T, H, W] -> [N, width, T/st, H/s, W/s]``.
+    """
+
+    expansion = 1
+    num_temporal_convs = 2
+
+    def __init__(self, in_channels: int, width: int, stride, op: str, counts: Sequence = (None, None),
+                 **op_kwargs):
+        super().__init__()
+        # torchvision's R(2+1)D rule: both convs use the midplanes of the block's (in, width).
+        mid = r2plus1d_midplanes(in_channels, width, op_kwargs.get("kernel_size", 3))
+        self.conv1 = make_temporal_conv(op, in_channels, width, stride, relu=True, midplanes=mid,
+                                        counts=counts[0], **op_kwargs)
+        mid_channels = temporal_conv_out_channels(op, width, counts[0])
+        self.conv2 = make_temporal_conv(op, mid_channels, width, (1, 1, 1), relu=False, midplanes=mid,
+                                        counts=counts[1], **op_kwargs)
+        self.downsample = _downsample(in_channels, width, stride)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return self.relu(self.conv2(self.conv1(x)) + shortcut)
+
+
+class Bottleneck(nn.Module):
+    """1x1x1 ``conv1``/``bn1``, temporal ``conv2`` (strided), 1x1x1 ``conv3``/``bn3`` (x4), shortcut.
+
+    When a CAKES ``conv2`` produces fewer channels than ``width``, ``conv3`` takes that many.
+    ``[N, C_in, T, H, W] -> [N, 4 * width, T/st, H/s, W/s]``.
+    """
+
+    expansion = 4
+    num_temporal_convs = 1
+
+    def __init__(self, in_channels: int, width: int, stride, op: str, counts: Sequence = (None,),
+                 **op_kwargs):
+        super().__init__()
+        out_channels = width * self.expansion
+        self.conv1 = nn.Conv3d(in_channels, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm3d(width)
+        mid = r2plus1d_midplanes(in_channels, width, op_kwargs.get("kernel_size", 3))
+        self.conv2 = make_temporal_conv(op, width, width, stride, relu=True, midplanes=mid,
+                                        counts=counts[0], **op_kwargs)
+        self.conv3 = nn.Conv3d(temporal_conv_out_channels(op, width, counts[0]), out_channels, 1, bias=False)
+        self.bn3 = nn.BatchNorm3d(out_channels)
+        self.downsample = _downsample(in_channels, out_channels, stride)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        y = self.relu(self.bn1(self.conv1(x)))
+        y = self.bn3(self.conv3(self.conv2(y)))
+        return self.relu(y + shortcut)
+
+
+def make_stem(stem: str) -> nn.Module:
+    """Stem ``[N, 3, T, H, W] -> [N, 64, T, H/2, W/2]`` (no temporal stride)."""
+    if stem == "3x7x7":
+        return ConvBN(3, STEM_CHANNELS, (3, 7, 7), (1, 2, 2))
+    if stem == "1x7x7":
+        return ConvBN(3, STEM_CHANNELS, (1, 7, 7), (1, 2, 2))
+    if stem == "2plus1d":
+        return Conv2Plus1d(3, STEM_CHANNELS, R2PLUS1D_STEM_MIDPLANES, (3, 7, 7), (1, 2, 2))
+    raise ValueError(f"unknown stem {stem!r}; expected one of {list(STEMS)}")
+
+
+class ResNet3D(nn.Module):
+    """3D ResNet with a per-stage temporal op. ``[N, 3, T, H, W] -> [N, num_classes]``.
+
+    Args:
+        depth: 10, 18, 34 (basic blocks) or 50, 101 (bottlenecks).
+        stage_ops: 4 op codes of :mod:`temporal_ops` ("3d", "2d", "2plus1d", "p3d", "cakes").
+        temporal_strides: 4 temporal strides (spatial strides are 1, 2, 2, 2); they apply to the
+            first block of each stage, on its temporal conv and its shortcut.
+        stem_pool: 1x3x3 max-pool, stride (1, 2, 2), after the stem.
+        temporal_pool: 3x1x1 max-pool, stride (2, 1, 1), pad (1, 0, 0) after stage 1 (T -> ceil(T/2)).
+        channel_config: a CAKES channel config (list of sub-kernel -> count dicts), one entry per
+            temporal conv of the network in :func:`cakes_layer_widths` order; required when a
+            stage uses "cakes"; entries of stages using other ops are not used.
+        p3d_variants: P3D variants cycled over the blocks of the network.
+        cakes_impl: "reference" or "efficient" CAKES layer.
+    """
+
+    def __init__(self, depth: int = 18, num_classes: int = 400, stem: str = "3x7x7", stem_pool: bool = False,
+                 stage_ops: Sequence[str] = ("3d",) * 4, temporal_strides: Sequence[int] = (1, 2, 2, 2),
+                 temporal_pool: bool = False, head: str = "clip", dropout: float = 0.0, kernel_size: int = 3,
+                 channel_config: Optional[List[Dict[str, int]]] = None,
+                 p3d_variants: Sequence[str] = ("A", "B", "C"), cakes_impl: str = "reference"):
+        super().__init__()
+        if len(stage_ops) != 4 or len(temporal_strides) != 4:
+            raise ValueError("stage_ops and temporal_strides need 4 entries each")
+        block = Bottleneck if is_bottleneck(depth) else BasicBlock
+        layer_counts = self._layer_counts(depth, stage_ops, channel_config)
+        self.stem = make_stem(stem)
+        self.stem_pool = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)) if stem_pool else nn.Identity()
+        self.temporal_pool = nn.MaxPool3d((3, 1, 1), (2, 1, 1), (1, 0, 0)) if temporal_pool else nn.Identity()
+        in_channels, block_index = STEM_CHANNELS, 0
+        for stage, num_blocks in enumerate(BLOCKS_PER_STAGE[depth]):
+            first_stride = (temporal_strides[stage], SPATIAL_STRIDES[stage], SPATIAL_STRIDES[stage])
+            blocks = []
+            for j in range(num_blocks):
+                counts = [layer_counts.pop(0) for _ in range(block.num_temporal_convs)]
+                variant = p3d_variants[block_index % len(p3d_variants)]
+                blocks.append(block(in_channels, STAGE_WIDTHS[stage], first_stride if j == 0 else (1, 1, 1),
+                                    stage_ops[stage], counts, kernel_size=kernel_size, cakes_impl=cakes_impl,
+                                    p3d_variant=variant))
+                in_channels, block_index = STAGE_WIDTHS[stage] * block.expansion, block_index + 1
+            self.add_module(f"layer{stage + 1}", nn.Sequential(*blocks))
+        self.head = make_head(head, in_channels, num_classes, dropout)
+        self._init_weights()
+
+    @staticmethod
+    def _layer_counts(depth: int, stage_ops: Sequence[str], channel_config) -> list:
+        """Per-temporal-conv CAKES counts in network order (None where unused); validates them."""
+        widths = cakes_layer_widths(depth)
+        if "cakes" not in stage_ops:
+            return [None] * len(widths)
+        if channel_config is None:
+            raise ValueError("a stage uses op 'cakes' but no channel_config was given")
+        return list(resolve_channel_config(channel_config, widths))
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv3d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm3d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone output ``[N, C, T', H', W']`` (C = 512 or 2048) before the head."""
+        x = self.stem_pool(self.stem(x))
+        x = self.temporal_pool(self.layer1(x))
+        return self.layer4(self.layer3(self.layer2(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def resolve_stage_ops(temporal_op: str, stage_ops: Sequence[str] = (), mc_num_3d_stages: int = 1) -> List[str]:
+    """The 4 per-stage op codes: ``stage_ops`` if given, else ``temporal_op`` ("mc" -> 3d then 2d)."""
+    if stage_ops:
+        return list(stage_ops)
+    if temporal_op == "mc":
+        return ["3d" if s < mc_num_3d_stages else "2d" for s in range(4)]
+    return [temporal_op] * 4
+
+
+@MODEL_REGISTRY.register
+def resnet3d(cfg) -> ResNet3D:
+    """Builds :class:`ResNet3D` from ``cfg.MODEL`` (registered as "resnet3d")."""
+    m = cfg.MODEL
+    stage_ops = resolve_stage_ops(m.TEMPORAL_OP, m.STAGE_TEMPORAL_OPS, m.MC_NUM_3D_STAGES)
+    channel_config = None
+    if "cakes" in stage_ops:
+        channel_config = resolve_channel_config(m.CAKES.CONV_CONFIG, cakes_layer_widths(m.DEPTH), m.CAKES.SUBKERNELS)
+    return ResNet3D(
+        depth=m.DEPTH, num_classes=m.NUM_CLASSES, stem=m.STEM, stem_pool=m.STEM_POOL, stage_ops=stage_ops,
+        temporal_strides=m.TEMPORAL_STRIDES, temporal_pool=m.TEMPORAL_POOL, head=m.HEAD, dropout=m.DROPOUT,
+        kernel_size=m.CAKES.KERNEL_SIZE, p3d_variants=m.P3D_VARIANTS, cakes_impl=m.CAKES.IMPL,
+        channel_config=channel_config,
+    )

@@ -1,0 +1,189 @@
+"""Latency, throughput and cost of models, and fair side-by-side comparisons.
+
+A model is named by a spec: a YAML config path (built with :func:`build_model`; CAKES
+layers use ``cakes_impl``) or ``torchvision:NAME`` for ``torchvision.models.video.NAME``.
+Every model of a run gets the same execution path: eval mode under ``torch.inference_mode``
+(or a forward+backward train step), the same memory format, the same ``deploy`` folding,
+the same threads and input. Latencies are measured interleaved (one run of each model in
+turn, rotating who goes first) so load drift on a shared machine hits all alike; the
+reported latency is the median over runs. Costs are fvcore FLOPs (multiply-add = 1 FLOP)
+of one view at batch 1 (see :mod:`.complexity`).
+"""
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from .complexity import count_gflops, count_params
+
+TORCHVISION_PREFIX = "torchvision:"
+
+
+@dataclass
+class Entry:
+    """One model in a run: ``name``, the module, and the reference-layer twin of a CAKES model."""
+
+    name: str
+    model: nn.Module
+    reference: Optional[nn.Module] = None
+    result: Dict = field(default_factory=dict)
+
+
+def spec_name(spec: str) -> str:
+    """Display name: ``torchvision:NAME`` as is, a config path by its file stem."""
+    return spec if spec.startswith(TORCHVISION_PREFIX) else os.path.splitext(os.path.basename(spec))[0]
+
+
+def build_from_spec(spec: str, overrides: Sequence[str] = (), cakes_impl: str = "efficient") -> nn.Module:
+    """The model of ``spec`` with random weights (``overrides``: KEY VALUE pairs for YAML configs)."""
+    if spec.startswith(TORCHVISION_PREFIX):
+        from torchvision.models import video
+
+        name = spec[len(TORCHVISION_PREFIX):]
+        if not name or name.startswith("_") or not callable(getattr(video, name, None)):
+            raise ValueError(f"{spec}: torchvision.models.video has no model {name!r}")
+        return getattr(video, name)(weights=None)
+    from ..config import load_config
+    from ..models import build_model
+
+    return build_model(load_config(spec, list(overrides) + ["MODEL.CAKES.IMPL", cakes_impl]))
+
+
+def has_cakes(model: nn.Module) -> bool:
+    from ..models.cakes import CakesConv3d
+
+    return any(isinstance(m, CakesConv3d) for m in model.modules())
+
+
+def prepare(model: nn.Module, device: str, channels_last: bool, deploy: bool, train: bool) -> nn.Module:
+    """The model as it will run: on ``device``, deployed (BN folded) or not, memory format set."""
+    if deploy and train:
+        raise ValueError("--deploy folds BatchNorm for inference; it cannot time a train step")
+    if deploy:
+        from ..models.deploy import deploy as deploy_model
+
+        model = deploy_model(model)
+    model = model.to(device).train(train)
+    return model.to(memory_format=torch.channels_last_3d) if channels_last else model
+
+
+def make_step(model: nn.Module, x: torch.Tensor, train: bool) -> Callable[[], None]:
+    """One timed call: an inference forward, or forward + backward of the logits' sum."""
+    if not train:
+        def forward():
+            with torch.inference_mode():
+                model(x)
+        return forward
+
+    def train_step():
+        model.zero_grad(set_to_none=True)
+        model(x).float().sum().backward()
+    return train_step
+
+
+def interleaved_times(steps: Dict[str, Callable[[], None]], runs: int, warmup: int,
+                      sync: Callable[[], None]) -> Dict[str, List[float]]:
+    """Seconds of each step per run; every run calls each step once, the first one rotating."""
+    names = list(steps)
+    for _ in range(warmup):
+        for name in names:
+            steps[name]()
+    times: Dict[str, List[float]] = {name: [] for name in names}
+    for r in range(runs):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            sync()
+            start = time.perf_counter()
+            steps[name]()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def build_entries(specs: Sequence[str], frames: int, size: int, device: str = "cpu", channels_last: bool = True,
+                  deploy: bool = False, train: bool = False, with_reference: bool = False,
+                  overrides: Sequence[str] = ()) -> List[Entry]:
+    """Builds, counts and prepares every spec; CAKES models get a reference twin if asked."""
+    names = [spec_name(s) for s in specs]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(f"model {name!r} is given twice; results are keyed by name")
+    entries = []
+    for spec in specs:
+        model = build_from_spec(spec, overrides)
+        entry = Entry(spec_name(spec), model)
+        entry.result.update(name=entry.name, params=count_params(model),
+                            **count_gflops(model, (3, frames, size, size)))
+        if with_reference and has_cakes(model):
+            from ..models.cakes import to_reference
+
+            entry.reference = prepare(to_reference(model), device, channels_last, deploy, train)
+        entry.model = prepare(model, device, channels_last, deploy, train)
+        entries.append(entry)
+    return entries
+
+
+def make_input(batch: int, frames: int, size: int, device: str = "cpu", channels_last: bool = True) -> torch.Tensor:
+    """Random clips ``[batch, 3, frames, size, size]`` in the chosen memory format."""
+    x = torch.randn(batch, 3, frames, size, size, device=device)
+    return x.contiguous(memory_format=torch.channels_last_3d) if channels_last else x
+
+
+def run_benchmark(specs: Sequence[str], frames: int, size: int, batch: int = 1, runs: int = 10,
+                  warmup: int = 2, device: str = "cpu", channels_last: bool = True, deploy: bool = False,
+                  train: bool = False, compare: bool = False, overrides: Sequence[str] = ()) -> List[Dict]:
+    """Measures every spec (see module doc); returns one result dict per spec, in order.
+
+    Keys: ``name, params, gflops, gflops_conv_linear`` (one view, batch 1), ``latency_ms``
+    (median of ``runs``), ``latency_min_ms``, ``clips_per_s`` (batch / median latency); with
+    ``compare``: ``efficiency`` against ``specs[0]`` and, for CAKES models,
+    ``speedup_vs_reference`` (reference-layer twin's latency over this model's).
+    """
+    entries = build_entries(specs, frames, size, device, channels_last, deploy, train, compare, overrides)
+    x = make_input(batch, frames, size, device, channels_last)
+    steps = {}
+    for e in entries:
+        steps[e.name] = make_step(e.model, x, train)
+        if e.reference is not None:
+            steps[e.name + "[reference]"] = make_step(e.reference, x, train)
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+    times = interleaved_times(steps, runs, warmup, sync)
+    return [_summarise(e, times, batch, entries[0] if compare else None) for e in entries]
+
+
+def _summarise(e: Entry, times: Dict[str, List[float]], batch: int, base: Optional[Entry]) -> Dict:
+    median = statistics.median(times[e.name])
+    out = dict(e.result, latency_ms=median * 1e3, latency_min_ms=min(times[e.name]) * 1e3,
+               clips_per_s=batch / median)
+    if base is not None:
+        base_median = statistics.median(times[base.name])
+        out["efficiency"] = (base_median / median) / (base.result["gflops"] / e.result["gflops"])
+        if e.reference is not None:
+            out["speedup_vs_reference"] = statistics.median(times[e.name + "[reference]"]) / median
+    return out
+
+
+def format_table(results: Sequence[Dict]) -> str:
+    """A fixed-width text table of :func:`run_benchmark` results."""
+    cols = [("name", "{}"), ("params", "{:,}"), ("gflops", "{:.2f}"), ("gflops_conv_linear", "{:.2f}"),
+            ("latency_ms", "{:.1f}"), ("latency_min_ms", "{:.1f}"), ("clips_per_s", "{:.2f}"),
+            ("efficiency", "{:.3f}"), ("speedup_vs_reference", "{:.3f}")]
+    cols = [(k, f) for k, f in cols if any(k in r for r in results)]
+    rows = [[k for k, _ in cols]] + [[f.format(r[k]) if k in r else "-" for k, f in cols] for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
+    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                     for row in rows)
+
+
+def profile_table(model: nn.Module, x: torch.Tensor, rows: int = 15) -> str:
+    """torch.profiler table of one inference forward: the ops that take the time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode():
+        model(x)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            model(x)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)

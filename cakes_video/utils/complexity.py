@@ -1,0 +1,76 @@
+"""Model size and cost: parameter count and fvcore FLOPs of one view.
+
+fvcore counts ONE multiply-add as ONE FLOP (so its "GFLOPs" are GMACs), the convention of
+torchvision's and most video papers' tables. ``count_gflops`` reports two figures:
+
+- ``gflops``: every op fvcore counts (convolutions, matmuls/linear, BatchNorm, ...);
+- ``gflops_conv_linear``: only convolutions and linear/matmul ops, the figure papers quote.
+
+Costs are nominal: an efficient CAKES layer is counted as its reference form (one conv per
+sub-kernel), not by the zero-padded convolutions it may run instead.
+"""
+import logging
+from typing import Dict, Sequence
+
+import torch
+from torch import nn
+
+# fvcore operator names (see fvcore.nn.flop_count) that are convolutions or linear maps.
+CONV_LINEAR_OPS = ("conv", "linear", "matmul", "addmm", "bmm", "einsum")
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters (trainable or not; buffers such as BN statistics excluded)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_gflops(model: nn.Module, input_shape: Sequence[int]) -> Dict[str, float]:
+    """fvcore GFLOPs (multiply-add = 1) of one forward of a batch of 1 ``[1, C, T, H, W]``.
+
+    Args:
+        model: any module taking one ``[N, C, T, H, W]`` tensor; traced in eval mode on a copy's
+            device, its own training flag is restored afterwards.
+        input_shape: ``(C, T, H, W)`` of one view.
+    Returns:
+        ``{"gflops": all counted ops, "gflops_conv_linear": conv + linear/matmul ops only}``.
+    """
+    from ..models.cakes import to_reference
+
+    if len(input_shape) != 4:
+        raise ValueError(f"input_shape must be (C, T, H, W), got {tuple(input_shape)}")
+    model = to_reference(model)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with _quiet_fvcore():
+            from fvcore.nn import FlopCountAnalysis  # imported here: its import warns too
+
+            analysis = FlopCountAnalysis(model, torch.zeros(1, *input_shape, device=device))
+            analysis.unsupported_ops_warnings(False)
+            analysis.uncalled_modules_warnings(False)
+            by_op = analysis.by_operator()
+    finally:
+        model.train(was_training)
+    conv_linear = sum(v for k, v in by_op.items() if k in CONV_LINEAR_OPS)
+    return {"gflops": sum(by_op.values()) / 1e9, "gflops_conv_linear": conv_linear / 1e9}
+
+
+class _quiet_fvcore:
+    """Silences fvcore's logger and the tracer's deprecation/trace warnings while counting."""
+
+    def __enter__(self):
+        import warnings
+
+        self._logger = logging.getLogger("fvcore")
+        self._level = self._logger.level
+        self._logger.setLevel(logging.ERROR)
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        warnings.simplefilter("ignore")
+        return self
+
+    def __exit__(self, *exc):
+        self._warnings.__exit__(*exc)
+        self._logger.setLevel(self._level)
+        return False

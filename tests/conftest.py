@@ -1,0 +1,28 @@
+"""Shared fixtures: the real-video folder and a factory for index-encoding test videos."""
+from pathlib import Path
+
+import pytest
+
+import video_factory
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_VIDEO_DIRS = (REPO.parent / "shared" / "videos", Path("/work/shared/videos"))
+
+
+@pytest.fixture(scope="session")
+def shared_videos() -> Path:
+    """The folder of real test videos (see its MANIFEST.tsv); skips the test when absent."""
+    for folder in SHARED_VIDEO_DIRS:
+        if (folder / "MANIFEST.tsv").is_file():
+            return folder
+    pytest.skip("real test videos not found (shared/videos next to the repository)")
+
+
+@pytest.fixture(scope="session")
+def make_index_video():
+    """``make_index_video(path, codec, container, num_frames, fps, size, pts_ms, rotation)``.
+
+    Writes a small video whose frame i shows i (read back with
+    ``video_factory.frame_index(rgb)``) and returns its Path; see tests/video_factory.py.
+    """
+    return video_factory.make_index_video

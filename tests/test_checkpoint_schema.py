@@ -1,0 +1,64 @@
+"""The one checkpoint schema: atomic save, weights_only load, strict key report."""
+import pytest
+import torch
+from torch import nn
+
+from cakes_video.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
+
+
+def _net():
+    return nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+
+
+def test_roundtrip_keeps_fields(tmp_path):
+    net = _net()
+    path = save_checkpoint(str(tmp_path / "a" / "m.pyth"), net.state_dict(), epoch=3, cfg="X: 1\n")
+    ckpt = load_checkpoint(path)
+    assert ckpt["epoch"] == 3 and ckpt["cfg"] == "X: 1\n"
+    other = _net()
+    load_model_state(other, ckpt["model"])
+    assert torch.equal(other[0].weight, net[0].weight)
+
+
+def test_crash_mid_save_keeps_previous_file(tmp_path, monkeypatch):
+    path = str(tmp_path / "m.pyth")
+    save_checkpoint(path, _net().state_dict(), epoch=1)
+
+    def broken_save(obj, f):
+        f.write(b"partial bytes")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_checkpoint(path, _net().state_dict(), epoch=2)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pyth"]  # no temporary left behind
+
+
+def test_foreign_file_is_rejected_by_name(tmp_path):
+    path = tmp_path / "plain.pth"
+    torch.save(_net().state_dict(), path)
+    with pytest.raises(CheckpointError, match="plain.pth"):
+        load_checkpoint(str(path))
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(str(tmp_path / "missing.pyth"))
+
+
+def test_mismatch_lists_missing_unexpected_and_misshaped_keys():
+    state = _net().state_dict()
+    state["extra.weight"] = torch.zeros(1)
+    del state["1.running_mean"]
+    state["0.weight"] = torch.zeros(5, 4)
+    net = _net()
+    before = net[0].weight.clone()
+    with pytest.raises(CheckpointError) as err:
+        load_model_state(net, state, source="bad.pyth")
+    msg = str(err.value)
+    assert "bad.pyth" in msg and "1.running_mean" in msg and "extra.weight" in msg and "0.weight" in msg
+    assert torch.equal(net[0].weight, before)  # nothing loaded partially
+
+
+def test_allow_missing_prefix_for_a_new_head():
+    state = {k: v for k, v in _net().state_dict().items() if not k.startswith("1.")}
+    load_model_state(_net(), state, allow_missing=["1."])

@@ -1,0 +1,121 @@
+"""Config loading: _BASE_ inheritance, KEY VALUE overrides, validation errors, the model zoo."""
+import glob
+import json
+import os
+
+import pytest
+
+from cakes_video import build_model, load_config
+from cakes_video.checkpoint import convert
+from cakes_video.config import ConfigError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ZOO = os.path.join(REPO, "model_zoo", "configs")
+
+
+def _write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def test_base_inheritance_and_overrides(tmp_path):
+    (tmp_path / "base").mkdir()
+    _write(tmp_path / "base" / "b.yaml", "MODEL:\n  DEPTH: 50\n  NUM_CLASSES: 10\nDATA:\n  NUM_FRAMES: 4\n")
+    child = _write(tmp_path / "c.yaml", "_BASE_: base/b.yaml\nMODEL:\n  NUM_CLASSES: 5\n")
+    cfg = load_config(child)
+    assert (cfg.MODEL.DEPTH, cfg.MODEL.NUM_CLASSES, cfg.DATA.NUM_FRAMES) == (50, 5, 4)
+    cfg = load_config(child, ["MODEL.NUM_CLASSES", "7", "MODEL.TEMPORAL_STRIDES", "[1, 1, 2, 2]",
+                              "MODEL.NUM_CLASSES", "8"])
+    assert cfg.MODEL.NUM_CLASSES == 8 and list(cfg.MODEL.TEMPORAL_STRIDES) == [1, 1, 2, 2]
+    assert cfg.is_frozen()
+
+
+@pytest.mark.parametrize("text, overrides, names", [
+    ("MODEL:\n  DEPTHS: 50\n", [], ["bad.yaml", "MODEL.DEPTHS"]),
+    ("MODEL:\n  DEPTH: deep\n", [], ["bad.yaml", "MODEL.DEPTH"]),
+    ("", ["MODEL.WIDTH", "2"], ["MODEL.WIDTH"]),
+    ("", ["MODEL.NUM_CLASSES", "many"], ["MODEL.NUM_CLASSES"]),
+    ("", ["MODEL.DEPTH"], ["KEY VALUE"]),
+    ("MODEL:\n  TEMPORAL_OP: 4d\n", [], ["MODEL.TEMPORAL_OP", "'4d'"]),
+    ("", ["MODEL.STAGE_TEMPORAL_OPS", "['3d', '3d', 'mc', '2d']"], ["MODEL.STAGE_TEMPORAL_OPS", "'mc'"]),
+    ("", ["MODEL.STAGE_TEMPORAL_OPS", "['3d', '2d']"], ["MODEL.STAGE_TEMPORAL_OPS", "4 entries"]),
+    ("", ["MODEL.ARCH", "resnet4d"], ["MODEL.ARCH", "resnet4d", "resnet3d"]),
+    ("", ["MODEL.DEPTH", "20"], ["MODEL.DEPTH"]),
+    ("", ["MODEL.STEM", "5x5x5"], ["MODEL.STEM"]),
+    ("", ["MODEL.TEMPORAL_STRIDES", "[1, 0, 2, 2]"], ["MODEL.TEMPORAL_STRIDES"]),
+    ("", ["MODEL.P3D_VARIANTS", "['A', 'D']"], ["MODEL.P3D_VARIANTS"]),
+    ("", ["MODEL.CAKES.KERNEL_SIZE", "4"], ["MODEL.CAKES.KERNEL_SIZE"]),
+    ("", ["MODEL.TEMPORAL_OP", "cakes", "MODEL.CAKES.CONV_CONFIG", "CAKES99D"],
+     ["MODEL.CAKES.CONV_CONFIG", "CAKES99D"]),
+    ("", ["MODEL.TEMPORAL_OP", "cakes", "MODEL.CAKES.SUBKERNELS", "['kxkxk', '2x2x2']"],
+     ["MODEL.CAKES.SUBKERNELS", "2x2x2"]),
+])
+def test_bad_configs_name_the_key_or_file(tmp_path, text, overrides, names):
+    with pytest.raises(ConfigError) as e:
+        load_config(_write(tmp_path / "bad.yaml", text) if text else None, overrides)
+    for name in names:
+        assert name in str(e.value)
+
+
+@pytest.mark.parametrize("layers, message", [
+    ([{"kxkxk": 64}] * 15, "15 layers"),
+    ([{"kxkxk": 64, "1xkxk": 8}] + [{"kxkxk": 8}] * 15, "layer 0: counts"),
+    ([{"kxkxk": 8, "3x3x3": 8}] * 16, "unknown sub-kernel '3x3x3'"),
+    ([{"kxkxk": -1, "1xkxk": 8}] * 16, "non-negative"),
+])
+def test_channel_config_files_that_do_not_fit_are_rejected(tmp_path, layers, message):
+    path = tmp_path / "channels.json"
+    path.write_text(json.dumps(layers))
+    with pytest.raises(ConfigError, match=f"MODEL.CAKES.CONV_CONFIG.*{message}"):
+        load_config(None, ["MODEL.DEPTH", "50", "MODEL.TEMPORAL_OP", "cakes", "MODEL.CAKES.CONV_CONFIG", str(path)])
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="nowhere.yaml"):
+        load_config(str(tmp_path / "nowhere.yaml"))
+
+
+ZOO_FILES = sorted(glob.glob(os.path.join(ZOO, "**", "*.yaml"), recursive=True))
+
+
+def test_the_zoo_has_every_model_of_the_issue():
+    names = {os.path.basename(p) for p in ZOO_FILES}
+    expected = {"r3d_18.yaml", "mc3_18.yaml", "r2plus1d_18.yaml", "i3d_r50_ssv1.yaml", "c2d_r50_ssv1.yaml",
+                "p3d_r50_ssv1.yaml"} | {f"cakes{n}_r50_ssv1.yaml" for n in ("12d_p", "12d_c", "23d_p", "23d_c",
+                                                                                "123d_p", "123d_c")}
+    assert expected <= names
+
+
+@pytest.mark.parametrize("path", ZOO_FILES, ids=lambda p: os.path.relpath(p, ZOO))
+def test_every_zoo_config_loads_and_builds(path):
+    cfg = load_config(path)
+    model = build_model(cfg)
+    assert model.head.fc.out_features == cfg.MODEL.NUM_CLASSES
+
+
+@pytest.mark.parametrize("arch", sorted(convert.TORCHVISION_SETTINGS))
+def test_torchvision_zoo_configs_match_the_converter(arch):
+    assert load_config(os.path.join(ZOO, f"{arch}.yaml")) == convert.torchvision_config(arch)
+
+
+@pytest.mark.parametrize("name", ["12D_P", "12D_C", "23D_P", "23D_C", "123D_P", "123D_C"])
+def test_official_zoo_configs_match_the_converter(name):
+    zoo = load_config(os.path.join(ZOO, f"cakes{name.lower()}_r50_ssv1.yaml"))
+    assert zoo == convert.official_cakes_config(f"CAKES{name}", 174, 8)
+
+
+@pytest.mark.parametrize("name, op", [("i3d", "3d"), ("c2d", "2d"), ("p3d", "p3d")])
+def test_official_family_baselines_differ_from_cakes_only_in_the_op(name, op):
+    baseline = load_config(os.path.join(ZOO, f"{name}_r50_ssv1.yaml"))
+    cakes = load_config(os.path.join(ZOO, "cakes123d_p_r50_ssv1.yaml"), ["MODEL.TEMPORAL_OP", op,
+                                                                         "MODEL.CAKES.CONV_CONFIG", "uniform"])
+    assert baseline == cakes
+
+
+def test_empty_config_file_is_named(tmp_path):
+    from cakes_video.config import ConfigError, load_config
+
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match="empty.yaml"):
+        load_config(str(empty))

@@ -1,0 +1,63 @@
+"""End to end on the real pieces: a tiny synthetic benchmark -> train 1 epoch -> multi-view
+test -> predict, through tools/demo.py's library entry point; the tools' error handling."""
+import importlib.util
+import json
+import os
+
+import pytest
+
+from cakes_video.engine.demo import run_demo
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tool(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "tools", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_on_a_tiny_benchmark(tmp_path, capsys):
+    out = tmp_path / "demo"
+    opts = ["SOLVER.MAX_EPOCH", "1", "TRAIN.BATCH_SIZE", "5", "TEST.BATCH_SIZE", "4", "TEST.NUM_ENSEMBLE_VIEWS", "2",
+            "TEST.NUM_SPATIAL_CROPS", "1", "DATA_LOADER.NUM_WORKERS", "0", "DATA.CACHE_DECODED", "False",
+            "TRAIN.PROGRESS_BAR", "False", "DEVICE", "cpu"]
+    results = run_demo(str(out), overrides=opts, videos_per_class=1, frames=16, size=32)
+    saved = json.loads((out / "results.json").read_text())
+    assert saved == results
+    assert saved["num_videos"] == 10 and saved["num_failed"] == 0 and saved["num_classes"] == 10
+    assert saved["protocol"]["views_per_video"] == 2 and saved["protocol"]["crop_size"] == 32
+    assert saved["params"] > 1e6 and saved["gflops_per_view"] > 0
+    assert len(saved["demo"]["prediction"]["top5"]) == 5
+    assert os.path.isfile(out / "checkpoints" / "checkpoint_epoch_00001.pyth")
+    assert "top-1" in capsys.readouterr().out
+
+    cfg_args = ["--cfg", os.path.join(REPO, "model_zoo", "configs", "demo", "cakes_r10_synthetic.yaml"),
+                "OUTPUT_DIR", str(out), "DATA.CLASS_NAMES", str(out / "data" / "classes.txt"), *opts]
+    video = str(out / "data" / saved["demo"]["prediction"]["video"])
+    ranked = _tool("predict").main(["--video", video, "--topk", "3", *cfg_args])
+    assert [name for name, _ in ranked] == [t["class"] for t in saved["demo"]["prediction"]["top5"][:3]]
+
+
+def test_test_net_refuses_without_weights(tmp_path, caplog):
+    from cakes_video.engine.cli import run_tool
+
+    argv = ["--cfg", os.path.join(REPO, "model_zoo", "configs", "demo", "cakes_r10_synthetic.yaml"),
+            "OUTPUT_DIR", str(tmp_path), "DATA.TEST_LIST", str(tmp_path / "test.txt")]
+    assert run_tool(lambda: _tool("test_net").main(argv)) == 1
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_predict_names_a_missing_video_before_loading_weights(tmp_path):
+    from cakes_video.config import load_config
+    from cakes_video.datasets.decoding import DecodeError
+    from cakes_video.engine.cli import run_tool
+    from cakes_video.engine.predict import predict_file
+
+    config = os.path.join(REPO, "model_zoo", "configs", "demo", "cakes_r10_synthetic.yaml")
+    with pytest.raises(DecodeError, match="missing.mp4"):
+        predict_file(load_config(config), str(tmp_path / "missing.mp4"), str(tmp_path / "none.pyth"))
+    argv = ["--video", str(tmp_path / "missing.mp4"), "--cfg", config]
+    assert run_tool(lambda: _tool("predict").main(argv)) == 1

@@ -1,0 +1,74 @@
+"""Two gloo processes on the CPU (torch.multiprocessing, 127.0.0.1, a free port): DDP training
+equals one process with the same global batch, DDP testing counts every video exactly once,
+and a global batch that does not divide by the processes is refused naming the key."""
+import json
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from test_engine_fakes import FakeLoaderFn, tiny_cfg
+
+from cakes_video.checkpoint import load_checkpoint
+from cakes_video.config import ConfigError
+from cakes_video.engine.distributed import shutdown_distributed
+from cakes_video.engine.monitor import read_metrics
+from cakes_video.engine.testing import run_test
+from cakes_video.engine.train import train
+
+OPTS = ("SOLVER.MAX_EPOCH", 2, "TRAIN.BATCH_SIZE", 8, "TEST.BATCH_SIZE", 2, "SOLVER.OPTIMIZER", "adamw",
+        "SOLVER.BASE_LR", 0.01)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    notes = {}
+    try:
+        try:
+            train(tiny_cfg(os.path.join(out_dir, "bad"), *OPTS, "TRAIN.BATCH_SIZE", 3, arch="engine_tiny_nobn"))
+        except ConfigError as e:
+            notes["config_error"] = str(e)
+        # 8 videos, global batch 8: one full-batch step per epoch, so sample order cannot matter
+        cfg = tiny_cfg(os.path.join(out_dir, "ddp"), *OPTS, arch="engine_tiny_nobn")
+        train(cfg, FakeLoaderFn(num_videos=8, noise=0.0))
+        notes["test"] = run_test(cfg, FakeLoaderFn(num_videos=7))  # 7 videos: uneven shards 3 + 4
+    finally:
+        shutdown_distributed()
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+        json.dump(notes, f)
+
+
+@pytest.mark.slow
+def test_ddp_matches_single_process_and_tests_each_video_once(tmp_path):
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    single_cfg = tiny_cfg(tmp_path / "single", *OPTS, arch="engine_tiny_nobn")
+    train(single_cfg, FakeLoaderFn(num_videos=8, noise=0.0))
+    single_test = run_test(single_cfg, FakeLoaderFn(num_videos=7))
+
+    notes = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert all("TRAIN.BATCH_SIZE" in n["config_error"] and "2 processes" in n["config_error"] for n in notes)
+    ddp_losses = [r["loss"] for r in read_metrics(str(tmp_path / "ddp"), "train_iter")]
+    single_losses = [r["loss"] for r in read_metrics(str(tmp_path / "single"), "train_iter")]
+    assert len(ddp_losses) == 2 and ddp_losses == pytest.approx(single_losses, rel=1e-5)
+    ddp_val = read_metrics(str(tmp_path / "ddp"), "epoch")[-1]
+    assert ddp_val["val_num_videos"] == 8
+    assert ddp_val["val_loss"] == pytest.approx(read_metrics(str(tmp_path / "single"), "epoch")[-1]["val_loss"], rel=1e-5)
+    a = load_checkpoint(str(tmp_path / "ddp" / "checkpoints" / "checkpoint_epoch_00002.pyth"))["model"]
+    b = load_checkpoint(str(tmp_path / "single" / "checkpoints" / "checkpoint_epoch_00002.pyth"))["model"]
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+    ddp_test = notes[0]["test"]
+    assert notes[1]["test"] == ddp_test  # every rank gets rank 0's results
+    assert ddp_test["num_videos"] == 7 and ddp_test["num_failed"] == 0
+    assert ddp_test["top1"] == pytest.approx(single_test["top1"])
+    with open(tmp_path / "ddp" / "predictions.csv") as f:
+        ids = [line.split(",")[0] for line in f.read().splitlines()[1:]]
+    assert sorted(ids) == [f"video_{i:03d}" for i in range(7)]

@@ -1,0 +1,58 @@
+#!/usr/bin/env python
+"""Converts published weights into OUT_DIR/config.yaml + OUT_DIR/model.pyth (this project's format).
+
+    tools/convert_checkpoint.py --source torchvision --arch r3d_18 r3d_18-b3b3357e.pth out/r3d_18
+    tools/convert_checkpoint.py --source official-cakes --conv-config CAKES123D_P \\
+        --num-classes 174 --frames 8 cakes123d_p_8f.pth.tar out/cakes123d_p
+    tools/convert_checkpoint.py --source imagenet-2d --cfg model_zoo/configs/i3d_r50_ssv1.yaml \\
+        resnet50-0676ba61.pth out/i3d_r50_init
+
+The imagenet-2d checkpoint has no head (``head.*``): it initialises fine-tuning, not testing.
+Then: ``cakes_video.load_model("out/r3d_18/config.yaml", "out/r3d_18/model.pyth")``.
+"""
+import argparse
+import sys
+
+from cakes_video.checkpoint import convert
+from cakes_video.checkpoint.schema import CheckpointError
+from cakes_video.config import ConfigError, load_config
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--source", required=True, choices=("torchvision", "official-cakes", "imagenet-2d"))
+    p.add_argument("--arch", choices=sorted(convert.TORCHVISION_RULES), help="torchvision: the model")
+    p.add_argument("--conv-config", help="official-cakes: channel config name, e.g. CAKES123D_P")
+    p.add_argument("--num-classes", type=int, default=174, help="official-cakes: classes (default 174)")
+    p.add_argument("--frames", type=int, default=8, help="official-cakes: frames (segments) per clip")
+    p.add_argument("--cfg", help="imagenet-2d: config of the model to inflate into")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="load IN with full pickle (only for files you trust) when weights_only fails")
+    p.add_argument("input", help="the published weights file")
+    p.add_argument("out_dir", help="folder for config.yaml and model.pyth")
+    args = p.parse_args(argv)
+    needed = {"torchvision": "arch", "official-cakes": "conv_config", "imagenet-2d": "cfg"}[args.source]
+    if getattr(args, needed) is None:
+        p.error(f"--source {args.source} needs --{needed.replace('_', '-')}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.source == "torchvision":
+            paths = convert.convert_torchvision(args.input, args.out_dir, args.arch, args.trust_pickle)
+        elif args.source == "official-cakes":
+            paths = convert.convert_official_cakes(args.input, args.out_dir, args.conv_config,
+                                                   args.num_classes, args.frames, args.trust_pickle)
+        else:
+            paths = convert.convert_imagenet_2d(args.input, args.out_dir, load_config(args.cfg), args.trust_pickle)
+    except (CheckpointError, ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print("wrote " + " and ".join(paths))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

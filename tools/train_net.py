@@ -1,0 +1,24 @@
+#!/usr/bin/env python
+"""Train a video model: ``tools/train_net.py --cfg FILE [KEY VALUE ...]``.
+
+Resumes from OUTPUT_DIR/checkpoints when possible; tests the result afterwards when
+TEST.ENABLE and DATA.TEST_LIST are set. Multi-process: ``torchrun --nproc_per_node N tools/train_net.py ...``.
+"""
+import sys
+
+from cakes_video.config import parse_args
+from cakes_video.engine.cli import run_tool
+from cakes_video.engine.testing import run_test
+from cakes_video.engine.train import train
+
+
+def main(argv=None) -> dict:
+    _, cfg = parse_args("Train a video model (CAKES / ResNet3D).", argv)
+    summary = train(cfg) if cfg.TRAIN.ENABLE else {}
+    if cfg.TEST.ENABLE and cfg.DATA.TEST_LIST:
+        summary["test"] = run_test(cfg)
+    return summary
+
+
+if __name__ == "__main__":
+    sys.exit(run_tool(main))
