@@ -23,12 +23,14 @@ def test_demo_end_to_end_on_a_tiny_benchmark(tmp_path, capsys):
     out = tmp_path / "demo"
     opts = ["SOLVER.MAX_EPOCH", "1", "TRAIN.BATCH_SIZE", "5", "TEST.BATCH_SIZE", "4", "TEST.NUM_ENSEMBLE_VIEWS", "2",
             "TEST.NUM_SPATIAL_CROPS", "1", "DATA_LOADER.NUM_WORKERS", "0", "DATA.CACHE_DECODED", "False",
-            "TRAIN.PROGRESS_BAR", "False", "DEVICE", "cpu"]
+            "TRAIN.PROGRESS_BAR", "False", "DEVICE", "cpu", "DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "4",
+            "DATA.TRAIN_JITTER_SCALES", "[16, 20]", "DATA.TRAIN_CROP_SIZE", "16", "DATA.TEST_SCALE", "16",
+            "DATA.TEST_CROP_SIZE", "16"]
     results = run_demo(str(out), overrides=opts, videos_per_class=1, frames=16, size=32)
     saved = json.loads((out / "results.json").read_text())
     assert saved == results
     assert saved["num_videos"] == 10 and saved["num_failed"] == 0 and saved["num_classes"] == 10
-    assert saved["protocol"]["views_per_video"] == 2 and saved["protocol"]["crop_size"] == 32
+    assert saved["protocol"]["views_per_video"] == 2 and saved["protocol"]["crop_size"] == 16
     assert saved["params"] > 1e6 and saved["gflops_per_view"] > 0
     assert len(saved["demo"]["prediction"]["top5"]) == 5
     assert os.path.isfile(out / "checkpoints" / "checkpoint_epoch_00001.pyth")
@@ -61,3 +63,14 @@ def test_predict_names_a_missing_video_before_loading_weights(tmp_path):
         predict_file(load_config(config), str(tmp_path / "missing.mp4"), str(tmp_path / "none.pyth"))
     argv = ["--video", str(tmp_path / "missing.mp4"), "--cfg", config]
     assert run_tool(lambda: _tool("predict").main(argv)) == 1
+
+
+def test_train_net_fails_before_training_when_the_list_is_missing(tmp_path):
+    from cakes_video.engine.cli import run_tool
+
+    argv = ["--cfg", os.path.join(REPO, "model_zoo", "configs", "demo", "cakes_r10_synthetic.yaml"),
+            "OUTPUT_DIR", str(tmp_path), "DATA.TRAIN_LIST", str(tmp_path / "train.txt")]
+    with pytest.raises(Exception, match="DATA.TRAIN_LIST"):
+        _tool("train_net").main(argv)
+    assert run_tool(lambda: _tool("train_net").main(argv)) == 1
+    assert not (tmp_path / "checkpoints").exists()

@@ -19,14 +19,14 @@ from cakes_video.engine.train import Hook, NonFiniteLossError, train
 from cakes_video.models import build_model
 
 
-class CrashBefore(Hook):
-    """Simulates a crash (e.g. the machine going down) when epoch ``epoch`` starts."""
+class CrashAfterStep(Hook):
+    """Simulates a crash (e.g. the machine going down) right after optimizer step ``iteration``."""
 
-    def __init__(self, epoch):
-        self.epoch = epoch
+    def __init__(self, iteration):
+        self.iteration = iteration
 
-    def before_epoch(self, trainer, epoch):
-        if epoch == self.epoch:
+    def after_step(self, trainer, record):
+        if record["iteration"] == self.iteration:
             raise KeyboardInterrupt("simulated crash")
 
 
@@ -40,10 +40,13 @@ def test_exact_resume_repeats_the_uninterrupted_run(tmp_path):
     full = train(tiny_cfg(tmp_path / "full", *opts), loader_fn)
     crashed_cfg = tiny_cfg(tmp_path / "crashed", *opts)
     with pytest.raises(KeyboardInterrupt):
-        train(crashed_cfg, loader_fn, hooks=[CrashBefore(2)])
-    resumed = train(crashed_cfg, loader_fn)
+        train(crashed_cfg, loader_fn, hooks=[CrashAfterStep(5)])  # mid-epoch 3 (2 steps per epoch)
+    assert sorted(os.listdir(tmp_path / "crashed" / "checkpoints"))[-1] == "checkpoint_epoch_00002.pyth"
+    resumed = train(crashed_cfg, loader_fn)  # back to the end of epoch 2, epoch 3 again
     assert resumed["epochs"] == 3 and full["iteration"] == resumed["iteration"] == 6
-    assert _iter_losses(tmp_path / "full") == _iter_losses(tmp_path / "crashed")  # iterations 5, 6 re-run
+    crashed_losses = [r["loss"] for r in read_metrics(str(tmp_path / "crashed"), "train_iter")]
+    assert len(crashed_losses) == 7 and crashed_losses[4] == crashed_losses[5]  # step 5 before and after
+    assert _iter_losses(tmp_path / "full") == _iter_losses(tmp_path / "crashed")
     a = load_checkpoint(full["last_checkpoint"])["model"]
     b = load_checkpoint(resumed["last_checkpoint"])["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -8,7 +8,7 @@ from torch.utils.data import DistributedSampler
 
 from cakes_video.config import get_cfg
 from cakes_video.config.validate import validate_cfg
-from cakes_video.datasets import TooManyFailedVideos, build_dataset, build_loader, check_failure_fraction
+from cakes_video.datasets import TooManyFailedVideos, build_dataset, build_loader, check_failure_fraction, transforms
 from cakes_video.datasets.loader import ShardSampler, collate_videos, per_process_batch_size, set_loader_epoch
 from cakes_video.datasets.video_reader import DecodeOptions
 
@@ -93,16 +93,23 @@ def test_test_loader_gives_all_views_and_reports_failed_videos(tmp_path, videos)
     assert "zero-byte" in batches[0]["failed"][0]["error"] and batches[1]["failed"] == []
 
 
-@pytest.mark.parametrize("protocol", ["pyslowfast", "mmaction2", "tsn"])
-def test_decode_once_views_equal_per_view_decoding(tmp_path, videos, protocol):
+@pytest.mark.parametrize("protocol, rate", [("pyslowfast", 2), ("mmaction2", 2), ("tsn", 2),
+                                            ("pyslowfast", 16)])  # 4 clip frames 8 apart > 24: clips coincide
+def test_decode_once_views_equal_per_view_decoding(tmp_path, videos, protocol, rate):
     sampling = "tsn" if protocol == "tsn" else "dense"
-    cfg = _cfg(tmp_path, videos, ["v2"], TEST_PROTOCOL=protocol, SAMPLING=sampling, TARGET_FPS=50.0)
+    cfg = _cfg(tmp_path, videos, ["v2"], TEST_PROTOCOL=protocol, SAMPLING=sampling, SAMPLING_RATE=rate,
+               TARGET_FPS=50.0)
     dataset = build_dataset(cfg, "test")
     once = dataset[0]["video"]
     dataset.decode_once = False
     assert torch.equal(once, dataset[0]["video"])
     # clip-major order: views 0..2 are the crops of clip 0, which differ from each other
     assert once.shape == (9, 3, 4, 32, 32) and not torch.equal(once[0], once[1])
+    assert torch.equal(once[:3], once[3:6]) == (rate == 16)
+    (last_clip,) = dataset.reader.read_clips(dataset.records[0], lambda meta: dataset.temporal.indices(meta)[2:])
+    spatial = dataset.spatial
+    assert torch.equal(once[6:], transforms.test_views(last_clip, scale=spatial.scale, crop_size=spatial.crop_size,
+                                                                  num_crops=3, mean=spatial.mean, std=spatial.std))
 
 
 def test_train_loader_repeats_an_epoch_and_varies_between_epochs(tmp_path, videos):

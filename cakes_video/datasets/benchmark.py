@@ -5,9 +5,11 @@ JSON report (times are wall-clock seconds on this machine)::
     data:   {list, root, num_videos, synthetic (bool), threads (torch intra-op threads)}
     decode: {backend: {frames, ours_fps, plain_fps, ratio, skipped}} per backend:
             every frame of every video through ``open_video(...).get_frames`` ("ours")
-            against the library's own plain sequential decode (PyAV ``container.decode``,
-            decord ``VideoReader.get_batch``); ratio = ours_fps / plain_fps (target >= 0.8);
-            skipped lists videos either side could not decode.
+            against the library's own plain sequential decode (PyAV ``container.decode`` +
+            ``frame.to_ndarray("rgb24")``, decord ``VideoReader.get_batch``), both opening
+            the file, both with the same decoder threading, both giving RGB uint8 numpy;
+            ratio = ours_fps / plain_fps (target >= 0.8); skipped lists videos either side
+            could not decode or that the two decode to different frame counts.
     train:  {workers, batch_size, clips, seconds, clips_per_s}: one epoch of
             ``build_loader(cfg, "train")`` (decode, sample, augment, collate), startup included.
     test:   {clips, crops, views_per_video, videos, decode_once_views_per_s,
@@ -35,14 +37,18 @@ from .synthetic import make_synthetic
 
 
 def plain_decode(path: str, backend: str) -> np.ndarray:
-    """All frames, uint8 [N, H, W, 3], the way each library decodes a file on its own.
-    The library's own errors become DecodeError."""
+    """All frames, uint8 [N, H, W, 3], the way each library decodes a file on its own,
+    with the decoder threading ``open_video`` uses (PyAV: frame + slice threads, FFmpeg
+    picks the count; decord: its default, num_threads=0). The library's own errors
+    become DecodeError."""
     if backend == "pyav":
         import av
 
         try:
-            with av.open(path) as container:
-                return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+            with av.open(path, metadata_errors="ignore") as container:  # 3gp: UTF-16 tags
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"  # as the pyav backend (PyAV's default is slice threads only)
+                return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
         except av.FFmpegError as error:
             raise DecodeError(f"{path}: PyAV: {error}") from error
     if backend == "decord":
@@ -77,9 +83,12 @@ def decode_throughput(paths: Sequence[str], backend: str, repeats: int = 2) -> D
     for path in paths:
         try:
             count = len(_ours(path, backend))  # warm-up: imports, file cache
-            plain_decode(path, backend)
+            plain_count = len(plain_decode(path, backend))
         except DecodeError as error:
             skipped.append({"path": path, "error": str(error).splitlines()[0][:200]})
+            continue
+        if plain_count != count:  # the rates must count the same frames
+            skipped.append({"path": path, "error": f"frame counts differ: ours {count}, plain {plain_count}"})
             continue
         seconds["ours"] += _best_seconds(_ours, path, backend, repeats)
         seconds["plain"] += _best_seconds(plain_decode, path, backend, repeats)

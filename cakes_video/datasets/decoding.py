@@ -100,8 +100,10 @@ class Decoder:
             raise IndexError(f"{self.path}: frame index {bad} outside [0, {n})")
         if idx.size == 0:
             return np.zeros((0, self.meta.height, self.meta.width, 3), np.uint8)
+        if np.all(idx[1:] > idx[:-1]):  # already sorted, no repeats: spare the reordering copy
+            return self._read_sorted(idx.tolist())
         wanted, inverse = np.unique(idx, return_inverse=True)
-        frames = self._read_sorted([int(i) for i in wanted])  # [U, H, W, 3]
+        frames = self._read_sorted(wanted.tolist())  # [U, H, W, 3]
         return frames[inverse]
 
     def _read_sorted(self, wanted: list) -> np.ndarray:

@@ -1,7 +1,9 @@
 """The "decord" backend of ``open_video``: ``decord.VideoReader.get_batch`` on the CPU.
 
-decord turns rotated videos upright itself but does not say by how much, so the
-rotation in ``meta`` is read with PyAV (which must also open the file).
+decord turns rotated videos upright itself but says neither by how much nor the frame
+size, so one PyAV pass at open lists the packets (for the seek check below) and decodes
+the first frame (rotation, size); decord itself decodes nothing until asked, except
+frame 0 of a rotated file, which is read at open to catch decord's rotation bug below.
 
 decord 0.6 seeks by counting frames from the keyframe it aims at, and silently returns
 WRONG frames (another GOP's, or off by one) when the demuxer lands elsewhere or the
@@ -23,7 +25,7 @@ import decord
 import numpy as np
 
 from .decoding import Decoder, DecodeError, VideoMeta, check_file
-from .decoding_pyav import Demuxed, demux_packets, read_rotation
+from .decoding_pyav import Demuxed, demux_packets
 
 WALK_CHUNK = 16  # frames per get_batch call when walking; bounds memory on long videos
 SEEK_SAFE_FORMATS = ("mov", "mp4", "matroska", "webm")  # where decord's seeks were verified
@@ -36,16 +38,21 @@ class DecordDecoder(Decoder):
         super().__init__(path)
         check_file(path)
         self._num_threads = num_threads
-        self._seeks_exactly = decord_seeks_exactly(demux_packets(path))
+        demuxed = demux_packets(path, first_frame=True)  # rotation and size: decord says neither
+        self._seeks_exactly = decord_seeks_exactly(demuxed)
         self._reader = self._open()
         n, fps = len(self._reader), float(self._reader.get_avg_fps())
         if n <= 0 or fps <= 0:
             raise DecodeError(f"{path}: decord reports {n} frames at {fps} fps")
-        first = self._read_sorted([0])[0]
-        height, width = first.shape[:2]
-        self.meta = VideoMeta(path, n, fps, n / fps, width, height, read_rotation(path))
+        width, height = demuxed.stored_size
+        if demuxed.rotation % 180 == 90:
+            width, height = height, width
+        self.meta = VideoMeta(path, n, fps, n / fps, width, height, demuxed.rotation)
+        if demuxed.rotation:  # decord fails to copy out some turned sizes: say so at open
+            self._read_sorted([0])
 
     def _open(self):
+        self._at_start = True  # nothing read yet: a walk can start without reopening
         try:
             return decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=self._num_threads)
         except decord.DECORDError as err:
@@ -55,6 +62,7 @@ class DecordDecoder(Decoder):
         """Runs ``call(reader)``, turning decord errors into DecodeError."""
         if self._reader is None:
             self._reader = self._open()
+        self._at_start = False
         try:
             return call(self._reader)
         except decord.DECORDError as err:
@@ -63,9 +71,15 @@ class DecordDecoder(Decoder):
 
     def _read_sorted(self, wanted: list) -> np.ndarray:
         if self._seeks_exactly:
-            return self._guarded(lambda r: r.get_batch(wanted).asnumpy())
-        self._reader = None  # walk from a fresh reader, positioned at the start
-        return self._guarded(lambda r: _walk(r, wanted))
+            frames = self._guarded(lambda r: r.get_batch(wanted).asnumpy())
+        else:
+            if not self._at_start:  # walk from a fresh reader, positioned at the start
+                self._reader = None
+            frames = self._guarded(lambda r: _walk(r, wanted))
+        if frames.shape[1:3] != (self.meta.height, self.meta.width):  # meta came from PyAV
+            raise DecodeError(f"{self.path}: decord gave {frames.shape[2]}x{frames.shape[1]} frames, "
+                              f"the stream is {self.meta.width}x{self.meta.height}")
+        return frames
 
     def close(self) -> None:
         self._reader = None

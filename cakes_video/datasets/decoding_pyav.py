@@ -9,11 +9,16 @@ repeated, there is a single keyframe, the packet pts hide the codec's frame reor
 (AVI with H.264 B-frames), or decoded pts contradict the table (out of order as in
 packed-B-frame AVI, or a seek that lands after the wanted frame), the file is read
 sequentially from the start instead and frames are counted in output order.
+
+Speed: the container of the demux pass is seeked back and decoded (one open per file,
+unless it is read sequentially), and one swscale context converts every frame to RGB.
 """
 from dataclasses import dataclass
+from typing import Optional, Tuple
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from .decoding import Decoder, DecodeError, VideoMeta, check_file, clockwise, rotate
 
@@ -56,28 +61,58 @@ class Demuxed:
     time_base: object  # Fraction: seconds per timestamp unit
     format_name: str  # FFmpeg demuxer names, e.g. "matroska,webm"
     has_b_frames: bool  # the codec reorders frames (AVI packet pts do not show it)
+    rotation: Optional[int] = None  # clockwise degrees, when the first frame was decoded
+    stored_size: Optional[Tuple[int, int]] = None  # (width, height) of decoded frames, before rotation
 
 
-def demux_packets(path: str) -> Demuxed:
-    """Demux-only pass over the video packets (cheap: nothing is decoded).
+def demux_packets(path: str, first_frame: bool = False) -> Demuxed:
+    """One pass over the video packets of ``path``; with ``first_frame`` the first frame is
+    also decoded (single-threaded) for the rotation and stored size, else nothing is."""
+    container, stream = _open_container(path)
+    try:
+        return _read_packets(container, stream, path, first_frame)
+    finally:
+        container.close()
+
+
+def _read_packets(container, stream, path: str, first_frame: bool = False) -> Demuxed:
+    """Demuxes every video packet of an open container (it is left at the end of the file).
 
     Flush markers and packets an edit list discards are left out.
     """
-    container, stream = _open_container(path)
-    rows = []
+    rows, frame = [], None
+    if first_frame:  # one frame: starting decoder threads would cost more than it decodes
+        stream.codec_context.thread_count = 1
     try:
         for packet in container.demux(stream):
             if packet.size == 0 or packet.is_discard:
                 continue
             rows.append((packet.pts, packet.dts, packet.is_keyframe, packet.duration))
+            if first_frame and frame is None:
+                frame = _first_decoded(stream, packet, path)
     except av.FFmpegError as err:
         raise DecodeError(f"{path}: corrupt container after {len(rows)} packets ({err})") from err
-    finally:
-        container.close()
     if not rows:
         raise DecodeError(f"{path}: video stream has no packets (empty or truncated)")
+    if first_frame and frame is None:  # the decoder holds back frames until it is drained
+        frame = _first_decoded(stream, None, path)
+        if frame is None:
+            raise DecodeError(f"{path}: no frame decodes")
     reorders = bool(stream.codec_context.has_b_frames)
-    return Demuxed(rows, stream.time_base, container.format.name, reorders)
+    info = (clockwise(frame.rotation), (frame.width, frame.height)) if frame is not None else (None, None)
+    return Demuxed(rows, stream.time_base, container.format.name, reorders, *info)
+
+
+def _first_decoded(stream, packet, path: str):
+    """The first frame ``packet`` (None: drain) lets the decoder output, or None.
+
+    FFmpeg attaches the display matrix (rotation) to decoded frames; PyAV 18 has no
+    stream-level getter for it, hence a decode.
+    """
+    try:
+        return next(iter(stream.codec_context.decode(packet)), None)
+    except av.FFmpegError as err:
+        raise DecodeError(f"{path}: corrupt first frame ({err})") from err
 
 
 def _table_from_rows(rows: list, time_base) -> _PacketTable:
@@ -116,24 +151,38 @@ class PyAVDecoder(Decoder):
     def __init__(self, path: str, num_threads: int = 0):
         super().__init__(path)
         self._num_threads = num_threads
-        demuxed = demux_packets(path)
+        container, stream = _open_container(path)
+        try:
+            demuxed = _read_packets(container, stream, path)
+        except DecodeError:
+            container.close()
+            raise
         self._table = _table_from_rows(demuxed.rows, demuxed.time_base)
         # A codec that reorders frames behind packet pts already in decode order (AVI) means
         # the pts are not presentation times: count frames in output order instead.
         fake_pts = demuxed.has_b_frames and _in_decode_order(demuxed.rows)
         self._seekable = self._table.has_timestamps and len(self._table.seek_ts) >= 2 and not fake_pts
-        self._container = None
+        # The demuxed container is reused (a seek back to the first keyframe is cheaper than
+        # opening the file again); nothing was decoded yet, so threading can still be set.
+        self._container, self._stream = container, stream
+        self._set_threads()
         self._frames = None  # iterator of (presentation index, av.VideoFrame)
         self._pos = -1  # presentation index of the last frame taken from self._frames
         self._last = None  # (index, array) of the last frame returned: asking again is free
         self._rotation = None  # clockwise degrees, read from the first decoded frame
+        # One swscale context for every frame: a new one per frame (what frame.to_ndarray
+        # makes) starts its threads each time, which costs more than converting a small frame.
+        self._to_rgb = VideoReformatter()
         try:
-            self._restart(None)
             first = self._read_sorted([0])[0]
         except DecodeError:
             self.close()
             raise
         self.meta = self._make_meta(first.shape[:2])
+
+    def _set_threads(self) -> None:
+        self._stream.thread_type = "AUTO"  # frame + slice threads
+        self._stream.codec_context.thread_count = self._num_threads
 
     def _make_meta(self, size) -> VideoMeta:
         stream, table = self._stream, self._table
@@ -161,8 +210,7 @@ class PyAVDecoder(Decoder):
         if keyframe is None or keyframe < 0 or self._container is None:
             self.close()
             self._container, self._stream = _open_container(self.path)
-            self._stream.thread_type = "AUTO"  # frame + slice threads
-            self._stream.codec_context.thread_count = self._num_threads
+            self._set_threads()
         if keyframe is not None and keyframe >= 0:
             ts = int(self._table.seek_ts[keyframe])
             self._container.seek(ts, stream=self._stream, backward=True, any_frame=False)
@@ -204,7 +252,8 @@ class PyAVDecoder(Decoder):
             if j == i:
                 if self._rotation is None:
                     self._rotation = clockwise(frame.rotation)
-                self._last = (j, rotate(frame.to_ndarray(format="rgb24"), self._rotation))
+                rgb = self._to_rgb.reformat(frame, format="rgb24").to_ndarray()
+                self._last = (j, rotate(rgb, self._rotation))
                 return self._last[1]
             if j > i:
                 raise _Resync()
@@ -229,23 +278,6 @@ class PyAVDecoder(Decoder):
             self._frames = None
             where = f"after frame {self._pos}" if self._pos >= 0 else "before the first frame"
             raise DecodeError(f"{self.path}: corrupt data {where} ({err})") from err
-
-
-def read_rotation(path: str) -> int:
-    """Clockwise display rotation of ``path`` (0/90/180/270), read from its first frame.
-
-    FFmpeg attaches the display matrix to decoded frames; PyAV exposes no stream-level
-    getter, so one frame is decoded.
-    """
-    container, stream = _open_container(path)
-    try:
-        for frame in container.decode(stream):
-            return clockwise(frame.rotation)
-        raise DecodeError(f"{path}: no frame decodes")
-    except av.FFmpegError as err:
-        raise DecodeError(f"{path}: corrupt first frame ({err})") from err
-    finally:
-        container.close()
 
 
 def header_duration(path: str):

@@ -4,9 +4,10 @@ Item: ``{"video": float [V, C, T, S, S], "label", "index", "video_id", "failed"}
 ``V = num_clips * num_crops`` ordered clip-major (``view = clip * num_crops + crop``).
 
 Decode-once: the video is opened once and the union of all clips' frame indices decoded
-in one pass; each clip then indexes those frames, and identical clips are cropped once. ``decode_once=False`` reads every view on
-its own (open, decode, crop), the way per-view test loaders do; it exists to measure the
-difference and to check that both give the same views. A video that fails to decode is
+in one pass; each clip then indexes those frames, and all views are written into one tensor.
+``decode_once=False`` reads every view on its own (open, decode, crop), the way per-view
+test loaders do; it exists to measure the difference and to check that both give the same
+views. A video that fails to decode is
 not retried: its item has an empty "video" and the failure in "failed".
 """
 from dataclasses import dataclass
@@ -52,13 +53,39 @@ class SpatialViews:
     mean: Sequence[float] = (0.485, 0.456, 0.406)
     std: Sequence[float] = (0.229, 0.224, 0.225)
 
-    def all(self, frames: np.ndarray) -> torch.Tensor:
-        """uint8 [T, H, W, 3] -> float [num_crops, C, T, S, S]."""
-        return transforms.test_views(frames, scale=self.scale, crop_size=self.crop_size,
-                                     num_crops=self.num_crops, mean=self.mean, std=self.std)
+    def __post_init__(self):
+        if self.num_crops not in (1, 3):
+            raise ValueError(f"num_crops must be 1 or 3, got {self.num_crops}")
+
+    def views(self, frames: np.ndarray, rows: Sequence[np.ndarray]) -> torch.Tensor:
+        """Every crop of every clip ``frames[rows[i]]``: uint8 [U, H, W, 3] -> float
+        [len(rows) * num_crops, C, T, S, S], clip-major.
+
+        The arithmetic of ``transforms.test_views`` (short side to ``scale``, crop, x / 255,
+        - mean, / std), written straight into one tensor: its per-crop allocations and
+        stacking copies cost more than decoding at 10 x 3 views. Identical clips (short
+        videos clamp every start to 0) are resized once.
+        """
+        positions = (1,) if self.num_crops == 1 else (0, 1, 2)
+        per_clip, size = len(positions), self.crop_size
+        out = torch.empty((len(rows) * per_clip, 3, len(rows[0]), size, size))
+        first_clip_of = {}
+        for clip, indices in enumerate(rows):
+            views = slice(clip * per_clip, (clip + 1) * per_clip)
+            same = first_clip_of.setdefault(indices.tobytes(), clip)
+            if same != clip:
+                out[views] = out[same * per_clip:(same + 1) * per_clip]
+                continue
+            video = transforms.short_side_scale(transforms.to_video(frames[indices]), self.scale)  # [T, 3, H, W]
+            for view, position in zip(range(views.start, views.stop), positions):
+                out[view].copy_(transforms.spatial_crop(video, size, position).permute(1, 0, 2, 3))
+        out.div_(255.0)
+        out.sub_(torch.tensor(self.mean).view(3, 1, 1, 1)).div_(torch.tensor(self.std).view(3, 1, 1, 1))
+        return out
 
     def one(self, frames: np.ndarray, crop: int) -> torch.Tensor:
-        """Crop ``crop`` alone: uint8 [T, H, W, 3] -> float [C, T, S, S] (same pixels as ``all``)."""
+        """Crop ``crop`` alone through ``transforms``: uint8 [T, H, W, 3] -> float [C, T, S, S]
+        (equal to its row of ``views``)."""
         position = 1 if self.num_crops == 1 else crop
         video = transforms.short_side_scale(transforms.to_video(frames), self.scale)
         return transforms.normalize(transforms.spatial_crop(video, self.crop_size, position),
@@ -99,19 +126,7 @@ class MultiViewDataset(Dataset):
                 "failed": []}
 
     def _views_decoded_once(self, record: VideoRecord) -> torch.Tensor:
-        chosen = []  # the clips' indices, kept to spot repeats
-
-        def choose(meta: VideoMeta) -> List[np.ndarray]:
-            chosen.extend(self.temporal.indices(meta))
-            return chosen
-
-        clips = self.reader.read_clips(record, choose)
-        # Short videos give identical clips (every start clamped to 0): crop those once.
-        crops_of = {}
-        for indices, clip in zip(chosen, clips):
-            if indices.tobytes() not in crops_of:
-                crops_of[indices.tobytes()] = self.spatial.all(clip)
-        return torch.cat([crops_of[indices.tobytes()] for indices in chosen])
+        return self.spatial.views(*self.reader.read_union(record, self.temporal.indices))
 
     def _views_one_by_one(self, record: VideoRecord) -> torch.Tensor:
         views = []

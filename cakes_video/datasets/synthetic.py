@@ -5,9 +5,10 @@ clockwise/anticlockwise, growing/shrinking, appearing/disappearing). Every clip 
 second class of a pair is the exact time reversal of a clip rendered for the first, and both
 land in the same split, so the two classes have the same multiset of frames: a
 frame-independent model (C2D with temporal averaging) is at chance within every pair, and
-at most 50% overall. Distractors keep single frames uninformative within a pair: a textured
-background, per-frame pixel noise, camera shake, drifting distractor shapes, random shapes,
-colours, sizes and positions.
+at most 50% overall. Nuisances make the model find the object that carries the class: a
+smooth grey textured background, per-frame pixel noise, one-pixel camera shake, one or two
+smaller distractor shapes on a random walk, and random shape, colour, size, position and slow
+drift for the main object.
 
 Videos are H.264 (yuv420p, intra-only at a constant quantiser, so each frame is coded on its
 own and a clip and its reversal decode to the same frames) mp4 files, deterministic from the
@@ -84,37 +85,45 @@ def _smooth_noise(rng, size, cells):
 
 
 def _background(rng, size):
-    base = rng.uniform(0.15, 0.6, 3)
-    texture = 0.3 * (_smooth_noise(rng, size, 4) - 0.5) + 0.1 * (_smooth_noise(rng, size, 16) - 0.5)
-    return np.clip(base + texture, 0.0, 1.0)
+    """Desaturated smooth texture, so that the saturated shapes stand out: [size, size, 3]."""
+    base = rng.uniform(0.25, 0.55) + rng.uniform(-0.05, 0.05, 3)
+    texture = 0.2 * _smooth_noise(rng, size, 4) + 0.08 * _smooth_noise(rng, size, 16) - 0.14
+    return np.clip(base + texture.mean(axis=2, keepdims=True), 0.0, 1.0)
 
 
-def _random_object(rng, frames, size):
-    """A shape with colour, size, position and a slow random drift per frame."""
-    half = rng.uniform(5.0, 10.0) * size / 64  # sizes are set for 64-pixel frames
+def _saturated_colour(rng):
+    """A bright, saturated RGB colour: one channel high, one low, one anywhere."""
+    channels = np.array([rng.uniform(0.75, 1.0), rng.uniform(0.0, 1.0), rng.uniform(0.0, 0.15)])
+    return channels[rng.permutation(3)]
+
+
+def _random_object(rng, frames, size, half_range=(3.0, 6.0), drift_sd=0.3):
+    """A shape with colour, size (half-width in pixels of a 64-pixel frame), position, and a
+    random-walk drift of ``drift_sd`` pixels per frame."""
+    half = rng.uniform(*half_range) * size / 64
     low, high = MARGIN + half, MARGIN + size - half
-    drift = np.cumsum(rng.normal(0.0, 0.5, (frames, 2)), axis=0)
+    drift = np.cumsum(rng.normal(0.0, drift_sd, (frames, 2)), axis=0)
     xy = np.clip(rng.uniform(low, high, 2) + drift, low, high)
-    return dict(shape=str(rng.choice(list(SHAPES))), colour=rng.uniform(0.0, 1.0, 3),
+    return dict(shape=str(rng.choice(list(SHAPES))), colour=_saturated_colour(rng),
                 x=xy[:, 0], y=xy[:, 1], half=np.full(frames, half),
                 angle=np.full(frames, rng.uniform(0, 2 * np.pi)), alpha=np.ones(frames))
 
 
 def _main_object(motion, rng, frames, size):
     """The object whose change over time is the class (the pair's forward direction)."""
-    obj = _random_object(rng, frames, size)
+    obj = _random_object(rng, frames, size, half_range=(7.0, 11.0))
     ramp = np.linspace(0.0, 1.0, frames)
     obj["x"] = obj["x"][0] + rng.uniform(-0.3, 0.3) * np.arange(frames)  # slow nuisance drift
     obj["y"] = obj["y"][0] + rng.uniform(-0.3, 0.3) * np.arange(frames)
     if motion in ("horizontal", "vertical"):
-        axis, distance = ("x" if motion == "horizontal" else "y"), rng.uniform(0.4, 0.65) * size
+        axis, distance = ("x" if motion == "horizontal" else "y"), rng.uniform(0.35, 0.55) * size
         start = rng.uniform(MARGIN + obj["half"][0], MARGIN + size - obj["half"][0] - distance)
         obj[axis] = start + distance * ramp
     elif motion == "rotation":  # increasing angle with y pointing down is clockwise on screen
         obj["angle"] = obj["angle"][0] + np.radians(rng.uniform(8.0, 15.0)) * np.arange(frames)
     elif motion == "scale":
-        first = rng.uniform(4.5, 6.0) * size / 64
-        obj["half"] = first * rng.uniform(2.0, 2.6) ** ramp
+        first = rng.uniform(5.0, 6.5) * size / 64
+        obj["half"] = first * rng.uniform(1.8, 2.4) ** ramp
     elif motion == "opacity":
         begin, end = rng.uniform(0.0, 0.25), rng.uniform(0.75, 1.0)
         obj["alpha"] = np.clip((ramp - begin) / (end - begin), 0.0, 1.0)

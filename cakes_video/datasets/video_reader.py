@@ -69,19 +69,24 @@ class VideoReader:
 
     def read_clips(self, record: VideoRecord, choose: ChooseClips) -> List[np.ndarray]:
         """Frames of each clip ``choose(meta)`` asks for: list of uint8 [T_i, H, W, 3].
+        Raises DecodeError (naming the path) when the video cannot be read."""
+        frames, rows = self.read_union(record, choose)
+        return [frames[r] for r in rows]
 
-        The union of all clips' indices is decoded in one pass (each frame once).
-        Raises DecodeError (naming the path) when the video cannot be read.
+    def read_union(self, record: VideoRecord, choose: ChooseClips) -> Tuple[np.ndarray, List[np.ndarray]]:
+        """``(frames uint8 [U, H, W, 3], rows)``: clip i of ``choose(meta)`` is ``frames[rows[i]]``.
+
+        The union of all clips' indices is decoded in one pass, each frame once.
         """
         if self.cache:
             meta, frames = self._cached(record)
-            return [frames[np.asarray(indices)] for indices in choose(meta)]
+            return frames, [np.asarray(indices, dtype=np.int64) for indices in choose(meta)]
         with self.options.open(record) as video:
             clips = [np.asarray(indices, dtype=np.int64) for indices in choose(video.meta)]
             union = np.unique(np.concatenate(clips))
             frames = video.get_frames(union)
         _check_count(record.path, frames, len(union))
-        return [frames[np.searchsorted(union, indices)] for indices in clips]
+        return frames, [np.searchsorted(union, indices) for indices in clips]
 
     def _cached(self, record: VideoRecord) -> Tuple[VideoMeta, np.ndarray]:
         if record.path not in self._videos:

@@ -69,7 +69,7 @@ def train(cfg, loader_fn: Optional[Callable] = None, hooks: Sequence[Hook] = ())
     ``loader_fn(cfg, split) -> DataLoader`` defaults to ``datasets.loader.build_loader``.
     Returns ``{"epochs", "iteration", "best", "last_checkpoint", "best_checkpoint", "history"}``.
     """
-    from .setup import build_trainer
+    from .setup import build_trainer  # setup builds a Trainer, so it imports this module
 
     t = build_trainer(cfg, loader_fn, hooks)
     max_epoch = cfg.SOLVER.MAX_EPOCH
@@ -83,9 +83,9 @@ def train(cfg, loader_fn: Optional[Callable] = None, hooks: Sequence[Hook] = ())
         for hook in t.hooks:
             hook.after_epoch(t, t.epoch, stats)
     t.writer.close()
-    best = t.checkpointer.best_path
     return {"epochs": t.epoch, "iteration": t.scheduler.iteration, "best": t.best,
-            "last_checkpoint": t.last_checkpoint, "best_checkpoint": best, "history": t.history}
+            "last_checkpoint": t.last_checkpoint, "best_checkpoint": t.checkpointer.for_testing(),
+            "history": t.history}
 
 
 def run_epoch(t: Trainer, epoch: int) -> Dict:

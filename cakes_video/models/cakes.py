@@ -8,6 +8,16 @@ as in Yu et al., "CAKES", AAAI 2021.
 
 A *channel config* says how many channels of each layer use each sub-kernel: a list with
 one dict per CAKES layer, e.g. ``[{"kxkxk": 28, "1xkxk": 35, "kx1x1": 1}, ...]``.
+
+Two implementations share one state dict (``convs.{i}.weight``, ``bn.*``) and one math;
+:func:`build_cakes_layer` picks one (``MODEL.CAKES.IMPL``):
+
+- :class:`CakesConv3d` ("reference"): one Conv3d per present sub-kernel, concatenated.
+- :class:`EfficientCakesConv3d` ("efficient"): the same convolutions regrouped by
+  :func:`plan_convs` so that oneDNN's 16-channel output blocks are filled (spilled or tiny
+  groups run inside a covering kernel as zero-padded rows); faster on the CPU, same results.
+
+Inference form (BN folded, ReLU fused): :func:`cakes_video.models.deploy.deploy`.
 """
 import copy
 import itertools
@@ -210,7 +220,7 @@ def default_channel_block() -> int:
     return 16 if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else 8
 
 
-def plan_convs(counts: Dict[str, int], block: int = 1) -> ConvPlan:
+def plan_convs(counts: Dict[str, int], block: int = 1, k: int = 3) -> ConvPlan:
     """Groups a CAKES layer's output channels into as few, well-filled convolutions as pays.
 
     Convolution kernels compute output channels in blocks of ``block`` (a 35-channel conv
@@ -219,7 +229,8 @@ def plan_convs(counts: Dict[str, int], block: int = 1) -> ConvPlan:
     that covers it, as zero-padded weight rows, when that kernel has room left in its last
     block. The plan minimises ``sum(volume * ceil(channels / block) * block)`` plus a
     per-call cost of ``block / 2`` over at most one move per sub-kernel; ties keep fewer
-    FLOPs. ``block=1`` gives the reference layout (one conv per sub-kernel).
+    FLOPs. ``block=1`` gives the reference layout (one conv per sub-kernel); ``k`` is the
+    kernel size. The block is oneDNN's (CPU); on a GPU the plan stays correct, maybe not optimal.
     """
     present = [s for s in SUBKERNELS if counts.get(s, 0) > 0]
     targets = sorted(set(present) | {"kxkxk"}, key=list(SUBKERNELS).index)
@@ -227,7 +238,7 @@ def plan_convs(counts: Dict[str, int], block: int = 1) -> ConvPlan:
     best, best_key = None, None
     for choice in itertools.product(*options):
         plan = _plan_of(present, counts, choice)
-        key = _plan_cost(plan, block)
+        key = _plan_cost(plan, block, k)
         if best_key is None or key < best_key:
             best, best_key = plan, key
     return best
@@ -249,14 +260,15 @@ def _plan_of(present: Sequence[str], counts: Dict[str, int], choice) -> ConvPlan
             rows.setdefault(s, []).append((s, 0, keep))
         if keep < counts[s]:
             rows.setdefault(target, []).append((s, keep, counts[s]))
-    order = list(SUBKERNELS)
-    return [(k, sorted(r, key=lambda e: order.index(e[0]))) for k, r in sorted(rows.items(), key=lambda kv: order.index(kv[0]))]
+    rank = list(SUBKERNELS).index
+    ordered = sorted(rows.items(), key=lambda kv: rank(kv[0]))
+    return [(kernel, sorted(r, key=lambda row: rank(row[0]))) for kernel, r in ordered]
 
 
-def _plan_cost(plan: ConvPlan, block: int) -> Tuple[float, int]:
+def _plan_cost(plan: ConvPlan, block: int, k: int) -> Tuple[float, int]:
     cost = flops = 0
     for kernel, rows in plan:
-        n, volume = sum(stop - first for _, first, stop in rows), _volume(kernel_shape(kernel))
+        n, volume = sum(stop - first for _, first, stop in rows), _volume(kernel_shape(kernel, k))
         cost += volume * -(-n // block) * block + block / 2
         flops += volume * n
     return cost, flops
@@ -306,7 +318,7 @@ class EfficientCakesConv3d(CakesConv3d):
     def __init__(self, in_channels: int, counts: Dict[str, int], stride=(1, 1, 1), kernel_size: int = 3,
                  relu: bool = True, channel_block: Optional[int] = None):
         super().__init__(in_channels, counts, stride, kernel_size, relu)
-        self.plan = plan_convs(self.counts, channel_block or default_channel_block())
+        self.plan = plan_convs(self.counts, channel_block or default_channel_block(), kernel_size)
         self.segments = output_segments(self.plan, self.subkernels)
 
     def planned_weights(self) -> List[torch.Tensor]:
@@ -336,7 +348,8 @@ def build_cakes_layer(in_channels: int, counts: Dict[str, int], stride=(1, 1, 1)
                       relu: bool = True, impl: str = "reference") -> CakesConv3d:
     """The one factory for CAKES layers (``MODEL.CAKES.IMPL``): "reference" or "efficient"."""
     if impl not in CAKES_IMPLS:
-        raise ValueError(f"MODEL.CAKES.IMPL: unknown CAKES implementation {impl!r}; expected one of {list(CAKES_IMPLS)}")
+        raise ValueError(f"MODEL.CAKES.IMPL: unknown CAKES implementation {impl!r}; "
+                         f"expected one of {list(CAKES_IMPLS)}")
     return CAKES_IMPLS[impl](in_channels, counts, stride, kernel_size, relu)
 
 

@@ -5,16 +5,17 @@
 bias, ReLU in place) and every other ``Conv -> BatchNorm`` pair of the network is merged
 into one convolution with bias, found by tracing the forward with ``torch.fx``. Applied to
 every network alike (CAKES, 3D baselines, torchvision's models), so comparisons stay fair.
+With ``fuse=True`` each conv then also absorbs its ReLU / residual add (:mod:`.fusion`).
 Outputs equal the eval-mode model's up to float rounding.
 """
 import copy
 import itertools
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import fx, nn
 
-from .cakes import CakesConv3d, EfficientCakesConv3d, assemble, kernel_shape, output_segments, padded_weight
+from .cakes import CakesConv3d, assemble, kernel_shape, output_segments, padded_weight
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -75,23 +76,28 @@ class DeployedCakesConv3d(nn.Module):
 
 
 class _CakesLeafTracer(fx.Tracer):
-    """Keeps deployed CAKES layers as single nodes; traces through everything else."""
+    """Keeps deployed CAKES layers, convs and norms (subclasses too) as single nodes."""
 
     def is_leaf_module(self, m: nn.Module, name: str) -> bool:
-        return isinstance(m, DeployedCakesConv3d) or super().is_leaf_module(m, name)
+        return isinstance(m, (DeployedCakesConv3d,) + _CONVS + _NORMS) or super().is_leaf_module(m, name)
 
 
-def deploy(model: nn.Module) -> nn.Module:
+def deploy(model: nn.Module, fuse: bool = False) -> fx.GraphModule:
     """An eval-mode inference copy of ``model`` with every BatchNorm folded (see module doc).
 
-    Returns a ``torch.fx.GraphModule`` (or the copied module when it has no foldable pair).
-    Raises ``torch.fx`` trace errors for forwards with data-dependent control flow.
+    ``fuse`` also fuses each Conv3d with its ReLU / residual add into one oneDNN call with a
+    pre-reordered weight (:mod:`.fusion`). Returns a ``torch.fx.GraphModule``; raises
+    ``torch.fx`` trace errors for forwards with data-dependent control flow.
     """
     model = copy.deepcopy(model).eval()
     _replace_cakes_layers(model)
     graph = _CakesLeafTracer().trace(model)
-    gm = fx.GraphModule(model, graph)
-    return _fold_conv_bn(gm)
+    gm = _fold_conv_bn(fx.GraphModule(model, graph))
+    if fuse:
+        from .fusion import fuse_pointwise
+
+        gm = fuse_pointwise(gm)
+    return gm
 
 
 def _replace_cakes_layers(module: nn.Module) -> None:

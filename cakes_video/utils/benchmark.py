@@ -1,7 +1,9 @@
 """Latency, throughput and cost of models, and fair side-by-side comparisons.
 
 A model is named by a spec: a YAML config path (built with :func:`build_model`; CAKES
-layers use ``cakes_impl``) or ``torchvision:NAME`` for ``torchvision.models.video.NAME``.
+layers use ``cakes_impl``), optionally followed by overrides of its own as ``@KEY=VALUE``
+(``r3d_18.yaml@MODEL.TEMPORAL_OP=cakes@MODEL.CAKES.CONV_CONFIG=uniform``), or
+``torchvision:NAME`` for ``torchvision.models.video.NAME``.
 Every model of a run gets the same execution path: eval mode under ``torch.inference_mode``
 (or a forward+backward train step), the same memory format, the same ``deploy`` folding,
 the same threads and input. Latencies are measured interleaved (one run of each model in
@@ -13,7 +15,7 @@ import os
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -21,6 +23,7 @@ from torch import nn
 from .complexity import count_gflops, count_params
 
 TORCHVISION_PREFIX = "torchvision:"
+TIMERS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 @dataclass
@@ -33,13 +36,29 @@ class Entry:
     result: Dict = field(default_factory=dict)
 
 
+def split_spec(spec: str) -> Tuple[str, List[str]]:
+    """``"cfg.yaml@K1=V1@K2=V2"`` -> ``("cfg.yaml", ["K1", "V1", "K2", "V2"])``."""
+    path, *pairs = spec.split("@")
+    overrides = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{spec}: per-model overrides are written @KEY=VALUE, got {pair!r}")
+        overrides += [key, value]
+    return path, overrides
+
+
 def spec_name(spec: str) -> str:
-    """Display name: ``torchvision:NAME`` as is, a config path by its file stem."""
-    return spec if spec.startswith(TORCHVISION_PREFIX) else os.path.splitext(os.path.basename(spec))[0]
+    """Display name: ``torchvision:NAME`` as is, a config by its file stem (+ its @overrides)."""
+    if spec.startswith(TORCHVISION_PREFIX):
+        return spec
+    path, _ = split_spec(spec)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return stem + spec[len(path):]
 
 
 def build_from_spec(spec: str, overrides: Sequence[str] = (), cakes_impl: str = "efficient") -> nn.Module:
-    """The model of ``spec`` with random weights (``overrides``: KEY VALUE pairs for YAML configs)."""
+    """The model of ``spec`` with random weights; ``overrides`` (KEY VALUE) apply before the spec's own."""
     if spec.startswith(TORCHVISION_PREFIX):
         from torchvision.models import video
 
@@ -50,7 +69,8 @@ def build_from_spec(spec: str, overrides: Sequence[str] = (), cakes_impl: str = 
     from ..config import load_config
     from ..models import build_model
 
-    return build_model(load_config(spec, list(overrides) + ["MODEL.CAKES.IMPL", cakes_impl]))
+    path, own = split_spec(spec)
+    return build_model(load_config(path, list(overrides) + own + ["MODEL.CAKES.IMPL", cakes_impl]))
 
 
 def has_cakes(model: nn.Module) -> bool:
@@ -59,14 +79,17 @@ def has_cakes(model: nn.Module) -> bool:
     return any(isinstance(m, CakesConv3d) for m in model.modules())
 
 
-def prepare(model: nn.Module, device: str, channels_last: bool, deploy: bool, train: bool) -> nn.Module:
-    """The model as it will run: on ``device``, deployed (BN folded) or not, memory format set."""
+def prepare(model: nn.Module, device: str, channels_last: bool, deploy: bool, train: bool,
+            fuse: bool = False) -> nn.Module:
+    """The model as it will run: on ``device``, deployed (BN folded; ``fuse``: oneDNN post-ops) or not."""
     if deploy and train:
         raise ValueError("--deploy folds BatchNorm for inference; it cannot time a train step")
+    if fuse and not deploy:
+        raise ValueError("--fuse applies to a deployed model; add --deploy")
     if deploy:
         from ..models.deploy import deploy as deploy_model
 
-        model = deploy_model(model)
+        model = deploy_model(model, fuse)
     model = model.to(device).train(train)
     return model.to(memory_format=torch.channels_last_3d) if channels_last else model
 
@@ -86,8 +109,9 @@ def make_step(model: nn.Module, x: torch.Tensor, train: bool) -> Callable[[], No
 
 
 def interleaved_times(steps: Dict[str, Callable[[], None]], runs: int, warmup: int,
-                      sync: Callable[[], None]) -> Dict[str, List[float]]:
-    """Seconds of each step per run; every run calls each step once, the first one rotating."""
+                      sync: Callable[[], None], clock: Callable[[], float] = time.perf_counter
+                      ) -> Dict[str, List[float]]:
+    """Seconds (of ``clock``) of each step per run; every run calls each step once, the first rotating."""
     names = list(steps)
     for _ in range(warmup):
         for name in names:
@@ -96,16 +120,16 @@ def interleaved_times(steps: Dict[str, Callable[[], None]], runs: int, warmup: i
     for r in range(runs):
         for name in names[r % len(names):] + names[:r % len(names)]:
             sync()
-            start = time.perf_counter()
+            start = clock()
             steps[name]()
             sync()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return times
 
 
 def build_entries(specs: Sequence[str], frames: int, size: int, device: str = "cpu", channels_last: bool = True,
                   deploy: bool = False, train: bool = False, with_reference: bool = False,
-                  overrides: Sequence[str] = ()) -> List[Entry]:
+                  overrides: Sequence[str] = (), fuse: bool = False) -> List[Entry]:
     """Builds, counts and prepares every spec; CAKES models get a reference twin if asked."""
     names = [spec_name(s) for s in specs]
     for name in names:
@@ -120,8 +144,8 @@ def build_entries(specs: Sequence[str], frames: int, size: int, device: str = "c
         if with_reference and has_cakes(model):
             from ..models.cakes import to_reference
 
-            entry.reference = prepare(to_reference(model), device, channels_last, deploy, train)
-        entry.model = prepare(model, device, channels_last, deploy, train)
+            entry.reference = prepare(to_reference(model), device, channels_last, deploy, train, fuse)
+        entry.model = prepare(model, device, channels_last, deploy, train, fuse)
         entries.append(entry)
     return entries
 
@@ -134,15 +158,21 @@ def make_input(batch: int, frames: int, size: int, device: str = "cpu", channels
 
 def run_benchmark(specs: Sequence[str], frames: int, size: int, batch: int = 1, runs: int = 10,
                   warmup: int = 2, device: str = "cpu", channels_last: bool = True, deploy: bool = False,
-                  train: bool = False, compare: bool = False, overrides: Sequence[str] = ()) -> List[Dict]:
+                  train: bool = False, compare: bool = False, overrides: Sequence[str] = (),
+                  timer: str = "wall", fuse: bool = False) -> List[Dict]:
     """Measures every spec (see module doc); returns one result dict per spec, in order.
 
     Keys: ``name, params, gflops, gflops_conv_linear`` (one view, batch 1), ``latency_ms``
     (median of ``runs``), ``latency_min_ms``, ``clips_per_s`` (batch / median latency); with
     ``compare``: ``efficiency`` against ``specs[0]`` and, for CAKES models,
     ``speedup_vs_reference`` (reference-layer twin's latency over this model's).
+    ``timer="cpu"`` measures process CPU time instead of wall time: on a shared, loaded
+    machine with ``--threads 1`` it ignores time spent descheduled (with more threads it
+    also counts OpenMP spin-waiting, so use it single-threaded).
     """
-    entries = build_entries(specs, frames, size, device, channels_last, deploy, train, compare, overrides)
+    if timer not in TIMERS:
+        raise ValueError(f"unknown timer {timer!r}; expected one of {list(TIMERS)}")
+    entries = build_entries(specs, frames, size, device, channels_last, deploy, train, compare, overrides, fuse)
     x = make_input(batch, frames, size, device, channels_last)
     steps = {}
     for e in entries:
@@ -150,8 +180,8 @@ def run_benchmark(specs: Sequence[str], frames: int, size: int, batch: int = 1, 
         if e.reference is not None:
             steps[e.name + "[reference]"] = make_step(e.reference, x, train)
     sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
-    times = interleaved_times(steps, runs, warmup, sync)
-    return [_summarise(e, times, batch, entries[0] if compare else None) for e in entries]
+    times = interleaved_times(steps, runs, warmup, sync, TIMERS[timer])
+    return [dict(_summarise(e, times, batch, entries[0] if compare else None), timer=timer) for e in entries]
 
 
 def _summarise(e: Entry, times: Dict[str, List[float]], batch: int, base: Optional[Entry]) -> Dict:
