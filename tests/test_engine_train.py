@@ -13,6 +13,8 @@ from cakes_video.checkpoint import CheckpointError, load_checkpoint, save_checkp
 from cakes_video.config import ConfigError
 from cakes_video.datasets.loader import TooManyFailedVideos
 from cakes_video.engine.monitor import read_metrics
+from cakes_video.engine.runtime import amp_dtype
+from cakes_video.engine.schedule import lr_function
 from cakes_video.engine.setup import build_trainer
 from cakes_video.engine.testing import run_test
 from cakes_video.engine.train import Hook, NonFiniteLossError, train
@@ -151,3 +153,11 @@ def test_train_then_test_writes_the_reports(tmp_path):
     assert (tmp_path / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     epochs = read_metrics(str(tmp_path), "epoch")
     assert [e["epoch"] for e in epochs] == [1, 2] and all("val_top1" in e for e in epochs)
+    lr = lr_function(cfg.SOLVER, iters_per_epoch=2)  # 8 videos, batch 4
+    assert [r["lr"] for r in read_metrics(str(tmp_path), "train_iter")] == pytest.approx([lr(i) for i in range(4)])
+
+
+def test_mixed_precision_only_on_cuda():
+    assert amp_dtype("bf16", torch.device("cpu")) is None and amp_dtype("off", torch.device("cuda")) is None
+    assert amp_dtype("bf16", torch.device("cuda")) == torch.bfloat16
+    assert amp_dtype("fp16", torch.device("cuda")) == torch.float16

@@ -14,9 +14,10 @@ def main(argv=None):
     parser.add_argument("--output-dir", default="output/demo")
     parser.add_argument("--cfg", default=DEFAULT_CONFIG, help="demo config (data paths are filled in)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic benchmark")
+    parser.add_argument("--videos-per-class", type=int, default=96, help="training clips per class")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
     args = parser.parse_args(argv)
-    return run_demo(args.output_dir, args.cfg, args.opts, seed=args.seed)
+    return run_demo(args.output_dir, args.cfg, args.opts, seed=args.seed, videos_per_class=args.videos_per_class)
 
 
 if __name__ == "__main__":

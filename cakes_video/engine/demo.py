@@ -38,7 +38,7 @@ def data_overrides(output_dir: str, data_dir: str) -> list:
 
 
 def run_demo(output_dir: str, config: str = DEFAULT_CONFIG, overrides: Sequence[str] = (), seed: int = 0,
-             videos_per_class: int = 32, frames: int = 16, size: int = 64) -> Dict:
+             videos_per_class: int = 96, frames: int = 16, size: int = 64) -> Dict:
     """Runs the whole demo; returns the results dict also written to ``output_dir/results.json``."""
     start = time.time()
     setup_logging(output_dir)
@@ -50,7 +50,7 @@ def run_demo(output_dir: str, config: str = DEFAULT_CONFIG, overrides: Sequence[
         rel_path, label = f.readline().rsplit(maxsplit=1)
     names = class_names_of(cfg)
     ranked = predict_video(load_trained_model(cfg), cfg, os.path.join(data_dir, rel_path), names)
-    results["demo"] = {"config": config, "chance_top1": 100.0 / len(names), "seconds": round(time.time() - start, 1),
+    results["demo"] = {"config": config, "results_path": os.path.join(output_dir, "results.json"), "chance_top1": 100.0 / len(names), "seconds": round(time.time() - start, 1),
                        "prediction": {"video": rel_path, "label": names[int(label)],
                                       "top5": [{"class": n, "score": s} for n, s in ranked]}}
     write_results(os.path.join(output_dir, "results.json"), results)
@@ -68,10 +68,10 @@ def summary(results: Dict) -> str:
         f"  top-1 {results['top1']:.1f}%  top-5 {results['top5']:.1f}%  mean class acc "
         f"{results['mean_class_acc']:.1f}%  on {results['num_videos']} test videos ({results['num_failed']} failed)",
         f"  params {results['params'] / 1e6:.2f} M, {results['gflops_per_view']:.3f} GFLOPs per view",
-        f"  protocol: {p['num_ensemble_views']} clips x {p['num_spatial_crops']} crops of {p['num_frames']}x"
+        f"  protocol: {p['num_ensemble_views']} clip(s) x {p['num_spatial_crops']} crop(s) of {p['num_frames']}x"
         f"{p['crop_size']}x{p['crop_size']} ({p['temporal_protocol']}), aggregation {p['aggregation']}",
         f"  {pred['video']} (true: {pred['label']}): "
         + ", ".join(f"{t['class']} {t['score']:.2f}" for t in pred["top5"][:3]),
-        f"  results: {results.get('results_path', 'results.json')}, {d['seconds']:.0f} s in all",
+        f"  results: {d['results_path']}, {d['seconds']:.0f} s in all",
     ]
     return "\n".join(lines)

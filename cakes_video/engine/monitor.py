@@ -18,7 +18,6 @@ def setup_logging(output_dir: Optional[str] = None) -> logging.Logger:
     """Logs INFO to stderr (rank 0; warnings only elsewhere) and to OUTPUT_DIR/log.txt on rank 0."""
     log = logging.getLogger(LOGGER_NAME)
     log.setLevel(logging.INFO if is_main() else logging.WARNING)
-    log.propagate = False
     for h in list(log.handlers):
         log.removeHandler(h)
         h.close()

@@ -14,12 +14,12 @@ import torch
 from torch import nn
 
 from ..checkpoint.schema import load_checkpoint, load_model_state
-from .checkpointer import Checkpointer, key_report, load_for_finetuning, rng_state, set_rng_state
+from ..datasets.loader import set_loader_epoch
+from .checkpointer import Checkpointer, key_report, rng_state, set_rng_state
 from .distributed import (all_gather_objects, all_reduce_sum, barrier, get_rank, get_world_size, is_main,
-                          unwrap, wrap_model)
+                          unwrap)
 from .evaluate import topk_correct, validate
 from .monitor import MetricWriter, progress
-from ..datasets.loader import set_loader_epoch
 from .runtime import check_failures, update_bn_stats
 
 logger = logging.getLogger(__name__)
@@ -132,6 +132,12 @@ def forward_backward(t: Trainer, batch: Dict, loss_scale: float, sync: bool, epo
     Gradients of micro-batches before the last of a group are not all-reduced (``no_sync``).
     Every rank checks the *global* loss, so a NaN on any rank stops all ranks together.
     """
+    if len(batch["label"]) == 0:
+        # Every video of the batch failed (train loaders retry, so this is rare): nothing to learn.
+        # Under DDP the other ranks would wait in backward, hence the clear error.
+        if get_world_size() > 1:
+            raise RuntimeError("a training batch on this rank is empty (all its videos failed to decode)")
+        return torch.zeros(3, dtype=torch.float64)
     video = batch["video"].to(t.device, non_blocking=True)
     labels = batch["label"].to(t.device, non_blocking=True)
     ddp = isinstance(t.model, nn.parallel.DistributedDataParallel)

@@ -1,0 +1,63 @@
+"""Same network, same data, different temporal convolution: the synthetic-benchmark comparison.
+
+Trains and tests one model per op code (``MODEL.TEMPORAL_OP``: "2d" = C2D, "3d", "2plus1d",
+"cakes", ...) from one config on one synthetic benchmark, then measures every model's CPU
+latency in one interleaved benchmark run, and writes ``OUTPUT_DIR/comparison.{json,md}``.
+"""
+import json
+import os
+from typing import Dict, List, Sequence
+
+from ..config import load_config
+from ..utils.benchmark import run_benchmark
+from .demo import DEFAULT_CONFIG, data_overrides, ensure_synthetic
+from .testing import run_test
+from .train import train
+
+OP_NAMES = {"2d": "C2D", "3d": "R3D", "2plus1d": "R(2+1)D", "cakes": "CAKES (uniform)", "p3d": "P3D", "mc": "MC3"}
+
+
+def compare_ops(output_dir: str, ops: Sequence[str] = ("2d", "3d", "2plus1d", "cakes"), config: str = DEFAULT_CONFIG,
+                overrides: Sequence[str] = (), videos_per_class: int = 96, threads: int = 2, runs: int = 20) -> List[Dict]:
+    """Returns one row per op: name, top1, top5, params, gflops_per_view, latency_ms, results path."""
+    data_dir = ensure_synthetic(os.path.join(output_dir, "data"), 0, videos_per_class, 16, 64)
+    rows = []
+    for op in ops:
+        run_dir = os.path.join(output_dir, op)
+        cfg = load_config(config, data_overrides(run_dir, data_dir) + list(overrides) + ["MODEL.TEMPORAL_OP", op])
+        train(cfg)
+        results = run_test(cfg)
+        rows.append({"op": op, "name": OP_NAMES.get(op, op), "top1": results["top1"], "top5": results["top5"],
+                     "params": results["params"], "gflops_per_view": results["gflops_per_view"],
+                     "protocol": results["protocol"], "results": os.path.join(run_dir, "results.json")})
+    _add_latency(rows, config, overrides, cfg, threads, runs)
+    _write(output_dir, rows)
+    return rows
+
+
+def _add_latency(rows: List[Dict], config: str, overrides: Sequence[str], cfg, threads: int, runs: int) -> None:
+    """CPU latency of one view at batch 1, all models interleaved in one run (efficient CAKES layer)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    specs = [config + "".join(f"@{k}={v}" for k, v in zip(overrides[::2], overrides[1::2])) + f"@MODEL.TEMPORAL_OP={r['op']}"
+             for r in rows]
+    timed = run_benchmark(specs, cfg.DATA.NUM_FRAMES, cfg.DATA.TEST_CROP_SIZE, runs=runs)
+    for row, t in zip(rows, timed):
+        row.update(latency_ms=t["latency_ms"], threads=torch.get_num_threads())
+
+
+def _write(output_dir: str, rows: List[Dict]) -> None:
+    with open(os.path.join(output_dir, "comparison.json"), "w") as f:
+        json.dump(rows, f, indent=2)
+    p = rows[0]["protocol"]
+    lines = [f"Synthetic benchmark, {p['num_frames']}x{p['crop_size']}x{p['crop_size']} input, "
+             f"{p['num_ensemble_views']} clip x {p['num_spatial_crops']} crops ({p['temporal_protocol']}); "
+             f"latency: batch 1, {rows[0]['threads']} CPU threads, median", "",
+             "| model | top-1 % | top-5 % | params (M) | GFLOPs/view | latency (ms) |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['top1']:.1f} | {r['top5']:.1f} | {r['params'] / 1e6:.2f} | {r['gflops_per_view']:.3f} "
+              f"| {r['latency_ms']:.1f} |" for r in rows]
+    with open(os.path.join(output_dir, "comparison.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
