@@ -42,6 +42,12 @@ def test_demo_end_to_end_on_a_tiny_benchmark(tmp_path, capsys):
     ranked = _tool("predict").main(["--video", video, "--topk", "3", *cfg_args])
     assert [name for name, _ in ranked] == [t["class"] for t in saved["demo"]["prediction"]["top5"][:3]]
 
+    # training leaves OUTPUT_DIR/config.yaml beside its checkpoints: enough to load the model
+    import cakes_video
+
+    model = cakes_video.load_model(str(out / "config.yaml"), str(out / "checkpoints" / "best.pyth"))
+    assert not model.training and model.head.fc.out_features == 10
+
 
 def test_test_net_refuses_without_weights(tmp_path, caplog):
     from cakes_video.engine.cli import run_tool

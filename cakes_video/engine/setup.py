@@ -1,6 +1,7 @@
 """Builds a :class:`~cakes_video.engine.train.Trainer` from a config: checks first, then
 model, weights (resume or fine-tune), DDP, optimizer, schedule, loaders, writers."""
 import logging
+import os
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -8,7 +9,7 @@ from torch import nn
 
 from ..models import build_model
 from .checkpointer import Checkpointer, load_for_finetuning
-from .distributed import get_world_size, wrap_model
+from .distributed import get_world_size, is_main, wrap_model
 from .monitor import MetricWriter, setup_logging
 from .runtime import amp_dtype, check_data_files, prepare_run
 from .schedule import IterationScheduler, build_optimizer, lr_function
@@ -23,6 +24,14 @@ def default_loader_fn(cfg, split: str):
     return build_loader(cfg, split)
 
 
+def write_config(cfg) -> None:
+    """OUTPUT_DIR/config.yaml: the full merged config, for test_net, predict and load_model."""
+    if is_main():
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
+            f.write(cfg.dump())
+
+
 def build_trainer(cfg, loader_fn: Optional[Callable] = None, hooks: Sequence[Hook] = ()) -> Trainer:
     """Everything checked and built; resumed from OUTPUT_DIR/checkpoints when TRAIN.AUTO_RESUME
     finds a checkpoint, else started from TRAIN.CHECKPOINT_FILE when given."""
@@ -30,6 +39,7 @@ def build_trainer(cfg, loader_fn: Optional[Callable] = None, hooks: Sequence[Hoo
     will_test = cfg.TEST.ENABLE and bool(cfg.DATA.TEST_LIST)
     device = prepare_run(cfg, ["TRAIN.BATCH_SIZE"] + (["TEST.BATCH_SIZE"] if will_test else []))
     setup_logging(cfg.OUTPUT_DIR)
+    write_config(cfg)
     if loader_fn is None:
         check_data_files(cfg, ["train", "val"] if cfg.TRAIN.EVAL_PERIOD else ["train"])
         loader_fn = default_loader_fn
