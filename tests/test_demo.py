@@ -18,14 +18,17 @@ def _tool(name):
     return module
 
 
-@pytest.mark.slow
-def test_demo_end_to_end_on_a_tiny_benchmark(tmp_path, capsys):
-    out = tmp_path / "demo"
-    opts = ["SOLVER.MAX_EPOCH", "1", "TRAIN.BATCH_SIZE", "5", "TEST.BATCH_SIZE", "4", "TEST.NUM_ENSEMBLE_VIEWS", "2",
+TINY = ["SOLVER.MAX_EPOCH", "1", "TRAIN.BATCH_SIZE", "5", "TEST.BATCH_SIZE", "4", "TEST.NUM_ENSEMBLE_VIEWS", "2",
             "TEST.NUM_SPATIAL_CROPS", "1", "DATA_LOADER.NUM_WORKERS", "0", "DATA.CACHE_DECODED", "False",
             "TRAIN.PROGRESS_BAR", "False", "DEVICE", "cpu", "DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "4",
             "DATA.TRAIN_JITTER_SCALES", "[16, 20]", "DATA.TRAIN_CROP_SIZE", "16", "DATA.TEST_SCALE", "16",
             "DATA.TEST_CROP_SIZE", "16"]
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_on_a_tiny_benchmark(tmp_path, capsys):
+    out = tmp_path / "demo"
+    opts = TINY
     results = run_demo(str(out), overrides=opts, videos_per_class=1, frames=16, size=32)
     saved = json.loads((out / "results.json").read_text())
     assert saved == results
@@ -80,3 +83,17 @@ def test_train_net_fails_before_training_when_the_list_is_missing(tmp_path):
         _tool("train_net").main(argv)
     assert run_tool(lambda: _tool("train_net").main(argv)) == 1
     assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_compare_ops_trains_one_model_per_op_on_shared_data(tmp_path):
+    from cakes_video.engine.comparison import compare_ops
+
+    rows = compare_ops(str(tmp_path), ops=("2d", "3d"), overrides=TINY, videos_per_class=1, threads=1, runs=1)
+    assert [r["name"] for r in rows] == ["C2D", "R3D"]
+    assert rows[1]["params"] > rows[0]["params"] and rows[1]["gflops_per_view"] > rows[0]["gflops_per_view"]
+    assert all(r["latency_ms"] > 0 and os.path.isfile(r["results"]) for r in rows)
+    assert json.loads((tmp_path / "comparison.json").read_text()) == rows
+    table = (tmp_path / "comparison.md").read_text()
+    assert "| C2D |" in table and "| R3D |" in table
+    assert sorted(os.listdir(tmp_path / "data" / "videos")) == ["test", "train", "val"]  # one benchmark for all

@@ -39,13 +39,16 @@ def _add_latency(rows: List[Dict], config: str, overrides: Sequence[str], cfg, t
     """CPU latency of one view at batch 1, all models interleaved in one run (efficient CAKES layer)."""
     import torch
 
-    if threads:
-        torch.set_num_threads(threads)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or previous)
     specs = [config + "".join(f"@{k}={v}" for k, v in zip(overrides[::2], overrides[1::2])) + f"@MODEL.TEMPORAL_OP={r['op']}"
              for r in rows]
-    timed = run_benchmark(specs, cfg.DATA.NUM_FRAMES, cfg.DATA.TEST_CROP_SIZE, runs=runs)
+    try:
+        timed = run_benchmark(specs, cfg.DATA.NUM_FRAMES, cfg.DATA.TEST_CROP_SIZE, runs=runs)
+    finally:
+        torch.set_num_threads(previous)  # the caller's setting, not ours, governs what runs next
     for row, t in zip(rows, timed):
-        row.update(latency_ms=t["latency_ms"], threads=torch.get_num_threads())
+        row.update(latency_ms=t["latency_ms"], threads=threads or previous)
 
 
 def _write(output_dir: str, rows: List[Dict]) -> None:
