@@ -35,24 +35,27 @@ def add_config(cfg: CfgNode) -> None:
     cfg.MODEL.CAKES.IMPL = "reference"  # "reference" or "efficient"
 
 
-TEMPORAL_OPS = ("3d", "2d", "2plus1d", "mc", "p3d", "cakes")
-
-
 def validate(cfg: CfgNode) -> None:
+    # The choices come from the model modules, so a new op, stem or head is added in one place.
+    from ..models.cakes import CAKES_IMPLS
+    from ..models.heads import HEADS
+    from ..models.resnet3d import BLOCKS_PER_STAGE, STEMS
+    from ..models.temporal_ops import P3D_VARIANTS, TEMPORAL_OPS
+
     _validate_arch(cfg)
-    check_choice(cfg, "MODEL.DEPTH", (10, 18, 34, 50, 101))
-    check_choice(cfg, "MODEL.STEM", ("3x7x7", "1x7x7", "2plus1d"))
-    check_choice(cfg, "MODEL.TEMPORAL_OP", TEMPORAL_OPS)
-    check_choice(cfg, "MODEL.HEAD", ("clip", "tsn"))
-    check_choice(cfg, "MODEL.CAKES.IMPL", ("reference", "efficient"))
+    check_choice(cfg, "MODEL.DEPTH", BLOCKS_PER_STAGE)
+    check_choice(cfg, "MODEL.STEM", STEMS)
+    check_choice(cfg, "MODEL.TEMPORAL_OP", TEMPORAL_OPS + ("mc",))  # "mc" resolves per stage
+    check_choice(cfg, "MODEL.HEAD", HEADS)
+    check_choice(cfg, "MODEL.CAKES.IMPL", CAKES_IMPLS)
     stage_ops = cfg.MODEL.STAGE_TEMPORAL_OPS
     check(len(stage_ops) in (0, 4), "MODEL.STAGE_TEMPORAL_OPS", f"needs 4 entries, got {len(stage_ops)}")
     for op in stage_ops:
-        check(op in TEMPORAL_OPS and op != "mc", "MODEL.STAGE_TEMPORAL_OPS",
-              f"unknown op code {op!r}; expected one of {[o for o in TEMPORAL_OPS if o != 'mc']}")
+        check(op in TEMPORAL_OPS, "MODEL.STAGE_TEMPORAL_OPS",
+              f"unknown op code {op!r}; expected one of {list(TEMPORAL_OPS)}")
     check(0 <= cfg.MODEL.MC_NUM_3D_STAGES <= 4, "MODEL.MC_NUM_3D_STAGES", "must be in 0..4")
     variants = cfg.MODEL.P3D_VARIANTS
-    check(len(variants) > 0 and all(v in ("A", "B", "C") for v in variants), "MODEL.P3D_VARIANTS",
+    check(len(variants) > 0 and all(v in P3D_VARIANTS for v in variants), "MODEL.P3D_VARIANTS",
           f"needs a non-empty list of 'A', 'B', 'C', got {list(variants)}")
     strides = cfg.MODEL.TEMPORAL_STRIDES
     check(len(strides) == 4, "MODEL.TEMPORAL_STRIDES", "needs 4 entries")

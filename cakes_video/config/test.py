@@ -3,8 +3,6 @@ from fvcore.common.config import CfgNode
 
 from .validate import check, check_choice
 
-AGGREGATIONS = ("mean_softmax", "sum_softmax", "mean_logits", "max")
-
 
 def add_config(cfg: CfgNode) -> None:
     cfg.TEST = CfgNode()
@@ -23,6 +21,8 @@ def add_config(cfg: CfgNode) -> None:
 
 
 def validate(cfg: CfgNode) -> None:
+    from ..engine.evaluate import AGGREGATIONS  # the methods aggregate_views implements
+
     t = cfg.TEST
     check(t.BATCH_SIZE >= 1, "TEST.BATCH_SIZE", "must be >= 1")
     check(t.NUM_ENSEMBLE_VIEWS >= 1, "TEST.NUM_ENSEMBLE_VIEWS", "must be >= 1")

@@ -7,8 +7,8 @@ Decode-once: the video is opened once and the union of all clips' frame indices 
 in one pass; each clip then indexes those frames, and all views are written into one tensor.
 ``decode_once=False`` reads every view on its own (open, decode, crop), the way per-view
 test loaders do; it exists to measure the difference and to check that both give the same
-views. A video that fails to decode is
-not retried: its item has an empty "video" and the failure in "failed".
+views. A video that fails to decode is not retried: its item has an empty "video" and the
+failure in "failed".
 """
 from dataclasses import dataclass
 from functools import partial
@@ -22,7 +22,7 @@ from . import transforms
 from .catalog import VideoRecord
 from .decoding import DecodeError, VideoMeta
 from .sampling import test_view_indices
-from .video_dataset import failed_item
+from .video_dataset import failed_item, target_fps_from_cfg
 from .video_reader import VideoReader, failure, log_bad_video_once
 
 
@@ -54,8 +54,7 @@ class SpatialViews:
     std: Sequence[float] = (0.229, 0.224, 0.225)
 
     def __post_init__(self):
-        if self.num_crops not in (1, 3):
-            raise ValueError(f"num_crops must be 1 or 3, got {self.num_crops}")
+        transforms.crop_positions(self.num_crops)  # raises for a count other than 1 or 3
 
     def views(self, frames: np.ndarray, rows: Sequence[np.ndarray]) -> torch.Tensor:
         """Every crop of every clip ``frames[rows[i]]``: uint8 [U, H, W, 3] -> float
@@ -66,7 +65,7 @@ class SpatialViews:
         stacking copies cost more than decoding at 10 x 3 views. Identical clips (short
         videos clamp every start to 0) are resized once.
         """
-        positions = (1,) if self.num_crops == 1 else (0, 1, 2)
+        positions = transforms.crop_positions(self.num_crops)
         per_clip, size = len(positions), self.crop_size
         out = torch.empty((len(rows) * per_clip, 3, len(rows[0]), size, size))
         first_clip_of = {}
@@ -86,7 +85,7 @@ class SpatialViews:
     def one(self, frames: np.ndarray, crop: int) -> torch.Tensor:
         """Crop ``crop`` alone through ``transforms``: uint8 [T, H, W, 3] -> float [C, T, S, S]
         (equal to its row of ``views``)."""
-        position = 1 if self.num_crops == 1 else crop
+        position = transforms.crop_positions(self.num_crops)[crop]
         video = transforms.short_side_scale(transforms.to_video(frames), self.scale)
         return transforms.normalize(transforms.spatial_crop(video, self.crop_size, position),
                                     self.mean, self.std)
@@ -145,8 +144,8 @@ def _one_clip(temporal: TemporalViews, clip_idx: int, meta: VideoMeta) -> List[n
 def multiview_dataset_from_cfg(cfg, records, class_names, reader: VideoReader) -> MultiViewDataset:
     """Maps DATA and TEST.NUM_ENSEMBLE_VIEWS / NUM_SPATIAL_CROPS onto a MultiViewDataset."""
     data = cfg.DATA
-    temporal = TemporalViews(data.TEST_PROTOCOL, data.NUM_FRAMES, data.SAMPLING_RATE,
-                             data.TARGET_FPS if data.TARGET_FPS > 0 else None, cfg.TEST.NUM_ENSEMBLE_VIEWS)
+    temporal = TemporalViews(data.TEST_PROTOCOL, data.NUM_FRAMES, data.SAMPLING_RATE, target_fps_from_cfg(cfg),
+                             cfg.TEST.NUM_ENSEMBLE_VIEWS)
     spatial = SpatialViews(data.TEST_SCALE, data.TEST_CROP_SIZE, cfg.TEST.NUM_SPATIAL_CROPS,
                            tuple(data.MEAN), tuple(data.STD))
     return MultiViewDataset(records, class_names, reader, temporal, spatial)

@@ -140,15 +140,20 @@ def train_transform(frames, label: int, *, jitter_scales, crop_size: int, mean, 
     return normalize(video, mean, std), label
 
 
+def crop_positions(num_crops: int) -> tuple:
+    """The :func:`spatial_crop` positions of ``num_crops`` test crops: 1 -> centre, 3 -> all."""
+    if num_crops not in (1, 3):
+        raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
+    return (1,) if num_crops == 1 else (0, 1, 2)
+
+
 def test_views(frames, *, scale: int, crop_size: int, num_crops: int, mean, std):
     """Test crops: uint8 [T, H, W, 3] -> float [num_crops, 3, T, crop, crop].
 
     1 crop: the centre; 3 crops: start, centre, end along the long side.
     """
-    if num_crops not in (1, 3):
-        raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
+    positions = crop_positions(num_crops)
     video = short_side_scale(to_video(frames), scale)
-    positions = (1,) if num_crops == 1 else (0, 1, 2)
     return torch.stack([normalize(spatial_crop(video, crop_size, p), mean, std)
                         for p in positions])
 

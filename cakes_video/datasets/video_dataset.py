@@ -141,7 +141,11 @@ def clip_dataset_from_cfg(cfg, records, class_names, train: bool, reader: VideoR
                        train_transform, val_transform, data.MAX_RETRIES)
 
 
+def target_fps_from_cfg(cfg) -> Optional[float]:
+    """DATA.TARGET_FPS, or None (sample at each video's own rate) when it is <= 0."""
+    return cfg.DATA.TARGET_FPS if cfg.DATA.TARGET_FPS > 0 else None
+
+
 def clip_sampling_from_cfg(cfg) -> ClipSampling:
     data = cfg.DATA
-    return ClipSampling(data.SAMPLING, data.NUM_FRAMES, data.SAMPLING_RATE,
-                        data.TARGET_FPS if data.TARGET_FPS > 0 else None)
+    return ClipSampling(data.SAMPLING, data.NUM_FRAMES, data.SAMPLING_RATE, target_fps_from_cfg(cfg))

@@ -22,11 +22,11 @@ _LOGGED_BAD_PATHS = set()
 ChooseClips = Callable[[VideoMeta], Sequence[np.ndarray]]
 
 
-def log_bad_video_once(path: str, error: Exception) -> None:
+def log_bad_video_once(path: str, error: DecodeError) -> None:
     """Warns about an undecodable video the first time this process meets it."""
     if path not in _LOGGED_BAD_PATHS:
         _LOGGED_BAD_PATHS.add(path)
-        logger.warning("cannot decode %s: %s", path, error)
+        logger.warning("cannot decode: %s", error)  # a DecodeError's message starts with the path
 
 
 def failure(path: str, error: DecodeError) -> Dict[str, str]:

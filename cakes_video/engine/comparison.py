@@ -17,8 +17,9 @@ from .train import train
 OP_NAMES = {"2d": "C2D", "3d": "R3D", "2plus1d": "R(2+1)D", "cakes": "CAKES (uniform)", "p3d": "P3D", "mc": "MC3"}
 
 
-def compare_ops(output_dir: str, ops: Sequence[str] = ("2d", "3d", "2plus1d", "cakes"), config: str = DEFAULT_CONFIG,
-                overrides: Sequence[str] = (), videos_per_class: int = 96, threads: int = 2, runs: int = 20) -> List[Dict]:
+def compare_ops(output_dir: str, ops: Sequence[str] = ("2d", "3d", "2plus1d", "cakes"),
+                config: str = DEFAULT_CONFIG, overrides: Sequence[str] = (), videos_per_class: int = 96,
+                threads: int = 2, runs: int = 20) -> List[Dict]:
     """Returns one row per op: name, top1, top5, params, gflops_per_view, latency_ms, results path."""
     data_dir = ensure_synthetic(os.path.join(output_dir, "data"), 0, videos_per_class, 16, 64)
     rows = []
@@ -27,9 +28,8 @@ def compare_ops(output_dir: str, ops: Sequence[str] = ("2d", "3d", "2plus1d", "c
         cfg = load_config(config, data_overrides(run_dir, data_dir) + list(overrides) + ["MODEL.TEMPORAL_OP", op])
         train(cfg)
         results = run_test(cfg)
-        rows.append({"op": op, "name": OP_NAMES.get(op, op), "top1": results["top1"], "top5": results["top5"],
-                     "params": results["params"], "gflops_per_view": results["gflops_per_view"],
-                     "protocol": results["protocol"], "results": os.path.join(run_dir, "results.json")})
+        rows.append({"op": op, "name": OP_NAMES.get(op, op), "results": os.path.join(run_dir, "results.json"),
+                     **{k: results[k] for k in ("top1", "top5", "params", "gflops_per_view", "protocol")}})
     _add_latency(rows, config, overrides, cfg, threads, runs)
     _write(output_dir, rows)
     return rows
@@ -41,8 +41,8 @@ def _add_latency(rows: List[Dict], config: str, overrides: Sequence[str], cfg, t
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads or previous)
-    specs = [config + "".join(f"@{k}={v}" for k, v in zip(overrides[::2], overrides[1::2])) + f"@MODEL.TEMPORAL_OP={r['op']}"
-             for r in rows]
+    shared = "".join(f"@{k}={v}" for k, v in zip(overrides[::2], overrides[1::2]))
+    specs = [f"{config}{shared}@MODEL.TEMPORAL_OP={r['op']}" for r in rows]
     try:
         timed = run_benchmark(specs, cfg.DATA.NUM_FRAMES, cfg.DATA.TEST_CROP_SIZE, runs=runs)
     finally:

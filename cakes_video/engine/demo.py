@@ -6,6 +6,7 @@ import time
 from typing import Dict, Sequence
 
 from ..config import load_config
+from ..datasets.catalog import read_video_list
 from ..datasets.synthetic import make_synthetic
 from .monitor import setup_logging
 from .predict import class_names_of, load_trained_model, predict_video
@@ -46,12 +47,12 @@ def run_demo(output_dir: str, config: str = DEFAULT_CONFIG, overrides: Sequence[
     cfg = load_config(config, data_overrides(output_dir, data_dir) + list(overrides))
     train(cfg)
     results = run_test(cfg)
-    with open(cfg.DATA.TEST_LIST) as f:
-        rel_path, label = f.readline().rsplit(maxsplit=1)
+    record = read_video_list(cfg.DATA.TEST_LIST, data_dir, cfg.DATA.SEPARATOR)[0]
     names = class_names_of(cfg)
-    ranked = predict_video(load_trained_model(cfg), cfg, os.path.join(data_dir, rel_path), names)
-    results["demo"] = {"config": config, "results_path": os.path.join(output_dir, "results.json"), "chance_top1": 100.0 / len(names), "seconds": round(time.time() - start, 1),
-                       "prediction": {"video": rel_path, "label": names[int(label)],
+    ranked = predict_video(load_trained_model(cfg), cfg, record.path, names)
+    results["demo"] = {"config": config, "results_path": os.path.join(output_dir, "results.json"),
+                       "chance_top1": 100.0 / len(names), "seconds": round(time.time() - start, 1),
+                       "prediction": {"video": os.path.relpath(record.path, data_dir), "label": names[record.label],
                                       "top5": [{"class": n, "score": s} for n, s in ranked]}}
     write_results(os.path.join(output_dir, "results.json"), results)
     print(summary(results))

@@ -9,7 +9,7 @@ from torch import nn
 from ..datasets.catalog import VideoRecord, read_class_names
 from ..datasets.decoding import DecodeError
 from ..datasets.multiview import multiview_dataset_from_cfg
-from ..datasets.video_reader import DecodeOptions, VideoReader
+from ..datasets.video_reader import VideoReader, decode_options_from_cfg
 from ..models import build_model
 from .checkpointer import load_weights
 from .evaluate import aggregate_views
@@ -33,11 +33,10 @@ def video_views(cfg, path: str) -> torch.Tensor:
     """
     if not os.path.exists(path):
         raise DecodeError(f"{path}: no such file or folder")
-    options = DecodeOptions(cfg.DATA.DECODER, cfg.DATA.FRAME_TEMPLATE, cfg.DATA.FRAME_START_INDEX, cfg.DATA.FRAME_FPS)
     record = VideoRecord(path, 0, os.path.splitext(os.path.basename(path))[0])
-    item = multiview_dataset_from_cfg(cfg, [record], ["?"], VideoReader(options))[0]
+    item = multiview_dataset_from_cfg(cfg, [record], ["?"], VideoReader(decode_options_from_cfg(cfg)))[0]
     if item["failed"]:
-        raise DecodeError(f"{path}: {item['failed'][0]['error']}")
+        raise DecodeError(item["failed"][0]["error"])  # the decoder's message names the file
     return item["video"]
 
 
@@ -63,7 +62,7 @@ def predict_file(cfg, path: str, checkpoint: str = "", topk: int = 5) -> List[Tu
     then load the trained weights and rank the classes."""
     views = video_views(cfg, path)
     names = class_names_of(cfg)
-    return rank_classes(load_trained_model(cfg, checkpoint or None), cfg, views, names, topk)
+    return rank_classes(load_trained_model(cfg, checkpoint), cfg, views, names, topk)
 
 
 def load_trained_model(cfg, checkpoint: Optional[str] = None) -> nn.Module:

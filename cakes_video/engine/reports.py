@@ -2,6 +2,7 @@
 confusion_matrix.png (a small built-in PNG writer, no matplotlib) and results.json."""
 import csv
 import json
+import math
 import os
 import struct
 import zlib
@@ -32,7 +33,7 @@ def write_per_class(path: str, confusion: torch.Tensor, accuracy: torch.Tensor, 
         w.writerow(["class_index", "class_name", "num_videos", "accuracy"])
         for i, name in enumerate(class_names):
             acc = accuracy[i].item()
-            w.writerow([i, name, int(confusion[i].sum()), "" if acc != acc else f"{100.0 * acc:.4f}"])
+            w.writerow([i, name, int(confusion[i].sum()), "" if math.isnan(acc) else f"{100.0 * acc:.4f}"])
 
 
 def write_confusion_csv(path: str, confusion: torch.Tensor, class_names: Sequence[str]) -> None:

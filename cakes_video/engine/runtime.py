@@ -29,8 +29,8 @@ def prepare_run(cfg, batch_keys: Sequence[str]) -> torch.device:
     ``batch_keys`` name the global batch sizes that must divide by the number of processes.
     Raises ConfigError naming the key before any data is read.
     """
-    kind = "cuda" if cfg.DEVICE == "cuda" or (cfg.DEVICE == "auto" and torch.cuda.is_available()) else "cpu"
-    init_distributed(kind)
+    device = resolve_device(cfg.DEVICE)
+    init_distributed(device.type)
     world = get_world_size()
     for key in batch_keys:
         group, name = key.split(".")
@@ -44,7 +44,7 @@ def prepare_run(cfg, batch_keys: Sequence[str]) -> torch.device:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     seed_all(cfg.SEED + get_rank())  # ranks draw different augmentations
-    return resolve_device(cfg.DEVICE)
+    return device
 
 
 def amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:

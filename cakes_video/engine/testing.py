@@ -2,6 +2,7 @@
 aggregated video scores -> metrics and report files, every video counted exactly once
 across ranks. Refuses to run without trained weights."""
 import logging
+import math
 import os
 from typing import Callable, Dict, List, Optional
 
@@ -152,7 +153,8 @@ def _report(cfg, model: nn.Module, merged: Dict, class_names: List[str], checkpo
                "num_classes": len(class_names), "num_videos": len(merged["index"]),
                "num_failed": len(merged["failed"]), "failed_videos": merged["failed"],
                "protocol": protocol_of(cfg), **complexity_of(model, cfg), "checkpoint": checkpoint,
-               "per_class_accuracy": {n: (None if a != a else 100.0 * a) for n, a in zip(class_names, m["per_class"].tolist())},
+               "per_class_accuracy": {n: (None if math.isnan(a) else 100.0 * a)  # NaN: the class has no video
+                                      for n, a in zip(class_names, m["per_class"].tolist())},
                "model": {"arch": cfg.MODEL.ARCH, "depth": cfg.MODEL.DEPTH, "temporal_op": cfg.MODEL.TEMPORAL_OP}}
     write_results(os.path.join(out, "results.json"), results)
     logger.info("test: top-1 %.2f%%, top-5 %.2f%%, mean class acc %.2f%% over %d videos (%d failed); "

@@ -205,8 +205,9 @@ def end_epoch(t: Trainer, train_stats: Dict) -> None:
                        lambda it_, desc: progress(it_, desc, None, cfg.TRAIN.PROGRESS_BAR))
         record.update({f"val_{k}": v for k, v in val.items()})
     t.writer.write("epoch", it, record)
-    logger.info("epoch %d/%d: %s", done, cfg.SOLVER.MAX_EPOCH,
-                ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items() if k != "epoch"))
+    summary = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in record.items() if k != "epoch")
+    logger.info("epoch %d/%d: %s", done, cfg.SOLVER.MAX_EPOCH, summary)
     t.history.append(record)
     is_best = _update_best(t, record)
     t.epoch = done

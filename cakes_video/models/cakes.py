@@ -57,15 +57,19 @@ def kernel_shape(subkernel: str, k: int = 3) -> Tuple[int, int, int]:
     return tuple(k if d == "k" else 1 for d in SUBKERNELS[subkernel])
 
 
-def official_config_names() -> List[str]:
+def _official_configs() -> Dict[str, ChannelConfig]:
+    """Name -> channel config of every searched config of the paper (a fresh copy each call)."""
     with open(_OFFICIAL_FILE) as f:
-        return list(json.load(f))
+        return json.load(f)
+
+
+def official_config_names() -> List[str]:
+    return list(_official_configs())
 
 
 def official_channel_config(name: str) -> ChannelConfig:
     """One of the six searched configs of the paper (ResNet-50), e.g. ``"CAKES123D_P"``."""
-    with open(_OFFICIAL_FILE) as f:
-        configs = json.load(f)
+    configs = _official_configs()
     if name not in configs:
         raise ValueError(f"unknown official CAKES config {name!r}; expected one of {sorted(configs)}")
     return configs[name]
@@ -118,10 +122,7 @@ def validate_channel_config(config: ChannelConfig, widths: Sequence[Tuple[int, b
     for i, (counts, (width, must_fill)) in enumerate(zip(config, widths)):
         if not isinstance(counts, dict):
             raise ValueError(f"layer {i}: expected a dict of sub-kernel counts, got {counts!r}")
-        for name, n in counts.items():
-            kernel_shape(name)
-            if not isinstance(n, int) or n < 0:
-                raise ValueError(f"layer {i}: count of {name!r} must be a non-negative int, got {n!r}")
+        _check_counts(counts, f"layer {i}")
         total = sum(counts.values())
         if total == 0 or total > width or (must_fill and total != width):
             need = f"exactly {width}" if must_fill else f"1 to {width}"
@@ -133,14 +134,15 @@ def resolve_channel_config(spec: Union[str, ChannelConfig], widths: Sequence[Tup
                            subkernels: Sequence[str] = VIDEO_SUBKERNELS) -> ChannelConfig:
     """``spec`` = "uniform", an official name, a file path, or a list; returns a validated config."""
     if isinstance(spec, str):
+        official = _official_configs()
         if spec == "uniform":
             spec = uniform_channel_config([w for w, _ in widths], subkernels)
-        elif spec in official_config_names():
-            spec = official_channel_config(spec)
+        elif spec in official:
+            spec = official[spec]
         elif os.path.isfile(spec):
             spec = load_channel_config(spec)
         else:
-            raise ValueError(f"{spec!r} is neither 'uniform', an official name {official_config_names()}, "
+            raise ValueError(f"{spec!r} is neither 'uniform', an official name {list(official)}, "
                              "nor an existing file")
     return validate_channel_config([dict(c) for c in spec], widths)
 
@@ -158,15 +160,21 @@ def _volume(shape: Sequence[int]) -> int:
     return out
 
 
+def _check_counts(counts: Dict[str, int], where: str) -> None:
+    """Raises ValueError (prefixed by ``where``) for an unknown sub-kernel or a count that is
+    not a non-negative int."""
+    for name, n in counts.items():
+        kernel_shape(name)
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"{where}: count of {name!r} must be a non-negative int, got {n!r}")
+
+
 def _check_layer_args(in_channels: int, counts: Dict[str, int]) -> None:
     if not isinstance(in_channels, int) or in_channels <= 0:
         raise ValueError(f"CAKES layer: in_channels must be a positive int, got {in_channels!r}")
     if not isinstance(counts, dict):
         raise ValueError(f"CAKES layer: counts must be a dict of sub-kernel -> channels, got {counts!r}")
-    for name, n in counts.items():
-        kernel_shape(name)
-        if not isinstance(n, int) or n < 0:
-            raise ValueError(f"CAKES layer: count of {name!r} must be a non-negative int, got {n!r}")
+    _check_counts(counts, "CAKES layer")
     if sum(counts.values()) == 0:
         raise ValueError(f"CAKES layer: counts {counts} give no output channel")
 

@@ -12,5 +12,6 @@ def build_model(cfg) -> torch.nn.Module:
     try:
         builder = MODEL_REGISTRY.get(name)
     except KeyError:
-        raise KeyError(f"MODEL.ARCH: unknown model {name!r}; registered: {sorted(k for k, _ in MODEL_REGISTRY)}")
+        registered = sorted(k for k, _ in MODEL_REGISTRY)
+        raise KeyError(f"MODEL.ARCH: unknown model {name!r}; registered: {registered}") from None
     return builder(cfg)
