@@ -16,14 +16,13 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from . import transforms
 from .catalog import VideoRecord
 from .decoding import DecodeError, VideoMeta
 from .sampling import test_view_indices
 from .video_dataset import failed_item, target_fps_from_cfg
-from .video_reader import VideoReader, failure, log_bad_video_once
+from .video_reader import RecordDataset, VideoReader, failure, log_bad_video_once
 
 
 @dataclass(frozen=True)
@@ -91,28 +90,19 @@ class SpatialViews:
                                     self.mean, self.std)
 
 
-class MultiViewDataset(Dataset):
+class MultiViewDataset(RecordDataset):
     """All test views of each of ``records``; see the module docstring."""
 
     def __init__(self, records: Sequence[VideoRecord], class_names: Sequence[str], reader: VideoReader,
                  temporal: TemporalViews, spatial: SpatialViews, decode_once: bool = True):
-        self.records = list(records)
-        self.class_names = list(class_names)
-        self.reader = reader
+        super().__init__(records, class_names, reader)
         self.temporal = temporal
         self.spatial = spatial
         self.decode_once = decode_once
 
     @property
-    def num_videos(self) -> int:
-        return len(self.records)
-
-    @property
     def num_views(self) -> int:
         return self.temporal.num_clips * self.spatial.num_crops
-
-    def __len__(self) -> int:
-        return len(self.records)
 
     def __getitem__(self, index: int) -> Dict:
         record = self.records[index]

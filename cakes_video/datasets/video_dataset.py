@@ -15,13 +15,12 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from . import transforms
 from .catalog import VideoRecord
 from .decoding import DecodeError, VideoMeta
 from .sampling import dense_clip_indices, tsn_indices
-from .video_reader import VideoReader, failure, log_bad_video_once
+from .video_reader import RecordDataset, VideoReader, failure, log_bad_video_once
 
 
 class DecodeRetriesExhausted(RuntimeError):
@@ -60,7 +59,7 @@ def failed_item(record: VideoRecord, index: int, failures: List[Dict]) -> Dict:
             "video_id": record.video_id, "failed": failures}
 
 
-class ClipDataset(Dataset):
+class ClipDataset(RecordDataset):
     """Clips of ``records`` for training (``train=True``) or validation.
 
     ``train_transform(frames uint8 [T, H, W, 3], label, rng=rng) -> (float [C, T, S, S], label)``;
@@ -70,21 +69,12 @@ class ClipDataset(Dataset):
     def __init__(self, records: Sequence[VideoRecord], class_names: Sequence[str], reader: VideoReader,
                  sampling: ClipSampling, train: bool, train_transform: Optional[Callable] = None,
                  val_transform: Optional[Callable] = None, max_retries: int = 10):
-        self.records = list(records)
-        self.class_names = list(class_names)
-        self.reader = reader
+        super().__init__(records, class_names, reader)
         self.sampling = sampling
         self.train = train
         self.train_transform = train_transform
         self.val_transform = val_transform
         self.max_retries = max_retries
-
-    @property
-    def num_videos(self) -> int:
-        return len(self.records)
-
-    def __len__(self) -> int:
-        return len(self.records)
 
     def _read(self, record: VideoRecord, rng) -> np.ndarray:
         (clip,) = self.reader.read_clips(record, lambda meta: [self.sampling.indices(meta, rng)])

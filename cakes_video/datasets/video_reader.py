@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
+from torch.utils.data import Dataset
 
 from .catalog import VideoRecord
 from .decoding import DecodeError, VideoMeta, open_video
@@ -100,3 +101,20 @@ class VideoReader:
 def _check_count(path: str, frames: np.ndarray, expected: int) -> None:
     if len(frames) != expected:
         raise DecodeError(f"{path}: decoder returned {len(frames)} frames, {expected} requested")
+
+
+class RecordDataset(Dataset):
+    """What every dataset of video records shares: ``records``, ``class_names``, the ``reader``;
+    one item per video."""
+
+    def __init__(self, records: Sequence[VideoRecord], class_names: Sequence[str], reader: VideoReader):
+        self.records = list(records)
+        self.class_names = list(class_names)
+        self.reader = reader
+
+    @property
+    def num_videos(self) -> int:
+        return len(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)

@@ -10,7 +10,7 @@ from typing import Dict, List, Sequence
 
 from ..config import load_config
 from ..utils.benchmark import run_benchmark
-from .demo import DEFAULT_CONFIG, data_overrides, ensure_synthetic
+from .demo import DEFAULT_CONFIG, SYNTHETIC_FRAMES, SYNTHETIC_SIZE, data_overrides, ensure_synthetic
 from .testing import run_test
 from .train import train
 
@@ -21,7 +21,8 @@ def compare_ops(output_dir: str, ops: Sequence[str] = ("2d", "3d", "2plus1d", "c
                 config: str = DEFAULT_CONFIG, overrides: Sequence[str] = (), videos_per_class: int = 96,
                 threads: int = 2, runs: int = 20) -> List[Dict]:
     """Returns one row per op: name, top1, top5, params, gflops_per_view, latency_ms, results path."""
-    data_dir = ensure_synthetic(os.path.join(output_dir, "data"), 0, videos_per_class, 16, 64)
+    data_dir = ensure_synthetic(os.path.join(output_dir, "data"), 0, videos_per_class, SYNTHETIC_FRAMES,
+                                SYNTHETIC_SIZE)
     rows = []
     for op in ops:
         run_dir = os.path.join(output_dir, op)

@@ -16,6 +16,8 @@ from .train import train
 
 logger = logging.getLogger(__name__)
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The synthetic clips the demo configs are written for (frames, side in pixels).
+SYNTHETIC_FRAMES, SYNTHETIC_SIZE = 16, 64
 DEFAULT_CONFIG = os.path.join(REPO, "model_zoo", "configs", "demo", "cakes_r10_synthetic.yaml")
 
 
@@ -39,7 +41,8 @@ def data_overrides(output_dir: str, data_dir: str) -> list:
 
 
 def run_demo(output_dir: str, config: str = DEFAULT_CONFIG, overrides: Sequence[str] = (), seed: int = 0,
-             videos_per_class: int = 96, frames: int = 16, size: int = 64) -> Dict:
+             videos_per_class: int = 96, frames: int = SYNTHETIC_FRAMES,
+             size: int = SYNTHETIC_SIZE) -> Dict:
     """Runs the whole demo; returns the results dict also written to ``output_dir/results.json``."""
     start = time.time()
     setup_logging(output_dir)

@@ -34,6 +34,11 @@ def same_padding(kernel: Sequence[int]) -> Triple:
     return tuple(k // 2 for k in kernel)
 
 
+def conv3d_same(in_channels: int, out_channels: int, kernel: Triple, stride: Triple = (1, 1, 1)) -> nn.Conv3d:
+    """Bias-free Conv3d padded so that only ``stride`` changes the output size."""
+    return nn.Conv3d(in_channels, out_channels, kernel, stride=stride, padding=same_padding(kernel), bias=False)
+
+
 def r2plus1d_midplanes(in_channels: int, out_channels: int, k: int = 3) -> int:
     """Width between the spatial and temporal convs of R(2+1)D.
 
@@ -50,8 +55,7 @@ class ConvBN(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel: Triple, stride: Triple = (1, 1, 1),
                  relu: bool = True):
         super().__init__()
-        self.conv = nn.Conv3d(in_channels, out_channels, kernel, stride=stride,
-                              padding=same_padding(kernel), bias=False)
+        self.conv = conv3d_same(in_channels, out_channels, kernel, stride)
         self.bn = nn.BatchNorm3d(out_channels)
         self.relu = nn.ReLU(inplace=True) if relu else nn.Identity()
 
@@ -71,11 +75,9 @@ class Conv2Plus1d(nn.Module):
         super().__init__()
         kt, kh, kw = kernel
         st, sh, sw = stride
-        self.conv_s = nn.Conv3d(in_channels, midplanes, (1, kh, kw), stride=(1, sh, sw),
-                                padding=same_padding((1, kh, kw)), bias=False)
+        self.conv_s = conv3d_same(in_channels, midplanes, (1, kh, kw), (1, sh, sw))
         self.bn_s = nn.BatchNorm3d(midplanes)
-        self.conv_t = nn.Conv3d(midplanes, out_channels, (kt, 1, 1), stride=(st, 1, 1),
-                                padding=same_padding((kt, 1, 1)), bias=False)
+        self.conv_t = conv3d_same(midplanes, out_channels, (kt, 1, 1), (st, 1, 1))
         self.bn = nn.BatchNorm3d(out_channels)
         self.relu = nn.ReLU(inplace=True)
         self.out_relu = nn.ReLU(inplace=True) if relu else nn.Identity()
@@ -103,11 +105,9 @@ class P3DConv(nn.Module):
         st, sh, sw = stride
         s_stride, t_stride = {"A": ((1, sh, sw), (st, 1, 1)), "B": (stride, stride), "C": (stride, (1, 1, 1))}[variant]
         t_in = in_channels if variant == "B" else out_channels
-        self.conv_s = nn.Conv3d(in_channels, out_channels, (1, k, k), stride=s_stride,
-                                padding=same_padding((1, k, k)), bias=False)
+        self.conv_s = conv3d_same(in_channels, out_channels, (1, k, k), s_stride)
         self.bn_s = nn.BatchNorm3d(out_channels)
-        self.conv_t = nn.Conv3d(t_in, out_channels, (k, 1, 1), stride=t_stride,
-                                padding=same_padding((k, 1, 1)), bias=False)
+        self.conv_t = conv3d_same(t_in, out_channels, (k, 1, 1), t_stride)
         self.bn = nn.BatchNorm3d(out_channels)
         self.relu = nn.ReLU(inplace=True)
         self.out_relu = nn.ReLU(inplace=True) if relu else nn.Identity()
