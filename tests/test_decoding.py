@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cakes_video.datasets import decoding_pyav
+from cakes_video.datasets import decoding_decord, decoding_pyav
 from cakes_video.datasets.decoding import DecodeError, open_video
 from video_factory import frame_index, index_frame
 
@@ -64,7 +64,8 @@ def test_metadata(codec_video, backend):
     path, _ = codec_video
     with open_video(path, backend) as video:
         meta = video.meta
-    assert (meta.num_frames, meta.width, meta.height, meta.rotation) == (NUM_FRAMES, *SIZE, 0)
+    rotation = None if backend == "decord" else 0  # decord turns frames but says not by how much
+    assert (meta.num_frames, meta.width, meta.height, meta.rotation) == (NUM_FRAMES, *SIZE, rotation)
     assert meta.fps == pytest.approx(FPS)
     assert meta.duration == pytest.approx(NUM_FRAMES / FPS, abs=1.5 / FPS)
     assert meta.path == str(path)
@@ -90,6 +91,22 @@ def test_random_indices_equal_sequential_decode(codec_video, backend):
     with open_video(path, backend) as video:
         for indices in requests:
             np.testing.assert_array_equal(video.get_frames(indices), reference[np.asarray(indices)])
+
+
+def test_decord_asks_pyav_only_when_a_read_would_seek(codec_video, monkeypatch):
+    """Consecutive reads from where the reader stands need no seek check; the first read
+    that would seek runs the PyAV demux pass once."""
+    path, reference = codec_video
+    probes = []
+    demux = decoding_decord.demux_packets
+    monkeypatch.setattr(decoding_decord, "demux_packets", lambda p: probes.append(p) or demux(p))
+    with open_video(path, "decord") as video:
+        for indices in ([0, 1, 2], [3, 4], range(5, NUM_FRAMES)):
+            np.testing.assert_array_equal(video.get_frames(indices), reference[np.asarray(indices)])
+        assert probes == []
+        for indices in ([30, 2], [7, 20]):
+            np.testing.assert_array_equal(video.get_frames(indices), reference[np.asarray(indices)])
+    assert probes == [str(path)]
 
 
 def test_pyav_seeks_instead_of_decoding_from_the_start(codec_video, monkeypatch):
@@ -165,7 +182,7 @@ def test_rotation_metadata_turns_frames(tmp_path, make_index_video, ccw_degrees,
     for backend in ("pyav", "decord"):
         with open_video(path, backend) as video:
             frame = frames[backend] = video.get_frames([5])[0]
-            assert video.meta.rotation == (360 - ccw_degrees) % 360
+            assert video.meta.rotation == (None if backend == "decord" else (360 - ccw_degrees) % 360)
         turned = ccw_degrees % 180 == 90
         assert (video.meta.width, video.meta.height) == (size[::-1] if turned else size)
         assert frame.shape[:2] == (video.meta.height, video.meta.width)
@@ -295,7 +312,7 @@ def test_real_video_decord_equals_pyav(shared_videos, name):
     path = _real(shared_videos, name)
     indices = _some_indices(REAL_VIDEOS[name][0])
     with open_video(path, "decord") as video, open_video(path) as reference:
-        for field in ("num_frames", "width", "height", "rotation"):
+        for field in ("num_frames", "width", "height"):
             assert getattr(video.meta, field) == getattr(reference.meta, field)
         assert video.meta.fps == pytest.approx(reference.meta.fps, rel=1e-3)
         assert np.abs(video.get_frames(indices).astype(int) - reference.get_frames(indices)).mean() == 0
@@ -307,8 +324,9 @@ def test_real_decord_failures_are_decode_errors(shared_videos):
         open_video(vfr, "decord")
     odd_vp9 = _real(shared_videos, "exo_vp9_bear-vp9-odd-dimensions.webm")
     with open_video(odd_vp9, "decord") as video, open_video(odd_vp9) as reference:
-        first = list(range(6))  # decord reads only the first few frames of this file
-        diff = np.abs(video.get_frames(first).astype(int) - reference.get_frames(first)).mean()
+        # decord reads at most the first few frames of this file (how many varies with its
+        # threads' timing); frame 0 is read at open
+        diff = np.abs(video.get_frames([0]).astype(int) - reference.get_frames([0])).mean()
         assert 0 < diff <= ODD_VP9_TOLERANCE  # chroma rounding at the odd edge
         with pytest.raises(DecodeError, match=re.escape(str(odd_vp9))):
             video.get_frames(range(30))

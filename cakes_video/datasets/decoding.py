@@ -20,7 +20,9 @@ Backends and options (details and measurements in datasets/DECODING.md):
   order) is decoded sequentially from the start and frames are counted in output order.
 - ``"decord"`` (``num_threads=0``): ``decord.VideoReader.get_batch``. Files where
   decord's seeks return wrong frames (AVI with B-frames, open-GOP MPEG-4) are detected
-  and read by walking from the start. decord 0.6 fails on some files (no duration in the
+  (by a PyAV demux-only pass, at the first read that would seek) and read by walking
+  consecutive frames instead. ``meta.rotation`` is None: decord turns frames upright
+  without saying by how much. decord 0.6 fails on some files (no duration in the
   container, VP9 odd-size frames after the first few, a corrupt packet, some rotated
   sizes); each failure is a DecodeError naming the file.
 - ``"frames"``: ``path`` is a folder of JPEG frames (TSN / Something-Something V1 layout);
@@ -39,6 +41,7 @@ range (a caller bug, not a bad file).
 import importlib
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -55,7 +58,9 @@ class VideoMeta:
     duration: float  # seconds of content (what decodes), not the header's claim
     width: int  # after rotation
     height: int  # after rotation
-    rotation: int = 0  # clockwise degrees the stored frames are turned for display: 0/90/180/270
+    # Clockwise degrees the stored frames are turned for display (0/90/180/270); None: the
+    # backend turned them but does not say by how much (decord).
+    rotation: Optional[int] = 0
 
 
 # Backend name -> (module, class); imported on first use so decord stays optional.

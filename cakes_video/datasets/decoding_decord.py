@@ -1,16 +1,19 @@
 """The "decord" backend of ``open_video``: ``decord.VideoReader.get_batch`` on the CPU.
 
-decord turns rotated videos upright itself but says neither by how much nor the frame
-size, so one PyAV pass at open lists the packets (for the seek check below) and decodes
-the first frame (rotation, size); decord itself decodes nothing until asked, except
-frame 0 of a rotated file, which is read at open to catch decord's rotation bug below.
+At open, decord alone: frame count and rate, and frame 0 decoded (kept for the first
+``get_frames``) for the displayed size, since decord reports no size. decord turns rotated
+videos upright itself but does not say by how much, so ``meta.rotation`` is None here
+(the pyav backend reports it). Reading frame 0 at open also turns decord's rotation bug
+below into an error at open.
 
 decord 0.6 seeks by counting frames from the keyframe it aims at, and silently returns
 WRONG frames (another GOP's, or off by one) when the demuxer lands elsewhere or the
 keyframe's decode-order position differs from its presentation position: measured on
-AVI with B-frames (H.264, MPEG-4 ASP) and on MPEG-4 ASP in mp4 with open GOPs. A PyAV
-demux-only pass finds such files at open; they are read by walking consecutive frames
-from the start, which decord gets right (slower).
+AVI with B-frames (H.264, MPEG-4 ASP) and on MPEG-4 ASP in mp4 with open GOPs. Reading
+consecutive frames from where the reader stands needs no seek and is always right, so
+only a read that would seek asks a PyAV demux-only pass (once per file) whether decord's
+seeks are exact; where they are not, the frames are reached by walking consecutive frames
+(from the start if need be), which decord gets right (slower).
 
 decord 0.6 also fails outright on some files that PyAV reads (datasets/DECODING.md): a
 container without duration ("Failed to measure duration/frame-count"), VP9 with odd
@@ -20,6 +23,7 @@ match"). Each failure becomes a DecodeError naming the file; the reader is reope
 the next call because decord's state after an error is unreliable.
 """
 import re
+from typing import Optional
 
 import decord
 import numpy as np
@@ -38,31 +42,30 @@ class DecordDecoder(Decoder):
         super().__init__(path)
         check_file(path)
         self._num_threads = num_threads
-        demuxed = demux_packets(path, first_frame=True)  # rotation and size: decord says neither
-        self._seeks_exactly = decord_seeks_exactly(demuxed)
-        self._reader = self._open()
-        n, fps = len(self._reader), float(self._reader.get_avg_fps())
+        self._seeks_exactly: Optional[bool] = None  # asked of PyAV at the first read that seeks
+        try:
+            self._reader, self._next = self._open(), 0  # _next: the frame read next without a seek
+            n, fps = len(self._reader), float(self._reader.get_avg_fps())
+            self._first = self._guarded(lambda r: r.get_batch([0]).asnumpy())[0]  # [H, W, 3], upright
+        except DecodeError as decord_error:
+            demux_packets(path)  # a file PyAV cannot read either: its error says why (no video stream, ...)
+            raise decord_error
         if n <= 0 or fps <= 0:
             raise DecodeError(f"{path}: decord reports {n} frames at {fps} fps")
-        width, height = demuxed.stored_size
-        if demuxed.rotation % 180 == 90:
-            width, height = height, width
-        self.meta = VideoMeta(path, n, fps, n / fps, width, height, demuxed.rotation)
-        if demuxed.rotation:  # decord fails to copy out some turned sizes: say so at open
-            self._read_sorted([0])
+        self._next = 1
+        height, width = self._first.shape[:2]
+        self.meta = VideoMeta(path, n, fps, n / fps, width, height, rotation=None)
 
     def _open(self):
-        self._at_start = True  # nothing read yet: a walk can start without reopening
         try:
             return decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=self._num_threads)
-        except decord.DECORDError as err:
+        except (decord.DECORDError, RuntimeError) as err:  # RuntimeError: decord's "Error reading"
             raise DecodeError(f"{self.path}: decord cannot open it ({_first_line(err)})") from err
 
     def _guarded(self, call):
         """Runs ``call(reader)``, turning decord errors into DecodeError."""
         if self._reader is None:
-            self._reader = self._open()
-        self._at_start = False
+            self._reader, self._next = self._open(), 0
         try:
             return call(self._reader)
         except decord.DECORDError as err:
@@ -70,16 +73,26 @@ class DecordDecoder(Decoder):
             raise DecodeError(f"{self.path}: decord failed ({_first_line(err)})") from err
 
     def _read_sorted(self, wanted: list) -> np.ndarray:
-        if self._seeks_exactly:
-            frames = self._guarded(lambda r: r.get_batch(wanted).asnumpy())
+        if wanted[0] == 0 and self._first is not None:  # decoded at open: spare a seek back
+            rest = self._read_sorted(wanted[1:]) if len(wanted) > 1 else None
+            return self._first[None] if rest is None else np.concatenate([self._first[None], rest])
+        position = self._next if self._reader is not None else 0  # a closed reader reopens at 0
+        if wanted == list(range(position, position + len(wanted))) or self._decord_seeks_exactly():
+            frames = self._guarded(lambda r: r.get_batch(wanted).asnumpy())  # consecutive: no seek
         else:
-            if not self._at_start:  # walk from a fresh reader, positioned at the start
+            if wanted[0] < position:  # walk from a fresh reader, at the start
                 self._reader = None
-            frames = self._guarded(lambda r: _walk(r, wanted))
-        if frames.shape[1:3] != (self.meta.height, self.meta.width):  # meta came from PyAV
+            frames = self._guarded(lambda r: _walk(r, self._next, wanted))
+        self._next = wanted[-1] + 1
+        if frames.shape[1:3] != (self.meta.height, self.meta.width):
             raise DecodeError(f"{self.path}: decord gave {frames.shape[2]}x{frames.shape[1]} frames, "
-                              f"the stream is {self.meta.width}x{self.meta.height}")
+                              f"the first frame is {self.meta.width}x{self.meta.height}")
         return frames
+
+    def _decord_seeks_exactly(self) -> bool:
+        if self._seeks_exactly is None:
+            self._seeks_exactly = decord_seeks_exactly(demux_packets(self.path))
+        return self._seeks_exactly
 
     def close(self) -> None:
         self._reader = None
@@ -101,14 +114,15 @@ def decord_seeks_exactly(demuxed: Demuxed) -> bool:
     return not reordered or any(name in SEEK_SAFE_FORMATS for name in demuxed.format_name.split(","))
 
 
-def _walk(reader, wanted: list) -> np.ndarray:
-    """Frames ``wanted`` (sorted) read by consecutive get_batch calls from frame 0: no seeks."""
+def _walk(reader, start: int, wanted: list) -> np.ndarray:
+    """Frames ``wanted`` (sorted, >= ``start``) read by consecutive get_batch calls from frame
+    ``start``, where the reader stands: no seeks."""
     kept = []
-    for start in range(0, wanted[-1] + 1, WALK_CHUNK):
-        chunk = list(range(start, min(start + WALK_CHUNK, wanted[-1] + 1)))
+    for first in range(start, wanted[-1] + 1, WALK_CHUNK):
+        chunk = list(range(first, min(first + WALK_CHUNK, wanted[-1] + 1)))
         hits = [i for i in wanted if chunk[0] <= i <= chunk[-1]]
         batch = reader.get_batch(chunk).asnumpy()
-        kept.extend(batch[i - start] for i in hits)
+        kept.extend(batch[i - first] for i in hits)
     return np.stack(kept)
 
 
