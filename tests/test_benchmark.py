@@ -11,8 +11,11 @@ import torch
 from torch import nn
 from torchvision.models import video
 
-from cakes_video.utils import benchmark
-from cakes_video.utils.complexity import count_gflops, count_params
+from cakes_video.models.cakes import CakesConv3d, build_cakes_layer, conv_cost, to_reference
+from cakes_video.models.deploy import deploy
+from cakes_video.models.fusion import FusedConv3d
+from cakes_video.utils import benchmark, time_breakdown
+from cakes_video.utils.complexity import conv_linear_gflops_by_module, count_gflops, count_params
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tools"))
@@ -138,3 +141,126 @@ def test_per_model_overrides_in_specs():
         benchmark.split_spec("r3d_18.yaml@MODEL.DEPTH")
     model = benchmark.build_from_spec(_config("r3d_18") + "@MODEL.TEMPORAL_OP=cakes", ["MODEL.DEPTH", "10"])
     assert benchmark.has_cakes(model) and len(model.layer1) == 1
+
+
+# --- --breakdown: where the time goes -----------------------------------------------------------
+
+TINY_OVERRIDES = ["MODEL.DEPTH", "10", "MODEL.NUM_CLASSES", "5"]
+CAKES_KEYS = ("cakes_layers_ms", "reference_cakes_layers_ms", "reference_hooked_total_ms", "cakes_layers_gflops",
+              "cakes_layers_gflops_per_s", "cakes_layers_share", "speedup_ceiling", "speedup_at_dense_rate",
+              "efficiency_at_dense_rate")
+
+
+def _gflops_by_hand(spec):
+    """Conv MACs (GFLOPs) of one 4x32x32 view inside (CAKES layers, dense convs), from output shapes."""
+    model = benchmark.build_from_spec(spec, TINY_OVERRIDES).eval()
+    totals = {"cakes": 0, "dense": 0}
+
+    def count(module, args, out):
+        if isinstance(module, CakesConv3d):
+            totals["cakes"] += conv_cost(module.counts, module.convs[0].in_channels, tuple(out.shape[2:]))[1]
+        elif min(module.kernel_size) > 1:  # a Conv3d outside a CAKES layer (the efficient one skips its convs)
+            totals["dense"] += out.numel() * module.weight[0].numel()  # C_out*T*H*W x C_in*kT*kH*kW
+    for m in model.modules():
+        if isinstance(m, (CakesConv3d, nn.Conv3d)):
+            m.register_forward_hook(count)
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 4, 32, 32))
+    return totals["cakes"] / 1e9, totals["dense"] / 1e9
+
+
+def _check_breakdown(base, cakes):
+    for key in ("dense_conv_ms", "dense_conv_gflops", "dense_gflops_per_s", "hooked_total_ms"):
+        assert base[key] > 0, key
+    assert not any(k in base for k in CAKES_KEYS)
+    assert base["dense_gflops_per_s"] == pytest.approx(base["dense_conv_gflops"] / (base["dense_conv_ms"] / 1e3))
+    assert base["dense_conv_ms"] < base["hooked_total_ms"]
+    for key in CAKES_KEYS + ("hooked_total_ms",):
+        assert cakes[key] > 0, key
+    share = cakes["cakes_layers_share"]
+    assert 0 < share < 1
+    assert share == pytest.approx(cakes["reference_cakes_layers_ms"] / cakes["reference_hooked_total_ms"])
+    assert cakes["speedup_ceiling"] == pytest.approx(1 / (1 - share))
+    total, layers = cakes["reference_hooked_total_ms"], cakes["reference_cakes_layers_ms"]
+    at_rate_ms = cakes["cakes_layers_gflops"] / base["dense_gflops_per_s"] * 1e3
+    assert cakes["speedup_at_dense_rate"] == pytest.approx(total / (total - layers + at_rate_ms))
+    hooked = cakes["hooked_total_ms"] - cakes["cakes_layers_ms"] + at_rate_ms
+    expected = (base["hooked_total_ms"] / hooked) / (base["gflops"] / cakes["gflops"])
+    assert cakes["efficiency_at_dense_rate"] == pytest.approx(expected)
+
+
+def test_breakdown_reports_layer_share_flops_and_ceilings(tmp_path, capsys):
+    r3d = _config("r3d_18")
+    spec = r3d + "@MODEL.TEMPORAL_OP=cakes"
+    base, cakes = _run(tmp_path, r3d, spec, "--compare", "--breakdown")
+    _check_breakdown(base, cakes)
+    cakes_gflops, _ = _gflops_by_hand(spec)
+    _, dense_gflops = _gflops_by_hand(r3d)
+    assert cakes["cakes_layers_gflops"] == pytest.approx(cakes_gflops, rel=1e-9)
+    assert base["dense_conv_gflops"] == pytest.approx(dense_gflops, rel=1e-9)
+    assert cakes_gflops < cakes["gflops_conv_linear"]  # the stem, shortcuts and head are outside
+    printed = capsys.readouterr().out
+    assert "where the time goes" in printed and "speedup_ceiling" in printed
+
+
+@pytest.mark.parametrize("flags", [["--deploy"], ["--deploy", "--fuse"]])
+def test_breakdown_of_deployed_models_hooks_the_deployed_layers(tmp_path, flags):
+    r3d = _config("r3d_18")
+    spec = r3d + "@MODEL.TEMPORAL_OP=cakes"
+    base, cakes = _run(tmp_path, r3d, spec, "--compare", "--breakdown", *flags, fast=True)
+    _check_breakdown(base, cakes)  # every time > 0: the hooks fired on the deployed layers / fused convs
+    assert cakes["cakes_layers_gflops"] == pytest.approx(_gflops_by_hand(spec)[0], rel=1e-9)
+
+
+def test_breakdown_needs_compare(capsys):
+    with pytest.raises(SystemExit):
+        benchmark_net.parse_args(["x.yaml", "--frames", "4", "--size", "32", "--breakdown"])
+    assert "--breakdown needs --compare" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="breakdown needs compare"):
+        benchmark.run_benchmark(["x.yaml"], 4, 32, breakdown=True)
+
+
+def test_hook_timer_fires_on_every_deployed_cakes_layer():
+    model = benchmark.build_from_spec(_config("r3d_18") + "@MODEL.TEMPORAL_OP=cakes", TINY_OVERRIDES).eval()
+    gm = deploy(model, fuse=True)
+    names = time_breakdown.cakes_layer_names(gm)
+    assert names == time_breakdown.cakes_layer_names(model) and len(names) == 8  # 4 blocks x 2 layers
+    assert time_breakdown.dense_conv_names(gm) == ["stem.conv"]  # CAKES layers' own convs are not "dense"
+    with time_breakdown.HookTimer(gm, {"cakes": names}, lambda: None) as timer, torch.inference_mode():
+        gm(torch.zeros(1, 3, 4, 32, 32))
+    assert timer.calls == {"cakes": 8, "total": 1}
+    assert 0 < timer.seconds["cakes"] < timer.seconds["total"]
+    gm(torch.zeros(1, 3, 4, 32, 32))  # hooks removed on exit: nothing more is counted
+    assert timer.calls == {"cakes": 8, "total": 1}
+
+
+def test_dense_convs_and_flops_by_module():
+    conv = nn.Conv3d(4, 6, 3, padding=1)
+    net = nn.Sequential(conv, nn.Conv3d(6, 6, 1), nn.Conv3d(6, 6, (1, 3, 3)), FusedConv3d(conv),
+                        CakesConv3d(6, {"kxkxk": 2, "1xkxk": 2}))
+    assert time_breakdown.dense_conv_names(net) == ["0", "3"]
+    flops = conv_linear_gflops_by_module(net[:3], (4, 2, 5, 5))
+    volume = 2 * 5 * 5  # every conv keeps T x H x W
+    assert flops["0"] * 1e9 == 6 * 4 * 27 * volume and flops["1"] * 1e9 == 6 * 6 * volume
+    assert flops[""] == pytest.approx(flops["0"] + flops["1"] + flops["2"])
+    assert time_breakdown.sum_gflops(flops, ["0", "1"], "net") == flops["0"] + flops["1"]
+    with pytest.raises(ValueError, match=r"net: no FLOP count for module\(s\) \['4'\]"):
+        time_breakdown.sum_gflops(flops, ["0", "4"], "net")
+
+
+def test_breakdown_without_dense_base_omits_the_dense_rate_keys():
+    base = nn.Sequential(nn.Conv3d(3, 4, (1, 3, 3), padding=(0, 1, 1)))  # factorised: no dense conv
+    cakes = nn.Sequential(build_cakes_layer(3, {"kxkxk": 2, "1xkxk": 2}, impl="efficient")).eval()
+    entries = [benchmark.Entry("base", base.eval()), benchmark.Entry("cakes", cakes, to_reference(cakes))]
+    for e in entries:
+        e.module_gflops = conv_linear_gflops_by_module(e.model, (3, 2, 6, 6))
+    results = [{"name": "base"}, {"name": "cakes"}]
+    time_breakdown.add_breakdown(results, entries, torch.randn(2, 3, 2, 6, 6), train=False, runs=2, sync=lambda: None)
+    assert set(results[0]) == {"name", "hooked_total_ms"}
+    assert set(results[1]) == {"name", "hooked_total_ms"} | set(CAKES_KEYS[:7])
+    assert results[1]["cakes_layers_gflops"] * 1e9 == conv_cost({"kxkxk": 2, "1xkxk": 2}, 3, (2, 6, 6))[1]
+    layers_s = results[1]["cakes_layers_ms"] / 1e3  # batch 2: the rate counts both clips
+    assert results[1]["cakes_layers_gflops_per_s"] == pytest.approx(2 * results[1]["cakes_layers_gflops"] / layers_s)
+    step = benchmark.make_step(base, torch.randn(1, 3, 2, 6, 6), train=False)
+    with pytest.raises(RuntimeError, match="base: the forward hooks of 'cakes' never fired"):
+        time_breakdown.hooked_passes({"base": (base, step, {"cakes": []})}, 1, lambda: None)

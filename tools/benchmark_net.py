@@ -3,13 +3,27 @@
 
     tools/benchmark_net.py CFG [CFG ...] --frames 8 --size 224 [--batch 1] [--runs 10] [--threads 2]
     tools/benchmark_net.py BASE CFG [CFG ...] --compare [--deploy [--fuse]] --frames 8 --size 224 --threads 2
+    tools/benchmark_net.py BASE CAKES_CFG --compare --breakdown [--deploy [--fuse]] --frames 8 --size 224
 
 CFG is a YAML config, optionally with overrides of its own (``r3d_18.yaml@MODEL.TEMPORAL_OP=cakes``),
 or ``torchvision:NAME`` (e.g. ``torchvision:r2plus1d_18``). With
 ``--compare`` the models run interleaved in one process and each result gains ``efficiency``
 = (latency_BASE / latency) / (gflops_BASE / gflops) and, for CAKES models,
 ``speedup_vs_reference`` (reference CAKES layer's latency over the efficient layer's).
-The logic lives in cakes_video/utils/benchmark.py.
+
+``--breakdown`` (needs ``--compare``) then runs ``--runs`` separate hooked passes per model
+(same input and call, wall time, medians) that measure where the time goes, printed in a
+second table (one row per key) and added to the JSON (ms per forward of the batch):
+  base:  dense_conv_ms, dense_conv_gflops (per view), dense_gflops_per_s = R, the rate of
+         its convs with every kernel dim > 1 (3x3x3, 3x7x7 stem);
+  CAKES: cakes_layers_ms (efficient), reference_cakes_layers_ms = L and
+         reference_hooked_total_ms = T (reference twin), cakes_layers_gflops = F (per view),
+         cakes_layers_gflops_per_s, cakes_layers_share = L/T,
+         speedup_ceiling = 1/(1 - L/T) (speedup_vs_reference if the efficient layers took 0 s),
+         speedup_at_dense_rate = T/(T - L + B*F/R) and efficiency_at_dense_rate (efficiency
+         of the hooked totals, the efficient layers' time replaced by B*F/R): CAKES layers at rate R;
+  every model: hooked_total_ms. With --train-step the hooked times are the forward's.
+The logic lives in cakes_video/utils/benchmark.py and cakes_video/utils/time_breakdown.py.
 """
 import argparse
 import json
@@ -39,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--opts", nargs="*", default=[], help="KEY VALUE overrides for every YAML config")
     p.add_argument("--timer", choices=("wall", "cpu"), default="wall",
                    help="cpu: process CPU time, robust on a loaded machine with --threads 1")
+    p.add_argument("--breakdown", action="store_true",
+                   help="with --compare: time and FLOPs inside CAKES layers / dense convs, and the ceilings")
     p.add_argument("--profile", action="store_true", help="print a torch.profiler op table per model")
     p.add_argument("--json", help="write the results (a list, one object per config) to this file")
     args = p.parse_args(argv)
@@ -47,6 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error(f"--{key} must be >= 1")
     if args.warmup < 0:
         p.error("--warmup must be >= 0")
+    if args.breakdown and not args.compare:
+        p.error("--breakdown needs --compare: its ceilings are relative to the base (first config) "
+                "and to each CAKES model's reference twin")
     return args
 
 
@@ -63,13 +82,16 @@ def main(argv=None) -> int:
             print(f"== {e.name}\n{benchmark.profile_table(e.model, x)}")
     results = benchmark.run_benchmark(
         args.configs, args.frames, args.size, args.batch, args.runs, args.warmup, args.device, channels_last,
-        args.deploy, args.train_step, args.compare, args.opts, args.timer, args.fuse)
+        args.deploy, args.train_step, args.compare, args.opts, args.timer, args.fuse, args.breakdown)
     mode = "train step" if args.train_step else ("inference, deployed" if args.deploy else "inference")
     mode += ", fused" if args.fuse else ""
     print(f"{mode}; input {args.batch}x3x{args.frames}x{args.size}x{args.size}, {torch.get_num_threads()} threads, "
           f"{args.memory_format}, GFLOPs per view (multiply-add = 1 FLOP), latency = median of {args.runs} "
           f"({args.timer} time)")
     print(benchmark.format_table(results))
+    if args.breakdown:
+        print(f"\nwhere the time goes: {args.runs} hooked passes per model (wall time, medians, ms per forward)")
+        print(benchmark.format_breakdown(results))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -10,6 +10,9 @@ the same threads and input. Latencies are measured interleaved (one run of each 
 turn, rotating who goes first) so load drift on a shared machine hits all alike; the
 reported latency is the median over runs. Costs are fvcore FLOPs (multiply-add = 1 FLOP)
 of one view at batch 1 (see :mod:`.complexity`).
+With ``breakdown`` (and ``compare``), separate hooked passes then measure the time and FLOPs
+inside the CAKES layers and the base's dense convolutions, and the speedup / efficiency they
+cap (keys defined in :mod:`.time_breakdown`; :data:`BREAKDOWN_COLUMNS` is their table).
 """
 import os
 import statistics
@@ -20,7 +23,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .complexity import count_gflops, count_params
+from .complexity import conv_linear_gflops_by_module, count_gflops, count_params
 
 TORCHVISION_PREFIX = "torchvision:"
 TIMERS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -28,12 +31,17 @@ TIMERS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 @dataclass
 class Entry:
-    """One model in a run: ``name``, the module, and the reference-layer twin of a CAKES model."""
+    """One model in a run: ``name``, the module, and the reference-layer twin of a CAKES model.
+
+    ``module_gflops`` (filled for a breakdown): conv + linear GFLOPs of one view inside each
+    module of the undeployed model, by qualified name (deploying keeps the names).
+    """
 
     name: str
     model: nn.Module
     reference: Optional[nn.Module] = None
     result: Dict = field(default_factory=dict)
+    module_gflops: Dict[str, float] = field(default_factory=dict)
 
 
 def split_spec(spec: str) -> Tuple[str, List[str]]:
@@ -129,8 +137,11 @@ def interleaved_times(steps: Dict[str, Callable[[], None]], runs: int, warmup: i
 
 def build_entries(specs: Sequence[str], frames: int, size: int, device: str = "cpu", channels_last: bool = True,
                   deploy: bool = False, train: bool = False, with_reference: bool = False,
-                  overrides: Sequence[str] = (), fuse: bool = False) -> List[Entry]:
-    """Builds, counts and prepares every spec; CAKES models get a reference twin if asked."""
+                  overrides: Sequence[str] = (), fuse: bool = False, breakdown: bool = False) -> List[Entry]:
+    """Builds, counts and prepares every spec; CAKES models get a reference twin if asked.
+
+    ``breakdown`` also counts each model's FLOPs by module (``Entry.module_gflops``), before deploying.
+    """
     names = [spec_name(s) for s in specs]
     for name in names:
         if names.count(name) > 1:
@@ -141,6 +152,8 @@ def build_entries(specs: Sequence[str], frames: int, size: int, device: str = "c
         entry = Entry(spec_name(spec), model)
         entry.result.update(name=entry.name, params=count_params(model),
                             **count_gflops(model, (3, frames, size, size)))
+        if breakdown:
+            entry.module_gflops = conv_linear_gflops_by_module(model, (3, frames, size, size))
         if with_reference and has_cakes(model):
             from ..models.cakes import to_reference
 
@@ -159,7 +172,7 @@ def make_input(batch: int, frames: int, size: int, device: str = "cpu", channels
 def run_benchmark(specs: Sequence[str], frames: int, size: int, batch: int = 1, runs: int = 10,
                   warmup: int = 2, device: str = "cpu", channels_last: bool = True, deploy: bool = False,
                   train: bool = False, compare: bool = False, overrides: Sequence[str] = (),
-                  timer: str = "wall", fuse: bool = False) -> List[Dict]:
+                  timer: str = "wall", fuse: bool = False, breakdown: bool = False) -> List[Dict]:
     """Measures every spec (see module doc); returns one result dict per spec, in order.
 
     Keys: ``name, params, gflops, gflops_conv_linear`` (one view, batch 1), ``latency_ms``
@@ -169,10 +182,16 @@ def run_benchmark(specs: Sequence[str], frames: int, size: int, batch: int = 1, 
     ``timer="cpu"`` measures process CPU time instead of wall time: on a shared, loaded
     machine with ``--threads 1`` it ignores time spent descheduled (with more threads it
     also counts OpenMP spin-waiting, so use it single-threaded).
+    ``breakdown`` (needs ``compare``) adds the keys of :mod:`.time_breakdown` from separate
+    hooked passes (always wall time), run after the timed ones.
     """
     if timer not in TIMERS:
         raise ValueError(f"unknown timer {timer!r}; expected one of {list(TIMERS)}")
-    entries = build_entries(specs, frames, size, device, channels_last, deploy, train, compare, overrides, fuse)
+    if breakdown and not compare:
+        raise ValueError("breakdown needs compare: its rates and ceilings are relative to the base "
+                         "(first) model and to each CAKES model's reference twin")
+    entries = build_entries(specs, frames, size, device, channels_last, deploy, train, compare, overrides, fuse,
+                            breakdown)
     x = make_input(batch, frames, size, device, channels_last)
     steps = {}
     for e in entries:
@@ -181,7 +200,12 @@ def run_benchmark(specs: Sequence[str], frames: int, size: int, batch: int = 1, 
             steps[e.name + "[reference]"] = make_step(e.reference, x, train)
     sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
     times = interleaved_times(steps, runs, warmup, sync, TIMERS[timer])
-    return [dict(_summarise(e, times, batch, entries[0] if compare else None), timer=timer) for e in entries]
+    results = [dict(_summarise(e, times, batch, entries[0] if compare else None), timer=timer) for e in entries]
+    if breakdown:
+        from .time_breakdown import add_breakdown  # it imports this module
+
+        add_breakdown(results, entries, x, train, runs, sync)
+    return results
 
 
 def _summarise(e: Entry, times: Dict[str, List[float]], batch: int, base: Optional[Entry]) -> Dict:
@@ -196,14 +220,37 @@ def _summarise(e: Entry, times: Dict[str, List[float]], batch: int, base: Option
     return out
 
 
-def format_table(results: Sequence[Dict]) -> str:
-    """A fixed-width text table of :func:`run_benchmark` results."""
-    cols = [("name", "{}"), ("params", "{:,}"), ("gflops", "{:.2f}"), ("gflops_conv_linear", "{:.2f}"),
-            ("latency_ms", "{:.1f}"), ("latency_min_ms", "{:.1f}"), ("clips_per_s", "{:.2f}"),
-            ("efficiency", "{:.3f}"), ("speedup_vs_reference", "{:.3f}")]
-    cols = [(k, f) for k, f in cols if any(k in r for r in results)]
+MAIN_COLUMNS = [("name", "{}"), ("params", "{:,}"), ("gflops", "{:.2f}"), ("gflops_conv_linear", "{:.2f}"),
+                ("latency_ms", "{:.1f}"), ("latency_min_ms", "{:.1f}"), ("clips_per_s", "{:.2f}"),
+                ("efficiency", "{:.3f}"), ("speedup_vs_reference", "{:.3f}")]
+# Breakdown keys (see .time_breakdown), printed one key per row by format_breakdown.
+BREAKDOWN_COLUMNS = [("hooked_total_ms", "{:.1f}"), ("dense_conv_ms", "{:.1f}"), ("dense_conv_gflops", "{:.3f}"),
+                     ("dense_gflops_per_s", "{:.1f}"), ("cakes_layers_ms", "{:.1f}"),
+                     ("reference_hooked_total_ms", "{:.1f}"), ("reference_cakes_layers_ms", "{:.1f}"),
+                     ("cakes_layers_gflops", "{:.3f}"), ("cakes_layers_gflops_per_s", "{:.1f}"),
+                     ("cakes_layers_share", "{:.3f}"), ("speedup_ceiling", "{:.3f}"),
+                     ("speedup_at_dense_rate", "{:.3f}"), ("efficiency_at_dense_rate", "{:.3f}")]
+
+
+def format_table(results: Sequence[Dict], columns: Sequence[Tuple[str, str]] = tuple(MAIN_COLUMNS)) -> str:
+    """A fixed-width text table of :func:`run_benchmark` results: one row per model, one column
+    per ``(key, format)`` of ``columns`` that some result has ("-" where one lacks it)."""
+    cols = [(k, f) for k, f in columns if any(k in r for r in results)]
     rows = [[k for k, _ in cols]] + [[f.format(r[k]) if k in r else "-" for k, f in cols] for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
+    return _aligned(rows)
+
+
+def format_breakdown(results: Sequence[Dict]) -> str:
+    """The :data:`BREAKDOWN_COLUMNS` of ``results`` transposed: one row per key, one column per model."""
+    keys = [(k, f) for k, f in BREAKDOWN_COLUMNS if any(k in r for r in results)]
+    rows = [["name"] + [r["name"] for r in results]]
+    rows += [[k] + [f.format(r[k]) if k in r else "-" for r in results] for k, f in keys]
+    return _aligned(rows)
+
+
+def _aligned(rows: Sequence[Sequence[str]]) -> str:
+    """Rows of cells as text: first column left-aligned, the others right-aligned, two spaces apart."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
                      for row in rows)
 

@@ -6,11 +6,13 @@ torchvision's and most video papers' tables. ``count_gflops`` reports two figure
 - ``gflops``: every op fvcore counts (convolutions, matmuls/linear, BatchNorm, ...);
 - ``gflops_conv_linear``: only convolutions and linear/matmul ops, the figure papers quote.
 
+``conv_linear_gflops_by_module`` splits the latter by module (e.g. the FLOPs inside CAKES layers).
+
 Costs are nominal: an efficient CAKES layer is counted as its reference form (one conv per
 sub-kernel), not by the zero-padded convolutions it may run instead.
 """
 import logging
-from typing import Dict, Sequence
+from typing import Callable, Dict, Sequence
 
 import torch
 from torch import nn
@@ -34,6 +36,26 @@ def count_gflops(model: nn.Module, input_shape: Sequence[int]) -> Dict[str, floa
     Returns:
         ``{"gflops": all counted ops, "gflops_conv_linear": conv + linear/matmul ops only}``.
     """
+    by_op = _analyse(model, input_shape, lambda analysis: analysis.by_operator())
+    conv_linear = sum(v for k, v in by_op.items() if k in CONV_LINEAR_OPS)
+    return {"gflops": sum(by_op.values()) / 1e9, "gflops_conv_linear": conv_linear / 1e9}
+
+
+def conv_linear_gflops_by_module(model: nn.Module, input_shape: Sequence[int]) -> Dict[str, float]:
+    """Conv + linear/matmul fvcore GFLOPs inside each submodule for one view ``[1, C, T, H, W]``.
+
+    Keys are qualified module names as in ``model.named_modules()`` (``""`` is the whole model);
+    a module's count includes its descendants'. Counted like :func:`count_gflops` (eval mode,
+    efficient CAKES layers in their reference form, which keeps every module name), so
+    ``result[""] == count_gflops(...)["gflops_conv_linear"]``. Norms and activations are left out:
+    the figure is the convolution work a module does, comparable across conv implementations.
+    """
+    by_module = _analyse(model, input_shape, lambda analysis: analysis.by_module_and_operator())
+    return {name: sum(v for k, v in ops.items() if k in CONV_LINEAR_OPS) / 1e9 for name, ops in by_module.items()}
+
+
+def _analyse(model: nn.Module, input_shape: Sequence[int], read: Callable):
+    """``read(FlopCountAnalysis)`` of the reference form of ``model`` in eval mode on ``[1, *input_shape]``."""
     from ..models.cakes import to_reference
 
     if len(input_shape) != 4:
@@ -49,11 +71,9 @@ def count_gflops(model: nn.Module, input_shape: Sequence[int]) -> Dict[str, floa
             analysis = FlopCountAnalysis(model, torch.zeros(1, *input_shape, device=device))
             analysis.unsupported_ops_warnings(False)
             analysis.uncalled_modules_warnings(False)
-            by_op = analysis.by_operator()
+            return read(analysis)
     finally:
         model.train(was_training)
-    conv_linear = sum(v for k, v in by_op.items() if k in CONV_LINEAR_OPS)
-    return {"gflops": sum(by_op.values()) / 1e9, "gflops_conv_linear": conv_linear / 1e9}
 
 
 class _quiet_fvcore:

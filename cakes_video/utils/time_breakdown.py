@@ -1,0 +1,217 @@
+"""Where the time of a forward goes: CAKES layers and dense convolutions, timed with hooks.
+
+``--breakdown`` (with ``--compare``) runs, after the timed interleaved runs, a separate set of
+``runs`` hooked passes per model (the same input and the same inference / train-step call as
+the timed runs, interleaved the same way; medians reported). Forward pre/post hooks read the
+wall clock (``time.perf_counter``; on CUDA they synchronise first) around:
+
+- every *CAKES layer*: a :class:`~cakes_video.models.cakes.CakesConv3d` (reference or
+  efficient) or, after ``--deploy``, a :class:`~cakes_video.models.deploy.DeployedCakesConv3d`;
+- every *dense convolution* of the base model: a ``Conv3d`` (or, after ``--fuse``, a
+  :class:`~cakes_video.models.fusion.FusedConv3d`) whose kernel has every dimension > 1
+  (3x3x3, and e.g. a 3x7x7 stem), outside any CAKES layer;
+- the model's whole forward (hooks on the root module), so shares are fractions of the same passes.
+
+With ``--train-step`` the hooks time the forward part of each step only (the backward is not
+split by layer), so every time below is then a forward time.
+
+FLOPs are fvcore conv + linear counts (multiply-add = 1) of one view ``[1, 3, T, H, W]`` inside
+the same modules (:func:`~.complexity.conv_linear_gflops_by_module`), counted on the undeployed
+reference form of the model: BatchNorm folding and plans change no FLOP. Rates multiply them by
+the batch. Keys added to the results (times in ms per forward of the batch ``[B, 3, T, H, W]``):
+
+base model (only when it has dense convolutions):
+    ``dense_conv_ms``: time inside its dense convolutions; ``dense_conv_gflops``: their GFLOPs
+    per view; ``dense_gflops_per_s`` (R): ``B * dense_conv_gflops / (dense_conv_ms / 1000)``, GFLOP/s.
+every model: ``hooked_total_ms``: its whole forward in the hooked passes.
+every CAKES model (one with a reference twin):
+    ``cakes_layers_ms`` (L_eff): time inside its CAKES layers; ``reference_cakes_layers_ms`` (L)
+    and ``reference_hooked_total_ms`` (T): the same for its reference twin;
+    ``cakes_layers_gflops`` (F): GFLOPs per view inside its CAKES layers (their convolutions);
+    ``cakes_layers_gflops_per_s``: ``B * F / (L_eff / 1000)``, the GFLOP/s its CAKES layers reach;
+    ``cakes_layers_share``: ``L / T``;
+    ``speedup_ceiling``: ``1 / (1 - L / T)``, the ``speedup_vs_reference`` reached if the
+    efficient CAKES layers took no time at all;
+    with R known (``B * F / R`` below taken in ms): ``speedup_at_dense_rate``:
+    ``T / (T - L + B * F / R)``, the speedup if the CAKES layers ran at the base's dense-conv
+    FLOP rate, and ``efficiency_at_dense_rate``: its
+    ``efficiency`` computed on the hooked passes with its CAKES layers at that rate,
+    ``(T_base / (T_eff - L_eff + B * F / R)) / (gflops_base / gflops)`` (T_base, T_eff: the
+    ``hooked_total_ms`` of the base and of this model), comparable to ``efficiency`` for
+    inference and a forward-only figure with ``--train-step``.
+"""
+import statistics
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from .benchmark import Entry, interleaved_times, make_step
+
+Watch = Dict[str, List[str]]  # group name -> qualified names of the modules timed together
+
+
+def cakes_layer_names(model: nn.Module) -> List[str]:
+    """Qualified names of the CAKES layers of ``model`` (any form: reference, efficient, deployed)."""
+    from ..models.cakes import CakesConv3d
+    from ..models.deploy import DeployedCakesConv3d
+
+    return [n for n, m in model.named_modules() if isinstance(m, (CakesConv3d, DeployedCakesConv3d))]
+
+
+def dense_conv_names(model: nn.Module) -> List[str]:
+    """Qualified names of the Conv3d / FusedConv3d with every kernel dimension > 1, outside CAKES layers."""
+    from ..models.fusion import FusedConv3d
+
+    inside = tuple(n + "." for n in cakes_layer_names(model))
+    names = []
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv3d):
+            kernel = tuple(m.kernel_size)
+        elif isinstance(m, FusedConv3d):
+            kernel = tuple(m.weight.shape[2:])
+        else:
+            continue
+        if min(kernel) > 1 and not name.startswith(inside):
+            names.append(name)
+    return names
+
+
+class HookTimer:
+    """Seconds and calls inside groups of submodules, and in the whole forward, during one pass.
+
+    A context manager: hooks are attached on entry and removed on exit. ``reset()`` before each
+    pass; then ``seconds[group]`` sums the wall time of every call of the group's modules and
+    ``seconds["total"]`` the root module's forward; ``calls`` counts the calls likewise.
+    """
+
+    def __init__(self, model: nn.Module, watch: Watch, sync: Callable[[], None]):
+        modules = dict(model.named_modules())
+        self._targets = [(g, modules[n]) for g, names in watch.items() for n in names] + [("total", model)]
+        self._groups = list(watch) + ["total"]  # an empty group stays: its 0 calls show it was never timed
+        self._sync, self._handles = sync, []
+        self.reset()
+
+    def reset(self) -> None:
+        self.seconds: Dict[str, float] = dict.fromkeys(self._groups, 0.0)
+        self.calls: Dict[str, int] = dict.fromkeys(self._groups, 0)
+
+    def __enter__(self) -> "HookTimer":
+        for group, module in self._targets:
+            starts: List[float] = []  # a stack: a module may be re-entered (recursion)
+            self._handles += [module.register_forward_pre_hook(self._pre(starts)),
+                              module.register_forward_hook(self._post(group, starts))]
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        return False
+
+    def _pre(self, starts: List[float]) -> Callable:
+        def hook(module, args):
+            self._sync()
+            starts.append(time.perf_counter())
+        return hook
+
+    def _post(self, group: str, starts: List[float]) -> Callable:
+        def hook(module, args, output):
+            self._sync()
+            self.seconds[group] += time.perf_counter() - starts.pop()
+            self.calls[group] += 1
+        return hook
+
+
+def hooked_passes(models: Dict[str, Tuple[nn.Module, Callable[[], None], Watch]], runs: int,
+                  sync: Callable[[], None]) -> Dict[str, Dict[str, float]]:
+    """Median ms per pass of each watched group and of ``"total"``, per model name.
+
+    ``models`` maps a name to (module, the call that runs one pass, its watch groups); the passes
+    are interleaved as the timed runs are. Raises RuntimeError when a group's hooks never fire.
+    """
+    timers = {name: HookTimer(model, watch, sync) for name, (model, _, watch) in models.items()}
+    samples: Dict[str, Dict[str, List[float]]] = {name: {} for name in models}
+
+    def hooked(name: str, step: Callable[[], None]) -> Callable[[], None]:
+        def run():
+            timers[name].reset()
+            step()
+            for group, calls in timers[name].calls.items():
+                if calls == 0:
+                    raise RuntimeError(f"{name}: the forward hooks of {group!r} never fired")
+                samples[name].setdefault(group, []).append(timers[name].seconds[group])
+        return run
+
+    steps = {name: hooked(name, step) for name, (_, step, _) in models.items()}
+    for timer in timers.values():
+        timer.__enter__()
+    try:
+        interleaved_times(steps, runs, 0, sync)
+    finally:
+        for timer in timers.values():
+            timer.__exit__()
+    return {name: {g: statistics.median(v) * 1e3 for g, v in groups.items()} for name, groups in samples.items()}
+
+
+def sum_gflops(module_gflops: Dict[str, float], names: Sequence[str], model_name: str) -> float:
+    """Sum of ``module_gflops`` over ``names``; a name it lacks is an error naming model and module."""
+    missing = [n for n in names if n not in module_gflops]
+    if missing:
+        raise ValueError(f"{model_name}: no FLOP count for module(s) {missing}; the timed model's module "
+                         "names must match the undeployed model's")
+    return sum(module_gflops[n] for n in names)
+
+
+def add_breakdown(results: List[Dict], entries: Sequence[Entry], x: torch.Tensor, train: bool, runs: int,
+                  sync: Callable[[], None]) -> None:
+    """Runs the hooked passes and adds the module doc's keys to ``results`` in place.
+
+    ``results[i]`` is the timed result of ``entries[i]`` (``entries[0]`` the base; entries need
+    ``module_gflops``); ``x`` is the timed input ``[B, 3, T, H, W]``, ``train`` the timed call.
+    """
+    base = entries[0]
+    models = {}
+    for e in entries:
+        dense = dense_conv_names(e.model) if e is base else []
+        watch = {"dense": dense} if dense else {}
+        if e.reference is not None:
+            watch["cakes"] = cakes_layer_names(e.model)
+            models[e.name + "[reference]"] = (e.reference, make_step(e.reference, x, train),
+                                              {"cakes": cakes_layer_names(e.reference)})
+        models[e.name] = (e.model, make_step(e.model, x, train), watch)
+    medians = hooked_passes(models, runs, sync)
+    batch = x.shape[0]
+    rate = _dense_keys(results[0], base, medians[base.name], batch) if "dense" in models[base.name][2] else None
+    for result, e in zip(results, entries):
+        result["hooked_total_ms"] = medians[e.name]["total"]
+    for result, e in zip(results, entries):
+        if e.reference is not None:
+            _cakes_keys(result, results[0], e, medians[e.name], medians[e.name + "[reference]"], batch, rate)
+
+
+def _dense_keys(result: Dict, base: Entry, ms: Dict[str, float], batch: int) -> float:
+    """Adds the base's dense-conv keys to ``result``; returns its rate R in GFLOP/s."""
+    gflops = sum_gflops(base.module_gflops, dense_conv_names(base.model), base.name)
+    rate = batch * gflops / (ms["dense"] / 1e3)
+    result.update(dense_conv_ms=ms["dense"], dense_conv_gflops=gflops, dense_gflops_per_s=rate)
+    return rate
+
+
+def _cakes_keys(result: Dict, base_result: Dict, e: Entry, own: Dict[str, float], ref: Dict[str, float],
+                batch: int, rate: Optional[float]) -> None:
+    """Adds a CAKES model's keys (see module doc) from its and its twin's median hooked ms."""
+    flops = sum_gflops(e.module_gflops, cakes_layer_names(e.model), e.name)
+    total, layers = ref["total"], ref["cakes"]
+    share = layers / total
+    result.update(cakes_layers_ms=own["cakes"], reference_cakes_layers_ms=layers, reference_hooked_total_ms=total,
+                  cakes_layers_gflops=flops, cakes_layers_gflops_per_s=batch * flops / (own["cakes"] / 1e3),
+                  cakes_layers_share=share, speedup_ceiling=1 / (1 - share))
+    if rate is None:
+        return
+    at_rate_ms = batch * flops / rate * 1e3
+    result["speedup_at_dense_rate"] = total / (total - layers + at_rate_ms)
+    hooked_at_rate_ms = own["total"] - own["cakes"] + at_rate_ms
+    result["efficiency_at_dense_rate"] = ((base_result["hooked_total_ms"] / hooked_at_rate_ms)
+                                          / (base_result["gflops"] / result["gflops"]))
