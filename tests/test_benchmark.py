@@ -2,8 +2,10 @@
 
 No test asserts a timing: only that latencies are measured, positive and reported.
 """
+import dataclasses
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -112,8 +114,6 @@ def test_bad_specs_and_arguments_are_rejected():
         benchmark.build_from_spec("torchvision:r4d_18")
     with pytest.raises(SystemExit):
         benchmark_net.parse_args(["x.yaml", "--frames", "0", "--size", "32"])
-    with pytest.raises(ValueError, match="train step"):
-        benchmark.prepare(nn.Conv3d(3, 4, 1), "cpu", True, deploy=True, train=True)
 
 
 def test_interleaved_runs_rotate_the_first_model():
@@ -216,7 +216,7 @@ def test_breakdown_needs_compare(capsys):
     with pytest.raises(SystemExit):
         benchmark_net.parse_args(["x.yaml", "--frames", "4", "--size", "32", "--breakdown"])
     assert "--breakdown needs --compare" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="breakdown needs compare"):
+    with pytest.raises(ValueError, match="--breakdown needs --compare"):
         benchmark.run_benchmark(["x.yaml"], 4, 32, breakdown=True)
 
 
@@ -255,12 +255,89 @@ def test_breakdown_without_dense_base_omits_the_dense_rate_keys():
     for e in entries:
         e.module_gflops = conv_linear_gflops_by_module(e.model, (3, 2, 6, 6))
     results = [{"name": "base"}, {"name": "cakes"}]
-    time_breakdown.add_breakdown(results, entries, torch.randn(2, 3, 2, 6, 6), train=False, runs=2, sync=lambda: None)
+    time_breakdown.add_breakdown(results, entries, torch.randn(2, 3, 2, 6, 6), path=benchmark.ExecutionPath(), runs=2,
+                                 sync=lambda: None)
     assert set(results[0]) == {"name", "hooked_total_ms"}
     assert set(results[1]) == {"name", "hooked_total_ms"} | set(CAKES_KEYS[:7])
     assert results[1]["cakes_layers_gflops"] * 1e9 == conv_cost({"kxkxk": 2, "1xkxk": 2}, 3, (2, 6, 6))[1]
     layers_s = results[1]["cakes_layers_ms"] / 1e3  # batch 2: the rate counts both clips
     assert results[1]["cakes_layers_gflops_per_s"] == pytest.approx(2 * results[1]["cakes_layers_gflops"] / layers_s)
-    step = benchmark.make_step(base, torch.randn(1, 3, 2, 6, 6), train=False)
+    step = benchmark.make_step(base, torch.randn(1, 3, 2, 6, 6), benchmark.ExecutionPath())
     with pytest.raises(RuntimeError, match="base: the forward hooks of 'cakes' never fired"):
         time_breakdown.hooked_passes({"base": (base, step, {"cakes": []})}, 1, lambda: None)
+
+
+# --- ExecutionPath: one execution path for every model of a run; --compile ----------------------
+
+@pytest.mark.parametrize("flags, message", [
+    (dict(deploy=True, train=True), r"deploy \(--deploy\).*train step \(--train-step\)"),
+    (dict(fuse=True), r"fuse \(--fuse\).*add deploy \(--deploy\)"),
+    (dict(fuse=True, train=True), r"fuse \(--fuse\)"),
+    (dict(deploy=True, fuse=True, compile=True), r"fuse \(--fuse\) cannot go with compile \(--compile\)"),
+    (dict(device="gpu0"), r"device \(--device\) 'gpu0'"),
+])
+def test_execution_path_rejects_invalid_combinations(flags, message):
+    with pytest.raises(ValueError, match=message):
+        benchmark.ExecutionPath(**flags)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--compile", "--warmup", "0"], "--compile needs --warmup >= 1"),
+    (["--compile", "--compare", "--breakdown"], "--breakdown cannot time a --compile run"),
+    (["--breakdown"], "--breakdown needs --compare"),
+    (["--deploy", "--train-step"], r"deploy \(--deploy\)"),
+    (["--deploy", "--fuse", "--compile"], r"--fuse\) cannot go with compile"),
+])
+def test_run_options_that_cannot_go_together_are_rejected(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        benchmark_net.parse_args(["x.yaml", "--frames", "4", "--size", "32", *argv])
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_run_benchmark_rejects_compile_without_warmup_or_with_breakdown():
+    path = benchmark.ExecutionPath(compile=True)
+    with pytest.raises(ValueError, match="--compile needs --warmup >= 1"):
+        benchmark.run_benchmark(["x.yaml"], 4, 32, path=path, warmup=0)
+    with pytest.raises(ValueError, match="--breakdown cannot time a --compile run"):
+        benchmark.run_benchmark(["x.yaml"], 4, 32, path=path, compare=True, breakdown=True)
+
+
+def test_execution_path_describe_and_prepare():
+    fused = benchmark.ExecutionPath(deploy=True, fuse=True)
+    assert fused.describe() == "inference, deployed, fused; cpu, channels_last"
+    path = benchmark.ExecutionPath(deploy=True, compile=True)
+    assert path.describe() == "inference, deployed, compiled; cpu, channels_last"
+    assert benchmark.ExecutionPath(train=True, channels_last=False).describe() == "train step; cpu, contiguous"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        path.train = True  # a run's path cannot change between its models
+    conv = benchmark.ExecutionPath(train=True).prepare(nn.Conv3d(3, 4, 3).eval())
+    assert conv.training and conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    eager = benchmark.ExecutionPath(channels_last=False).prepare(nn.Conv3d(3, 4, 3))
+    assert not eager.training and eager.weight.is_contiguous()
+
+
+def test_compiled_model_matches_eager_and_freezes_its_weights():
+    model = benchmark.build_from_spec(_config("r3d_18") + "@MODEL.TEMPORAL_OP=cakes", TINY_OVERRIDES)
+    compiled = benchmark.ExecutionPath(compile=True).prepare(model)
+    assert isinstance(compiled, benchmark.CompiledModel) and not model.training
+    x = benchmark.make_input(1, 2, 16)
+    with torch.inference_mode():
+        eager, once = model(x), compiled(x)
+    torch.testing.assert_close(once, eager, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        model.stem.conv.weight.mul_(2)  # frozen: the compiled graph keeps the weights it was built with
+    with torch.inference_mode():
+        assert not torch.allclose(model(x), eager, atol=1e-4)
+        torch.testing.assert_close(compiled(x), once)
+
+
+def test_compiled_run_reports_compile_seconds_and_compiles_every_model():
+    spec = _config("r3d_18") + "@MODEL.TEMPORAL_OP=cakes"
+    path = benchmark.ExecutionPath(compile=True)
+    [entry] = benchmark.build_entries([spec], 2, 16, path=path, with_reference=True, overrides=TINY_OVERRIDES)
+    assert isinstance(entry.model, benchmark.CompiledModel) and isinstance(entry.reference, benchmark.CompiledModel)
+    # One model, no twin: each compile costs seconds on a loaded CPU.
+    [result] = benchmark.run_benchmark([spec], 2, 16, path=path, runs=1, warmup=1, overrides=TINY_OVERRIDES)
+    assert result["compile_seconds"] > 0 and result["latency_ms"] > 0
+    assert "reference_compile_seconds" not in result
+    assert "compile_seconds" in benchmark.format_table([result]).splitlines()[0]

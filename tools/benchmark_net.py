@@ -4,12 +4,23 @@
     tools/benchmark_net.py CFG [CFG ...] --frames 8 --size 224 [--batch 1] [--runs 10] [--threads 2]
     tools/benchmark_net.py BASE CFG [CFG ...] --compare [--deploy [--fuse]] --frames 8 --size 224 --threads 2
     tools/benchmark_net.py BASE CAKES_CFG --compare --breakdown [--deploy [--fuse]] --frames 8 --size 224
+    tools/benchmark_net.py BASE CFG [CFG ...] --compare --compile [--deploy] --frames 8 --size 224
 
 CFG is a YAML config, optionally with overrides of its own (``r3d_18.yaml@MODEL.TEMPORAL_OP=cakes``),
 or ``torchvision:NAME`` (e.g. ``torchvision:r2plus1d_18``). With
 ``--compare`` the models run interleaved in one process and each result gains ``efficiency``
 = (latency_BASE / latency) / (gflops_BASE / gflops) and, for CAKES models,
 ``speedup_vs_reference`` (reference CAKES layer's latency over the efficient layer's).
+Every model of a run (base, CAKES models and their reference twins) runs the same execution
+path: device, memory format, --deploy / --fuse, --compile, --train-step, threads.
+
+``--compile`` applies torch.compile (inductor) to every model alike, after --deploy and the
+memory-format change; for inference with inductor's weight freezing (constants folded, BN
+folded, conv + ReLU / add fused, oneDNN weights prepacked), for --train-step without. Not with
+--fuse (its fused convs break the compiled graph at every conv). Models compile in
+their first warm-up call (so --warmup >= 1), whose wall time each result reports as
+compile_seconds (reference_compile_seconds for a twin). Not with --breakdown (forward hooks
+do not fire in a compiled graph); with --profile the op table is the compiled graph's.
 
 ``--breakdown`` (needs ``--compare``) then runs ``--runs`` separate hooked passes per model
 (same input and call, wall time, medians) that measure where the time goes, printed in a
@@ -49,6 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fuse", action="store_true",
                    help="with --deploy: fuse each conv with its ReLU / residual add in one oneDNN call")
     p.add_argument("--train-step", action="store_true", help="time forward + backward instead of inference")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile (inductor) every model, weights frozen for inference; compiles in the "
+                        "first warm-up run (reported as compile_seconds)")
     p.add_argument("--memory-format", choices=("channels_last", "contiguous"), default="channels_last")
     p.add_argument("--opts", nargs="*", default=[], help="KEY VALUE overrides for every YAML config")
     p.add_argument("--timer", choices=("wall", "cpu"), default="wall",
@@ -63,9 +77,13 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error(f"--{key} must be >= 1")
     if args.warmup < 0:
         p.error("--warmup must be >= 0")
-    if args.breakdown and not args.compare:
-        p.error("--breakdown needs --compare: its ceilings are relative to the base (first config) "
-                "and to each CAKES model's reference twin")
+    try:
+        args.path = benchmark.ExecutionPath(
+            device=args.device, channels_last=args.memory_format == "channels_last", deploy=args.deploy,
+            fuse=args.fuse, compile=args.compile, train=args.train_step)
+        benchmark.check_run(args.path, args.warmup, args.compare, args.breakdown, args.timer)
+    except ValueError as err:
+        p.error(str(err))
     return args
 
 
@@ -73,21 +91,17 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    channels_last = args.memory_format == "channels_last"
     if args.profile:
-        entries = benchmark.build_entries(args.configs, args.frames, args.size, args.device, channels_last,
-                                          args.deploy, overrides=args.opts, fuse=args.fuse)
-        x = benchmark.make_input(args.batch, args.frames, args.size, args.device, channels_last)
+        entries = benchmark.build_entries(args.configs, args.frames, args.size, path=args.path, overrides=args.opts)
+        x = benchmark.make_input(args.batch, args.frames, args.size, args.path)
         for e in entries:
             print(f"== {e.name}\n{benchmark.profile_table(e.model, x)}")
     results = benchmark.run_benchmark(
-        args.configs, args.frames, args.size, args.batch, args.runs, args.warmup, args.device, channels_last,
-        args.deploy, args.train_step, args.compare, args.opts, args.timer, args.fuse, args.breakdown)
-    mode = "train step" if args.train_step else ("inference, deployed" if args.deploy else "inference")
-    mode += ", fused" if args.fuse else ""
-    print(f"{mode}; input {args.batch}x3x{args.frames}x{args.size}x{args.size}, {torch.get_num_threads()} threads, "
-          f"{args.memory_format}, GFLOPs per view (multiply-add = 1 FLOP), latency = median of {args.runs} "
-          f"({args.timer} time)")
+        args.configs, args.frames, args.size, path=args.path, batch=args.batch, runs=args.runs, warmup=args.warmup,
+        compare=args.compare, overrides=args.opts, timer=args.timer, breakdown=args.breakdown)
+    print(f"{args.path.describe()}; input {args.batch}x3x{args.frames}x{args.size}x{args.size}, "
+          f"{torch.get_num_threads()} threads, GFLOPs per view (multiply-add = 1 FLOP), latency = median of "
+          f"{args.runs} ({args.timer} time)")
     print(benchmark.format_table(results))
     if args.breakdown:
         print(f"\nwhere the time goes: {args.runs} hooked passes per model (wall time, medians, ms per forward)")

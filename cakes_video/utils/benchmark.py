@@ -4,12 +4,14 @@ A model is named by a spec: a YAML config path (built with :func:`build_model`; 
 layers use ``cakes_impl``), optionally followed by overrides of its own as ``@KEY=VALUE``
 (``r3d_18.yaml@MODEL.TEMPORAL_OP=cakes@MODEL.CAKES.CONV_CONFIG=uniform``), or
 ``torchvision:NAME`` for ``torchvision.models.video.NAME``.
-Every model of a run gets the same execution path: eval mode under ``torch.inference_mode``
-(or a forward+backward train step), the same memory format, the same ``deploy`` folding,
-the same threads and input. Latencies are measured interleaved (one run of each model in
-turn, rotating who goes first) so load drift on a shared machine hits all alike; the
-reported latency is the median over runs. Costs are fvcore FLOPs (multiply-add = 1 FLOP)
-of one view at batch 1 (see :mod:`.complexity`).
+Every model of a run gets the same :class:`ExecutionPath`: eval mode under ``torch.inference_mode``
+(or a forward+backward train step), the same device and memory format, the same ``deploy``
+folding (and ``fuse`` post-ops), the same ``compile`` (``torch.compile``, inductor, with weight
+freezing for inference; compiled during the first warm-up run, whose wall time is reported as
+``compile_seconds``), the same threads and input. Latencies are measured interleaved (one run
+of each model in turn, rotating who goes first) so load drift on a shared machine hits all
+alike; the reported latency is the median over runs. Costs are fvcore FLOPs (multiply-add =
+1 FLOP) of one view at batch 1 (see :mod:`.complexity`).
 With ``breakdown`` (and ``compare``), separate hooked passes then measure the time and FLOPs
 inside the CAKES layers and the base's dense convolutions, and the speedup / efficiency they
 cap (keys defined in :mod:`.time_breakdown`; :data:`BREAKDOWN_COLUMNS` is their table).
@@ -87,24 +89,90 @@ def has_cakes(model: nn.Module) -> bool:
     return any(isinstance(m, CakesConv3d) for m in model.modules())
 
 
-def prepare(model: nn.Module, device: str, channels_last: bool, deploy: bool, train: bool,
-            fuse: bool = False) -> nn.Module:
-    """The model as it will run: on ``device``, deployed (BN folded; ``fuse``: oneDNN post-ops) or not."""
-    if deploy and train:
-        raise ValueError("--deploy folds BatchNorm for inference; it cannot time a train step")
-    if fuse and not deploy:
-        raise ValueError("--fuse applies to a deployed model; add --deploy")
-    if deploy:
-        from ..models.deploy import deploy as deploy_model
+class CompiledModel(nn.Module):
+    """``torch.compile(model)`` (inductor), called with the config it needs: ``[N, 3, T, H, W]`` -> logits.
 
-        model = deploy_model(model, fuse)
-    model = model.to(device).train(train)
-    return model.to(memory_format=torch.channels_last_3d) if channels_last else model
+    ``freeze``: inductor's weight freezing (constants folded, BN folded into convs, oneDNN weights
+    prepacked) whenever the call runs without grad (``torch.inference_mode`` / ``no_grad``).
+    Dynamo reads the *global* ``torch._inductor.config.freezing`` while tracing (whether to lift
+    weights as graph inputs), so ``torch.compile(options={"freezing": True})`` alone freezes
+    nothing; the flag is therefore patched around every call (~30 µs a call on this CPU). A
+    compile that would exceed Dynamo's recompile limit (8 graphs per code object and process:
+    frozen weights make one graph per model of a class) raises instead of silently running eager.
+    """
+
+    def __init__(self, model: nn.Module, freeze: bool):
+        super().__init__()
+        self.compiled = torch.compile(model)
+        self.freeze = freeze
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torch._dynamo.config as dynamo_config
+        import torch._inductor.config as inductor_config
+
+        with inductor_config.patch(freezing=self.freeze), dynamo_config.patch(fail_on_recompile_limit_hit=True):
+            return self.compiled(x)
 
 
-def make_step(model: nn.Module, x: torch.Tensor, train: bool) -> Callable[[], None]:
-    """One timed call: an inference forward, or forward + backward of the logits' sum."""
-    if not train:
+@dataclass(frozen=True)
+class ExecutionPath:
+    """How every model of a run executes; one object, so that all models get the same path.
+
+    ``device``; ``channels_last``: channels_last_3d weights and input (else contiguous);
+    ``deploy``: BatchNorm folded into the convs (:func:`~cakes_video.models.deploy.deploy`);
+    ``fuse``: with ``deploy``, conv + ReLU / residual add in one oneDNN call; ``compile``:
+    :class:`CompiledModel` applied last (weights frozen for inference; not with ``fuse``, whose
+    convs break the graph, while inductor's freezing fuses the same post-ops itself); ``train``:
+    time a forward + backward step instead of an inference forward.
+    """
+
+    device: str = "cpu"
+    channels_last: bool = True
+    deploy: bool = False
+    fuse: bool = False
+    compile: bool = False
+    train: bool = False
+
+    def __post_init__(self):
+        if self.deploy and self.train:
+            raise ValueError("deploy (--deploy) folds BatchNorm for inference; it cannot time a train step "
+                             "(--train-step)")
+        if self.fuse and not self.deploy:
+            raise ValueError("fuse (--fuse) applies to a deployed model; add deploy (--deploy)")
+        if self.fuse and self.compile:
+            # FusedConv3d caches packed weights in Python: Dynamo breaks the graph at every conv.
+            raise ValueError("fuse (--fuse) cannot go with compile (--compile): each fused conv breaks the "
+                             "compiled graph; compile with weight freezing already fuses conv + ReLU / add "
+                             "(oneDNN post-ops), so use --deploy --compile")
+        try:
+            torch.device(self.device)
+        except RuntimeError as err:
+            raise ValueError(f"device (--device) {self.device!r} is not a torch device: {err}") from None
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """``model`` as it will run: deployed (+ fused), on the device, in train / eval mode, in
+        the memory format, then compiled. May return a new module (deploy copies, compile wraps)."""
+        if self.deploy:
+            from ..models.deploy import deploy as deploy_model
+
+            model = deploy_model(model, self.fuse)
+        model = model.to(self.device).train(self.train)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last_3d)
+        return CompiledModel(model, freeze=not self.train) if self.compile else model
+
+    def describe(self) -> str:
+        """One line, e.g. ``"inference, deployed, compiled; cpu, channels_last"``."""
+        flags = [name for on, name in ((self.deploy, "deployed"), (self.fuse, "fused"), (self.compile, "compiled"))
+                 if on]
+        memory = "channels_last" if self.channels_last else "contiguous"
+        return ", ".join(["train step" if self.train else "inference"] + flags) + f"; {self.device}, {memory}"
+
+
+def make_step(model: nn.Module, x: torch.Tensor, path: ExecutionPath) -> Callable[[], None]:
+    """One timed call of ``model`` on ``x`` ``[B, 3, T, H, W]``: an inference forward, or with
+    ``path.train`` forward + backward of the logits' sum."""
+    if not path.train:
         def forward():
             with torch.inference_mode():
                 model(x)
@@ -114,6 +182,18 @@ def make_step(model: nn.Module, x: torch.Tensor, train: bool) -> Callable[[], No
         model.zero_grad(set_to_none=True)
         model(x).float().sum().backward()
     return train_step
+
+
+def first_call_seconds(steps: Dict[str, Callable[[], None]], sync: Callable[[], None]) -> Dict[str, float]:
+    """Wall seconds of one call of each step, in order: the first warm-up round (a compiled model compiles in it)."""
+    seconds = {}
+    for name, step in steps.items():
+        sync()
+        start = time.perf_counter()
+        step()
+        sync()
+        seconds[name] = time.perf_counter() - start
+    return seconds
 
 
 def interleaved_times(steps: Dict[str, Callable[[], None]], runs: int, warmup: int,
@@ -135,17 +215,20 @@ def interleaved_times(steps: Dict[str, Callable[[], None]], runs: int, warmup: i
     return times
 
 
-def build_entries(specs: Sequence[str], frames: int, size: int, device: str = "cpu", channels_last: bool = True,
-                  deploy: bool = False, train: bool = False, with_reference: bool = False,
-                  overrides: Sequence[str] = (), fuse: bool = False, breakdown: bool = False) -> List[Entry]:
-    """Builds, counts and prepares every spec; CAKES models get a reference twin if asked.
+def build_entries(specs: Sequence[str], frames: int, size: int, *, path: ExecutionPath = ExecutionPath(),
+                  with_reference: bool = False, overrides: Sequence[str] = (), breakdown: bool = False) -> List[Entry]:
+    """Builds, counts and prepares (``path.prepare``) every spec; CAKES models get a reference twin if asked.
 
     ``breakdown`` also counts each model's FLOPs by module (``Entry.module_gflops``), before deploying.
+    With ``path.compile``, Dynamo's caches are reset first (``torch.compiler.reset()``, process-wide):
+    graphs left by earlier runs would count against its recompile limit.
     """
     names = [spec_name(s) for s in specs]
     for name in names:
         if names.count(name) > 1:
             raise ValueError(f"model {name!r} is given twice; results are keyed by name")
+    if path.compile:
+        torch.compiler.reset()
     entries = []
     for spec in specs:
         model = build_from_spec(spec, overrides)
@@ -157,61 +240,82 @@ def build_entries(specs: Sequence[str], frames: int, size: int, device: str = "c
         if with_reference and has_cakes(model):
             from ..models.cakes import to_reference
 
-            entry.reference = prepare(to_reference(model), device, channels_last, deploy, train, fuse)
-        entry.model = prepare(model, device, channels_last, deploy, train, fuse)
+            entry.reference = path.prepare(to_reference(model))
+        entry.model = path.prepare(model)
         entries.append(entry)
     return entries
 
 
-def make_input(batch: int, frames: int, size: int, device: str = "cpu", channels_last: bool = True) -> torch.Tensor:
-    """Random clips ``[batch, 3, frames, size, size]`` in the chosen memory format."""
-    x = torch.randn(batch, 3, frames, size, size, device=device)
-    return x.contiguous(memory_format=torch.channels_last_3d) if channels_last else x
+def make_input(batch: int, frames: int, size: int, path: ExecutionPath = ExecutionPath()) -> torch.Tensor:
+    """Random clips ``[batch, 3, frames, size, size]`` on ``path.device``, in its memory format."""
+    x = torch.randn(batch, 3, frames, size, size, device=path.device)
+    return x.contiguous(memory_format=torch.channels_last_3d) if path.channels_last else x
 
 
-def run_benchmark(specs: Sequence[str], frames: int, size: int, batch: int = 1, runs: int = 10,
-                  warmup: int = 2, device: str = "cpu", channels_last: bool = True, deploy: bool = False,
-                  train: bool = False, compare: bool = False, overrides: Sequence[str] = (),
-                  timer: str = "wall", fuse: bool = False, breakdown: bool = False) -> List[Dict]:
-    """Measures every spec (see module doc); returns one result dict per spec, in order.
+def check_run(path: ExecutionPath, warmup: int, compare: bool, breakdown: bool, timer: str) -> None:
+    """Raises ValueError for run options that cannot go together, naming the tool's flags
+    (:func:`run_benchmark`'s arguments of the same names; ``path`` for ``--compile``)."""
+    if timer not in TIMERS:
+        raise ValueError(f"unknown timer {timer!r}; expected one of {list(TIMERS)}")
+    if breakdown and not compare:
+        raise ValueError("--breakdown needs --compare: its rates and ceilings are relative to the base "
+                         "(first) model and to each CAKES model's reference twin")
+    if breakdown and path.compile:
+        raise ValueError("--breakdown cannot time a --compile run: forward hooks do not fire inside a "
+                         "compiled graph; drop one of them")
+    if path.compile and warmup < 1:
+        raise ValueError("--compile needs --warmup >= 1: models compile during their first (warm-up) call, "
+                         "which must not be timed")
+
+
+def run_benchmark(specs: Sequence[str], frames: int, size: int, *, path: ExecutionPath = ExecutionPath(),
+                  batch: int = 1, runs: int = 10, warmup: int = 2, compare: bool = False,
+                  overrides: Sequence[str] = (), timer: str = "wall", breakdown: bool = False) -> List[Dict]:
+    """Measures every spec on ``path`` (see module doc); returns one result dict per spec, in order.
 
     Keys: ``name, params, gflops, gflops_conv_linear`` (one view, batch 1), ``latency_ms``
     (median of ``runs``), ``latency_min_ms``, ``clips_per_s`` (batch / median latency); with
     ``compare``: ``efficiency`` against ``specs[0]`` and, for CAKES models,
-    ``speedup_vs_reference`` (reference-layer twin's latency over this model's).
+    ``speedup_vs_reference`` (reference-layer twin's latency over this model's); with
+    ``path.compile``: ``compile_seconds`` (wall time of the model's first call, in the warm-up;
+    shorter when inductor's on-disk caches already hold its kernels) and, for a twin,
+    ``reference_compile_seconds``.
     ``timer="cpu"`` measures process CPU time instead of wall time: on a shared, loaded
     machine with ``--threads 1`` it ignores time spent descheduled (with more threads it
     also counts OpenMP spin-waiting, so use it single-threaded).
-    ``breakdown`` (needs ``compare``) adds the keys of :mod:`.time_breakdown` from separate
-    hooked passes (always wall time), run after the timed ones.
+    ``breakdown`` (needs ``compare``, not ``path.compile``) adds the keys of :mod:`.time_breakdown`
+    from separate hooked passes (always wall time), run after the timed ones.
     """
-    if timer not in TIMERS:
-        raise ValueError(f"unknown timer {timer!r}; expected one of {list(TIMERS)}")
-    if breakdown and not compare:
-        raise ValueError("breakdown needs compare: its rates and ceilings are relative to the base "
-                         "(first) model and to each CAKES model's reference twin")
-    entries = build_entries(specs, frames, size, device, channels_last, deploy, train, compare, overrides, fuse,
-                            breakdown)
-    x = make_input(batch, frames, size, device, channels_last)
+    check_run(path, warmup, compare, breakdown, timer)
+    entries = build_entries(specs, frames, size, path=path, with_reference=compare, overrides=overrides,
+                            breakdown=breakdown)
+    x = make_input(batch, frames, size, path)
     steps = {}
     for e in entries:
-        steps[e.name] = make_step(e.model, x, train)
+        steps[e.name] = make_step(e.model, x, path)
         if e.reference is not None:
-            steps[e.name + "[reference]"] = make_step(e.reference, x, train)
-    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
-    times = interleaved_times(steps, runs, warmup, sync, TIMERS[timer])
-    results = [dict(_summarise(e, times, batch, entries[0] if compare else None), timer=timer) for e in entries]
+            steps[e.name + "[reference]"] = make_step(e.reference, x, path)
+    sync = torch.cuda.synchronize if str(path.device).startswith("cuda") else (lambda: None)
+    first = first_call_seconds(steps, sync) if warmup else {}
+    times = interleaved_times(steps, runs, max(warmup - 1, 0), sync, TIMERS[timer])
+    base = entries[0] if compare else None
+    results = [dict(_summarise(e, times, batch, base, first if path.compile else None), timer=timer) for e in entries]
     if breakdown:
         from .time_breakdown import add_breakdown  # it imports this module
 
-        add_breakdown(results, entries, x, train, runs, sync)
+        add_breakdown(results, entries, x, path=path, runs=runs, sync=sync)
     return results
 
 
-def _summarise(e: Entry, times: Dict[str, List[float]], batch: int, base: Optional[Entry]) -> Dict:
+def _summarise(e: Entry, times: Dict[str, List[float]], batch: int, base: Optional[Entry],
+               compile_seconds: Optional[Dict[str, float]]) -> Dict:
     median = statistics.median(times[e.name])
     out = dict(e.result, latency_ms=median * 1e3, latency_min_ms=min(times[e.name]) * 1e3,
                clips_per_s=batch / median)
+    if compile_seconds is not None:
+        out["compile_seconds"] = compile_seconds[e.name]
+        if e.reference is not None:
+            out["reference_compile_seconds"] = compile_seconds[e.name + "[reference]"]
     if base is not None:
         base_median = statistics.median(times[base.name])
         out["efficiency"] = (base_median / median) / (base.result["gflops"] / e.result["gflops"])
@@ -222,7 +326,7 @@ def _summarise(e: Entry, times: Dict[str, List[float]], batch: int, base: Option
 
 MAIN_COLUMNS = [("name", "{}"), ("params", "{:,}"), ("gflops", "{:.2f}"), ("gflops_conv_linear", "{:.2f}"),
                 ("latency_ms", "{:.1f}"), ("latency_min_ms", "{:.1f}"), ("clips_per_s", "{:.2f}"),
-                ("efficiency", "{:.3f}"), ("speedup_vs_reference", "{:.3f}")]
+                ("efficiency", "{:.3f}"), ("speedup_vs_reference", "{:.3f}"), ("compile_seconds", "{:.1f}")]
 # Breakdown keys (see .time_breakdown), printed one key per row by format_breakdown.
 BREAKDOWN_COLUMNS = [("hooked_total_ms", "{:.1f}"), ("dense_conv_ms", "{:.1f}"), ("dense_conv_gflops", "{:.3f}"),
                      ("dense_gflops_per_s", "{:.1f}"), ("cakes_layers_ms", "{:.1f}"),

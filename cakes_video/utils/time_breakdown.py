@@ -1,8 +1,10 @@
 """Where the time of a forward goes: CAKES layers and dense convolutions, timed with hooks.
 
 ``--breakdown`` (with ``--compare``) runs, after the timed interleaved runs, a separate set of
-``runs`` hooked passes per model (the same input and the same inference / train-step call as
-the timed runs, interleaved the same way; medians reported). Forward pre/post hooks read the
+``runs`` hooked passes per model (the same input and the same
+:class:`~cakes_video.utils.benchmark.ExecutionPath` call, inference or train step, as the timed
+runs, interleaved the same way; medians reported). Not with ``--compile``: forward hooks do not
+fire inside a compiled graph. Forward pre/post hooks read the
 wall clock (``time.perf_counter``; on CUDA they synchronise first) around:
 
 - every *CAKES layer*: a :class:`~cakes_video.models.cakes.CakesConv3d` (reference or
@@ -47,7 +49,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .benchmark import Entry, interleaved_times, make_step
+from .benchmark import Entry, ExecutionPath, interleaved_times, make_step
 
 Watch = Dict[str, List[str]]  # group name -> qualified names of the modules timed together
 
@@ -164,12 +166,13 @@ def sum_gflops(module_gflops: Dict[str, float], names: Sequence[str], model_name
     return sum(module_gflops[n] for n in names)
 
 
-def add_breakdown(results: List[Dict], entries: Sequence[Entry], x: torch.Tensor, train: bool, runs: int,
-                  sync: Callable[[], None]) -> None:
+def add_breakdown(results: List[Dict], entries: Sequence[Entry], x: torch.Tensor, *, path: ExecutionPath,
+                  runs: int, sync: Callable[[], None]) -> None:
     """Runs the hooked passes and adds the module doc's keys to ``results`` in place.
 
     ``results[i]`` is the timed result of ``entries[i]`` (``entries[0]`` the base; entries need
-    ``module_gflops``); ``x`` is the timed input ``[B, 3, T, H, W]``, ``train`` the timed call.
+    ``module_gflops``); ``x`` is the timed input ``[B, 3, T, H, W]``, ``path`` the timed run's
+    (its ``train`` picks the call; a compiled path is refused by ``run_benchmark``).
     """
     base = entries[0]
     models = {}
@@ -178,9 +181,9 @@ def add_breakdown(results: List[Dict], entries: Sequence[Entry], x: torch.Tensor
         watch = {"dense": dense} if dense else {}
         if e.reference is not None:
             watch["cakes"] = cakes_layer_names(e.model)
-            models[e.name + "[reference]"] = (e.reference, make_step(e.reference, x, train),
+            models[e.name + "[reference]"] = (e.reference, make_step(e.reference, x, path),
                                               {"cakes": cakes_layer_names(e.reference)})
-        models[e.name] = (e.model, make_step(e.model, x, train), watch)
+        models[e.name] = (e.model, make_step(e.model, x, path), watch)
     medians = hooked_passes(models, runs, sync)
     batch = x.shape[0]
     rate = _dense_keys(results[0], base, medians[base.name], batch) if "dense" in models[base.name][2] else None
