@@ -199,8 +199,14 @@ def test_breakdown_reports_layer_share_flops_and_ceilings(tmp_path, capsys):
     assert cakes["cakes_layers_gflops"] == pytest.approx(cakes_gflops, rel=1e-9)
     assert base["dense_conv_gflops"] == pytest.approx(dense_gflops, rel=1e-9)
     assert cakes_gflops < cakes["gflops_conv_linear"]  # the stem, shortcuts and head are outside
+    layers = cakes["cakes_layers"]  # one row per CAKES layer, in forward order
+    assert [row["name"] for row in layers] == [f"layer{s}.0.conv{c}" for s in range(1, 5) for c in (1, 2)]
+    assert sum(row["gflops"] for row in layers) == pytest.approx(cakes_gflops, rel=1e-9)
+    assert all(row["ms"] > 0 and row["gflops_per_s"] == pytest.approx(row["gflops"] / row["ms"] * 1e3)
+               for row in layers)
+    assert [row["name"] for row in base["dense_convs"]][:2] == ["stem.conv", "layer1.0.conv1.conv"]
     printed = capsys.readouterr().out
-    assert "where the time goes" in printed and "speedup_ceiling" in printed
+    assert "where the time goes" in printed and "speedup_ceiling" in printed and "layer4.0.conv2" in printed
 
 
 @pytest.mark.parametrize("flags", [["--deploy"], ["--deploy", "--fuse"]])
@@ -258,7 +264,7 @@ def test_breakdown_without_dense_base_omits_the_dense_rate_keys():
     time_breakdown.add_breakdown(results, entries, torch.randn(2, 3, 2, 6, 6), path=benchmark.ExecutionPath(), runs=2,
                                  sync=lambda: None)
     assert set(results[0]) == {"name", "hooked_total_ms"}
-    assert set(results[1]) == {"name", "hooked_total_ms"} | set(CAKES_KEYS[:7])
+    assert set(results[1]) == {"name", "hooked_total_ms", "cakes_layers"} | set(CAKES_KEYS[:7])
     assert results[1]["cakes_layers_gflops"] * 1e9 == conv_cost({"kxkxk": 2, "1xkxk": 2}, 3, (2, 6, 6))[1]
     layers_s = results[1]["cakes_layers_ms"] / 1e3  # batch 2: the rate counts both clips
     assert results[1]["cakes_layers_gflops_per_s"] == pytest.approx(2 * results[1]["cakes_layers_gflops"] / layers_s)

@@ -106,6 +106,8 @@ def main(argv=None) -> int:
     if args.breakdown:
         print(f"\nwhere the time goes: {args.runs} hooked passes per model (wall time, medians, ms per forward)")
         print(benchmark.format_breakdown(results))
+        print("\nper layer (the base's dense convs, each CAKES model's CAKES layers)")
+        print(benchmark.format_layers(results))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -352,6 +352,16 @@ def format_breakdown(results: Sequence[Dict]) -> str:
     return _aligned(rows)
 
 
+def format_layers(results: Sequence[Dict]) -> str:
+    """The per-layer rows of a breakdown (``dense_convs``, ``cakes_layers``): one line per layer."""
+    rows = [["model", "layer", "ms", "gflops", "gflops_per_s"]]
+    for r in results:
+        for layer in r.get("dense_convs", []) + r.get("cakes_layers", []):
+            rows.append([r["name"], layer["name"], f"{layer['ms']:.2f}", f"{layer['gflops']:.3f}",
+                         f"{layer['gflops_per_s']:.1f}"])
+    return _aligned(rows)
+
+
 def _aligned(rows: Sequence[Sequence[str]]) -> str:
     """Rows of cells as text: first column left-aligned, the others right-aligned, two spaces apart."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

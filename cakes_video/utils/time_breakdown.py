@@ -26,6 +26,8 @@ base model (only when it has dense convolutions):
     ``dense_conv_ms``: time inside its dense convolutions; ``dense_conv_gflops``: their GFLOPs
     per view; ``dense_gflops_per_s`` (R): ``B * dense_conv_gflops / (dense_conv_ms / 1000)``, GFLOP/s.
 every model: ``hooked_total_ms``: its whole forward in the hooked passes.
+per layer (JSON): ``dense_convs`` (base) and ``cakes_layers`` (CAKES models): one
+    ``{name, ms, gflops, gflops_per_s}`` per module, in forward order, timed in the same passes.
 every CAKES model (one with a reference twin):
     ``cakes_layers_ms`` (L_eff): time inside its CAKES layers; ``reference_cakes_layers_ms`` (L)
     and ``reference_hooked_total_ms`` (T): the same for its reference twin;
@@ -52,6 +54,7 @@ from torch import nn
 from .benchmark import Entry, ExecutionPath, interleaved_times, make_step
 
 Watch = Dict[str, List[str]]  # group name -> qualified names of the modules timed together
+LAYER = "layer:"  # prefix of the one-module groups that time each layer on its own
 
 
 def cakes_layer_names(model: nn.Module) -> List[str]:
@@ -183,15 +186,30 @@ def add_breakdown(results: List[Dict], entries: Sequence[Entry], x: torch.Tensor
             watch["cakes"] = cakes_layer_names(e.model)
             models[e.name + "[reference]"] = (e.reference, make_step(e.reference, x, path),
                                               {"cakes": cakes_layer_names(e.reference)})
+        watch.update({LAYER + n: [n] for n in watch.get("dense", []) + watch.get("cakes", [])})
         models[e.name] = (e.model, make_step(e.model, x, path), watch)
     medians = hooked_passes(models, runs, sync)
     batch = x.shape[0]
     rate = _dense_keys(results[0], base, medians[base.name], batch) if "dense" in models[base.name][2] else None
     for result, e in zip(results, entries):
         result["hooked_total_ms"] = medians[e.name]["total"]
+        for key, group in (("dense_convs", "dense"), ("cakes_layers", "cakes")):
+            if group in models[e.name][2]:
+                result[key] = _per_layer(models[e.name][2][group], medians[e.name], e.module_gflops, batch)
     for result, e in zip(results, entries):
         if e.reference is not None:
             _cakes_keys(result, results[0], e, medians[e.name], medians[e.name + "[reference]"], batch, rate)
+
+
+def _per_layer(names: Sequence[str], ms: Dict[str, float], module_gflops: Dict[str, float],
+               batch: int) -> List[Dict]:
+    """``[{name, ms, gflops, gflops_per_s}]`` of each module in ``names``: where a group's time goes."""
+    rows = []
+    for n in names:
+        gflops = module_gflops.get(n, 0.0)
+        rows.append({"name": n, "ms": ms[LAYER + n], "gflops": gflops,
+                     "gflops_per_s": batch * gflops / (ms[LAYER + n] / 1e3)})
+    return rows
 
 
 def _dense_keys(result: Dict, base: Entry, ms: Dict[str, float], batch: int) -> float:
