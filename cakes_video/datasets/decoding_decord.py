@@ -73,12 +73,13 @@ class DecordDecoder(Decoder):
             raise DecodeError(f"{self.path}: decord failed ({_first_line(err)})") from err
 
     def _read_sorted(self, wanted: list) -> np.ndarray:
-        if wanted[0] == 0 and self._first is not None:  # decoded at open: spare a seek back
+        if wanted[0] == 0:  # decoded at open: spare a seek back
             rest = self._read_sorted(wanted[1:]) if len(wanted) > 1 else None
             return self._first[None] if rest is None else np.concatenate([self._first[None], rest])
         position = self._next if self._reader is not None else 0  # a closed reader reopens at 0
-        if wanted == list(range(position, position + len(wanted))) or self._decord_seeks_exactly():
-            frames = self._guarded(lambda r: r.get_batch(wanted).asnumpy())  # consecutive: no seek
+        consecutive = wanted == list(range(position, position + len(wanted)))  # decord needs no seek
+        if consecutive or self._decord_seeks_exactly():
+            frames = self._guarded(lambda r: r.get_batch(wanted).asnumpy())
         else:
             if wanted[0] < position:  # walk from a fresh reader, at the start
                 self._reader = None
