@@ -322,6 +322,30 @@ def test_execution_path_describe_and_prepare():
     assert not eager.training and eager.weight.is_contiguous()
 
 
+def test_amp_runs_every_model_under_autocast(tmp_path):
+    path = benchmark.ExecutionPath(amp="bf16")
+    assert path.describe() == "inference, autocast bf16; cpu, channels_last"
+    model = benchmark.build_from_spec(_config("r3d_18") + "@MODEL.TEMPORAL_OP=cakes", TINY_OVERRIDES).eval()
+    x = torch.randn(1, 3, 4, 32, 32)
+    with torch.inference_mode(), path.autocast():
+        assert model(x).dtype == torch.bfloat16  # the head's linear ran in bf16
+    with torch.inference_mode(), benchmark.ExecutionPath().autocast():
+        assert model(x).dtype == torch.float32
+    seen = []  # the timed calls themselves run under autocast, inference and train step alike
+    linear = nn.Linear(4, 2)
+    linear.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    for train in (False, True):
+        benchmark.make_step(linear, torch.randn(2, 4), benchmark.ExecutionPath(amp="bf16", train=train))()
+    assert seen == [torch.bfloat16, torch.bfloat16] and linear.weight.grad is not None
+    r3d = _config("r3d_18")
+    base, cakes = _run(tmp_path, r3d, r3d + "@MODEL.TEMPORAL_OP=cakes", "--compare", "--amp", "bf16", fast=True)
+    assert base["latency_ms"] > 0 and cakes["speedup_vs_reference"] > 0
+    with pytest.raises(ValueError, match=r"amp \(--amp\) 'int8'"):
+        benchmark.ExecutionPath(amp="int8")
+    with pytest.raises(ValueError, match=r"amp \(--amp\) cannot go with fuse"):
+        benchmark.ExecutionPath(deploy=True, fuse=True, amp="bf16")
+
+
 def test_compiled_model_matches_eager_and_freezes_its_weights():
     model = benchmark.build_from_spec(_config("r3d_18") + "@MODEL.TEMPORAL_OP=cakes", TINY_OVERRIDES)
     compiled = benchmark.ExecutionPath(compile=True).prepare(model)

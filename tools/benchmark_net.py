@@ -5,6 +5,7 @@
     tools/benchmark_net.py BASE CFG [CFG ...] --compare [--deploy [--fuse]] --frames 8 --size 224 --threads 2
     tools/benchmark_net.py BASE CAKES_CFG --compare --breakdown [--deploy [--fuse]] --frames 8 --size 224
     tools/benchmark_net.py BASE CFG [CFG ...] --compare --compile [--deploy] --frames 8 --size 224
+    tools/benchmark_net.py BASE CFG [CFG ...] --compare --device cuda --batch 8 --amp bf16 --frames 8 --size 224
 
 CFG is a YAML config, optionally with overrides of its own (``r3d_18.yaml@MODEL.TEMPORAL_OP=cakes``),
 or ``torchvision:NAME`` (e.g. ``torchvision:r2plus1d_18``). With
@@ -12,7 +13,8 @@ or ``torchvision:NAME`` (e.g. ``torchvision:r2plus1d_18``). With
 = (latency_BASE / latency) / (gflops_BASE / gflops) and, for CAKES models,
 ``speedup_vs_reference`` (reference CAKES layer's latency over the efficient layer's).
 Every model of a run (base, CAKES models and their reference twins) runs the same execution
-path: device, memory format, --deploy / --fuse, --compile, --train-step, threads.
+path: device, memory format, --deploy / --fuse, --compile, --train-step, --amp, threads.
+``--amp bf16|fp16`` runs every call under torch.autocast in that dtype (not with --fuse).
 
 ``--compile`` applies torch.compile (inductor) to every model alike, after --deploy and the
 memory-format change; for inference with inductor's weight freezing (constants folded, BN
@@ -69,6 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="cpu: process CPU time, robust on a loaded machine with --threads 1")
     p.add_argument("--breakdown", action="store_true",
                    help="with --compare: time and FLOPs inside CAKES layers / dense convs, and the ceilings")
+    p.add_argument("--amp", choices=("bf16", "fp16"),
+                   help="run every model under torch.autocast in this dtype (default: float32)")
     p.add_argument("--profile", action="store_true", help="print a torch.profiler op table per model")
     p.add_argument("--json", help="write the results (a list, one object per config) to this file")
     args = p.parse_args(argv)
@@ -80,7 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     try:
         args.path = benchmark.ExecutionPath(
             device=args.device, channels_last=args.memory_format == "channels_last", deploy=args.deploy,
-            fuse=args.fuse, compile=args.compile, train=args.train_step)
+            fuse=args.fuse, compile=args.compile, train=args.train_step, amp=args.amp)
         benchmark.check_run(args.path, args.warmup, args.compare, args.breakdown, args.timer)
     except ValueError as err:
         p.error(str(err))
@@ -95,7 +99,7 @@ def main(argv=None) -> int:
         entries = benchmark.build_entries(args.configs, args.frames, args.size, path=args.path, overrides=args.opts)
         x = benchmark.make_input(args.batch, args.frames, args.size, args.path)
         for e in entries:
-            print(f"== {e.name}\n{benchmark.profile_table(e.model, x)}")
+            print(f"== {e.name}\n{benchmark.profile_table(e.model, x, args.path)}")
     results = benchmark.run_benchmark(
         args.configs, args.frames, args.size, path=args.path, batch=args.batch, runs=args.runs, warmup=args.warmup,
         compare=args.compare, overrides=args.opts, timer=args.timer, breakdown=args.breakdown)

@@ -16,6 +16,7 @@ With ``breakdown`` (and ``compare``), separate hooked passes then measure the ti
 inside the CAKES layers and the base's dense convolutions, and the speedup / efficiency they
 cap (keys defined in :mod:`.time_breakdown`; :data:`BREAKDOWN_COLUMNS` is their table).
 """
+import contextlib
 import os
 import statistics
 import time
@@ -28,6 +29,7 @@ from torch import nn
 from .complexity import conv_linear_gflops_by_module, count_gflops, count_params
 
 TORCHVISION_PREFIX = "torchvision:"
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 TIMERS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
@@ -123,7 +125,9 @@ class ExecutionPath:
     ``fuse``: with ``deploy``, conv + ReLU / residual add in one oneDNN call; ``compile``:
     :class:`CompiledModel` applied last (weights frozen for inference; not with ``fuse``, whose
     convs break the graph, while inductor's freezing fuses the same post-ops itself); ``train``:
-    time a forward + backward step instead of an inference forward.
+    time a forward + backward step instead of an inference forward; ``amp``: "bf16" or "fp16"
+    runs every call under ``torch.autocast`` in that dtype (weights stay float32, as in
+    mixed-precision training), None runs float32.
     """
 
     device: str = "cpu"
@@ -132,6 +136,7 @@ class ExecutionPath:
     fuse: bool = False
     compile: bool = False
     train: bool = False
+    amp: Optional[str] = None
 
     def __post_init__(self):
         if self.deploy and self.train:
@@ -148,6 +153,16 @@ class ExecutionPath:
             torch.device(self.device)
         except RuntimeError as err:
             raise ValueError(f"device (--device) {self.device!r} is not a torch device: {err}") from None
+        if self.amp is not None and self.amp not in AMP_DTYPES:
+            raise ValueError(f"amp (--amp) {self.amp!r}: expected one of {sorted(AMP_DTYPES)}")
+        if self.amp is not None and self.fuse:
+            raise ValueError("amp (--amp) cannot go with fuse (--fuse): the fused oneDNN convs run float32 only")
+
+    def autocast(self):
+        """The context every call runs in: ``torch.autocast`` for ``amp``, else a no-op."""
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(torch.device(self.device).type, dtype=AMP_DTYPES[self.amp])
 
     def prepare(self, model: nn.Module) -> nn.Module:
         """``model`` as it will run: deployed (+ fused), on the device, in train / eval mode, in
@@ -163,8 +178,8 @@ class ExecutionPath:
 
     def describe(self) -> str:
         """One line, e.g. ``"inference, deployed, compiled; cpu, channels_last"``."""
-        flags = [name for on, name in ((self.deploy, "deployed"), (self.fuse, "fused"), (self.compile, "compiled"))
-                 if on]
+        flags = [name for on, name in ((self.deploy, "deployed"), (self.fuse, "fused"), (self.compile, "compiled"),
+                                       (self.amp, f"autocast {self.amp}")) if on]
         memory = "channels_last" if self.channels_last else "contiguous"
         return ", ".join(["train step" if self.train else "inference"] + flags) + f"; {self.device}, {memory}"
 
@@ -174,13 +189,15 @@ def make_step(model: nn.Module, x: torch.Tensor, path: ExecutionPath) -> Callabl
     ``path.train`` forward + backward of the logits' sum."""
     if not path.train:
         def forward():
-            with torch.inference_mode():
+            with torch.inference_mode(), path.autocast():
                 model(x)
         return forward
 
     def train_step():
         model.zero_grad(set_to_none=True)
-        model(x).float().sum().backward()
+        with path.autocast():
+            loss = model(x).float().sum()
+        loss.backward()
     return train_step
 
 
@@ -369,11 +386,11 @@ def _aligned(rows: Sequence[Sequence[str]]) -> str:
                      for row in rows)
 
 
-def profile_table(model: nn.Module, x: torch.Tensor, rows: int = 15) -> str:
-    """torch.profiler table of one inference forward: the ops that take the time."""
+def profile_table(model: nn.Module, x: torch.Tensor, path: ExecutionPath = ExecutionPath(), rows: int = 15) -> str:
+    """torch.profiler table of one inference forward (under ``path``'s autocast): the ops that take the time."""
     from torch.profiler import ProfilerActivity, profile
 
-    with torch.inference_mode():
+    with torch.inference_mode(), path.autocast():
         model(x)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             model(x)
