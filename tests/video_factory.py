@@ -45,18 +45,19 @@ def frame_index(rgb: np.ndarray) -> int:
 
 
 def make_index_video(path, codec="libx264", container=None, num_frames=32, fps=25, size=(64, 48),
-                     pts_ms=None, rotation=0) -> Path:
+                     pts_ms=None, rotation=0, codec_options=None) -> Path:
     """Writes ``num_frames`` index frames to ``path`` and returns it.
 
     ``container``: FFmpeg format name, by default from the suffix. ``size``: (width, height).
     ``pts_ms``: explicit presentation times in milliseconds (variable frame rate).
     ``rotation``: display rotation in counter-clockwise degrees (FFmpeg's convention).
+    ``codec_options``: encoder options over :data:`CODEC_OPTIONS` (e.g. ``{"g": "1000"}``).
     """
     if num_frames > MAX_FRAMES:
         raise ValueError(f"at most {MAX_FRAMES} frames keep grey levels distinct")
     path = Path(path)
     with av.open(str(path), "w", format=container or FORMATS[path.suffix]) as output:
-        stream = _add_stream(output, codec, fps, size, pts_ms is not None)
+        stream = _add_stream(output, codec, fps, size, pts_ms is not None, codec_options or {})
         if rotation:
             stream.set_display_rotation(rotation)
         for i in range(num_frames):
@@ -70,8 +71,8 @@ def make_index_video(path, codec="libx264", container=None, num_frames=32, fps=2
     return path
 
 
-def _add_stream(output, codec, fps, size, variable_rate):
-    stream = output.add_stream(codec, rate=fps, options=dict(CODEC_OPTIONS.get(codec, {})))
+def _add_stream(output, codec, fps, size, variable_rate, codec_options):
+    stream = output.add_stream(codec, rate=fps, options={**CODEC_OPTIONS.get(codec, {}), **codec_options})
     stream.width, stream.height = size
     stream.pix_fmt = PIXEL_FORMATS.get(codec, "yuv420p")
     stream.codec_context.time_base = Fraction(1, 1000) if variable_rate else Fraction(1, fps)
