@@ -95,6 +95,21 @@ def test_deployed_layer_uses_the_plan():
                                                                          ((3, 1, 1), 1)]
 
 
+def test_reference_plan_keeps_one_conv_per_sub_kernel_even_for_1x1x1_kernels():
+    counts = {"kxkxk": 2, "1xkxk": 3}
+    assert len(plan_convs(counts, 1, k=1)) == 1  # every kernel is 1x1x1: plan_convs merges the groups
+    torch.manual_seed(0)
+    ref = CakesConv3d(4, counts, stride=2, kernel_size=1).eval()
+    assert ref.plan == [("kxkxk", [("kxkxk", 0, 2)]), ("1xkxk", [("1xkxk", 0, 3)])]
+    assert ref.stride == (2, 2, 2) and ref.group_offsets == [0, 2]
+    assert all(torch.equal(w, c.weight) for w, c in zip(ref.planned_weights(), ref.convs))
+    deployed = DeployedCakesConv3d(ref)
+    assert [c.out_channels for c in deployed.convs] == [2, 3]
+    x = torch.randn(1, 4, 3, 5, 5)
+    with torch.no_grad():
+        assert _max_diff(deployed(x), ref(x)) < TOL
+
+
 def test_state_dicts_are_interchangeable():
     ref, eff = _pair(COUNTS[0])
     assert list(ref.state_dict()) == list(eff.state_dict())

@@ -49,6 +49,13 @@ def test_read_list_strips_labels_comments_and_joins_root(dataset):
     assert paths[0] == str(dataset / "good clip.mp4")
 
 
+def test_read_list_keeps_a_last_word_that_is_no_label_and_names_a_missing_list(tmp_path):
+    (tmp_path / "list.txt").write_text("  a b.mp4 x  \n#skip 1\n/abs/c.mp4 -2\n")
+    assert read_list(str(tmp_path / "list.txt"), root="r") == ["r/a b.mp4 x", "/abs/c.mp4"]
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        read_list(str(tmp_path / "nope.txt"))
+
+
 def test_tool_reports_every_file_in_json(dataset, tmp_path, capsys):
     out = tmp_path / "report.json"
     status = _load_tool().main([str(dataset / "list.txt"), "--root", str(dataset), "--json", str(out)])

@@ -169,6 +169,36 @@ def test_official_checkpoint_with_the_wrong_config_fails_listing_keys(tmp_path, 
                          str(tmp_path / "out")]) == 1
 
 
+def test_cli_reports_a_value_error_as_an_expected_error(tmp_path, monkeypatch, caplog):
+    def fails(*args):
+        raise ValueError("no layer takes these weights")
+
+    monkeypatch.setattr(convert, "convert_torchvision", fails)
+    argv = ["--source", "torchvision", "--arch", "r3d_18", str(tmp_path / "in.pth"), str(tmp_path / "out")]
+    assert _tool().main(argv) == 1
+    assert "in.pth: no layer takes these weights" in caplog.text
+
+
+def test_cli_names_the_key_of_a_bad_config(tmp_path, caplog):
+    cfg_file = tmp_path / "bad.yaml"
+    cfg_file.write_text("MODEL:\n  DEPTH: 12\n")
+    argv = ["--source", "imagenet-2d", "--cfg", str(cfg_file), str(tmp_path / "in.pth"), str(tmp_path / "out")]
+    assert _tool().main(argv) == 1
+    assert "ConfigError" in caplog.text and "MODEL.DEPTH" in caplog.text
+
+
+def test_write_converted_checks_a_prebuilt_model_and_loads_it(tmp_path):
+    cfg = load_config(None, ["MODEL.DEPTH", "10", "MODEL.NUM_CLASSES", "5"])
+    state = build_model(cfg).state_dict()
+    with pytest.raises(CheckpointError, match="head.fc.weight"):
+        convert.write_converted(str(tmp_path / "bad"), cfg, state, "src", model=ResNet3D(depth=10, num_classes=7))
+    assert not (tmp_path / "bad").exists()
+    model = ResNet3D(depth=10, num_classes=5)
+    convert.write_converted(str(tmp_path / "ok"), cfg, state, "src", model=model)
+    assert torch.equal(model.head.fc.weight, state["head.fc.weight"])
+    assert (tmp_path / "ok" / "model.pyth").exists()
+
+
 def test_official_keys_without_the_release_prefix_are_rejected():
     with pytest.raises(CheckpointError, match="base_model.conv1.weight"):
         convert.official_cakes_to_project({"base_model.conv1.weight": torch.zeros(1)})

@@ -232,6 +232,17 @@ def test_val_does_not_retry_a_bad_video(tmp_path, videos):
     assert [f["path"] for f in item["failed"]] == [str(videos / "text.mp4")]
 
 
+def test_a_bad_video_is_logged_once_and_reported_every_time(tmp_path, videos, caplog):
+    bad = tmp_path / "bad.mp4"  # a path no other test has logged: the log is once per process
+    bad.write_text("not a video\n")
+    dataset = build_dataset(_cfg(tmp_path, [f"{bad} 0"], videos), "val")
+    with caplog.at_level("WARNING", logger="cakes_video.datasets.video_reader"):
+        items = [dataset[0], dataset[0]]
+    assert [r.getMessage() for r in caplog.records] == [f"cannot decode: {items[0]['failed'][0]['error']}"]
+    assert all(item["failed"] == [{"path": str(bad), "error": items[0]["failed"][0]["error"]}] for item in items)
+    assert str(bad) in items[0]["failed"][0]["error"]
+
+
 def test_train_augmentation_repeats_under_the_same_torch_seed(tmp_path, videos):
     dataset = build_dataset(_cfg(tmp_path, ["a.mp4 0", "b.mp4 1"], videos), "train")
     torch.manual_seed(3)

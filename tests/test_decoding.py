@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cakes_video.datasets import decoding_decord, decoding_pyav
+from cakes_video.datasets import decoding_decord, decoding_frames, decoding_pyav
 from cakes_video.datasets.decoding import DecodeError, open_video
 from video_factory import frame_index, index_frame
 
@@ -245,6 +245,19 @@ def test_frame_folder_template_start_index_and_bad_frames(tmp_path):
         open_video(folder, "frames")
     with pytest.raises(DecodeError, match="missing"):
         open_video(tmp_path / "absent", "frames")
+
+
+def test_frame_folder_reads_frame_0_once_and_fails_at_open_when_it_is_corrupt(tmp_path, monkeypatch):
+    folder = _write_frame_folder(tmp_path / "v", 3, "{:05d}.jpg", 1)
+    opened, image_open = [], decoding_frames.Image.open
+    monkeypatch.setattr(decoding_frames.Image, "open", lambda f: opened.append(Path(f).name) or image_open(f))
+    with open_video(folder, "frames") as video:
+        assert [frame_index(f) for f in video.get_frames([0, 2, 0])] == [0, 2, 0]
+        assert [frame_index(f) for f in video.get_frames([0])] == [0]
+    assert opened == ["00001.jpg", "00003.jpg"]  # frame 0 at open only
+    (folder / "00001.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DecodeError, match="cannot read frame 0"):
+        open_video(folder, "frames")
 
 
 @pytest.mark.parametrize("backend", ["pyav", "decord"])

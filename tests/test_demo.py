@@ -53,11 +53,17 @@ def test_demo_end_to_end_on_a_tiny_benchmark(tmp_path, capsys):
 
 
 def test_test_net_refuses_without_weights(tmp_path, caplog):
+    from cakes_video.config import ConfigError
     from cakes_video.engine.cli import run_tool
 
     argv = ["--cfg", os.path.join(REPO, "model_zoo", "configs", "demo", "cakes_r10_synthetic.yaml"),
             "OUTPUT_DIR", str(tmp_path), "DATA.TEST_LIST", str(tmp_path / "test.txt")]
+    # the refusal comes first, before the missing DATA.TEST_LIST is noticed
+    with pytest.raises(ConfigError, match="TEST.CHECKPOINT_FILE.*refusing to test random weights"):
+        _tool("test_net").main(argv)
+    caplog.clear()
     assert run_tool(lambda: _tool("test_net").main(argv)) == 1
+    assert "ConfigError" in caplog.text and "refusing to test random weights" in caplog.text
     assert not (tmp_path / "results.json").exists()
 
 

@@ -1,18 +1,22 @@
 """Two gloo processes on the CPU (torch.multiprocessing, 127.0.0.1, a free port): DDP training
 equals one process with the same global batch, DDP testing counts every video exactly once,
-and a global batch that does not divide by the processes is refused naming the key."""
+and a global batch that does not divide by the processes is refused naming the key; SyncBN
+requested on the CPU is skipped with a warning."""
 import json
+import logging
 import os
 import socket
 
 import pytest
 import torch
+import torch.distributed as dist
 import torch.multiprocessing as mp
 from test_engine_fakes import FakeLoaderFn, tiny_cfg
+from torch import nn
 
 from cakes_video.checkpoint import load_checkpoint
 from cakes_video.config import ConfigError
-from cakes_video.engine.distributed import shutdown_distributed
+from cakes_video.engine.distributed import shutdown_distributed, wrap_model
 from cakes_video.engine.monitor import read_metrics
 from cakes_video.engine.testing import run_test
 from cakes_video.engine.train import train
@@ -72,3 +76,15 @@ def test_ddp_matches_single_process_and_tests_each_video_once(tmp_path):
     with open(tmp_path / "ddp" / "predictions.csv") as f:
         ids = [line.split(",")[0] for line in f.read().splitlines()[1:]]
     assert sorted(ids) == [f"video_{i:03d}" for i in range(7)]
+
+
+def test_sync_bn_on_the_cpu_is_skipped_with_a_warning(tmp_path, caplog):
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        with caplog.at_level(logging.WARNING, logger="cakes_video"):
+            wrapped = wrap_model(nn.Sequential(nn.Conv3d(3, 4, 1), nn.BatchNorm3d(4)), torch.device("cpu"), True)
+    finally:
+        shutdown_distributed()
+    assert isinstance(wrapped, nn.parallel.DistributedDataParallel)
+    assert type(wrapped.module[1]) is nn.BatchNorm3d  # not converted: torch has no CPU SyncBatchNorm
+    assert "TRAIN.SYNC_BN ignored on the CPU" in caplog.text

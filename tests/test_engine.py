@@ -1,9 +1,11 @@
 """Engine pieces without a loop: schedules, parameter groups, aggregation, metrics, reports,
-checkpoint manager (atomic save, keep-last-N, RNG round trip), config validation."""
+checkpoint manager (keep-last-N, atomic best.pyth, RNG round trip), config validation,
+atomic results.json."""
 import json
 import math
 import os
 import random
+import shutil
 import struct
 import zlib
 
@@ -133,20 +135,22 @@ def test_keep_last_n_and_best(tmp_path):
     assert ck.latest().endswith("epoch_00004.pyth") and ck.for_testing() == ck.best_path
 
 
-def test_crash_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+def test_crash_while_copying_best_keeps_the_previous_best(tmp_path, monkeypatch):
     ck = Checkpointer(str(tmp_path), keep_last=0)
-    ck.save(1, {"w": torch.ones(2)}, {}, is_best=False)
-    path = ck.epoch_path(1)
+    ck.save(1, {"w": torch.ones(2)}, {}, is_best=True)
 
-    def broken_save(obj, f, *args, **kwargs):
-        f.write(b"partial bytes")
+    def broken_copy(src, dst, *args, **kwargs):
+        with open(dst, "wb") as f:
+            f.write(b"partial bytes")
         raise OSError("disk full")
 
-    monkeypatch.setattr(torch, "save", broken_save)
+    monkeypatch.setattr(shutil, "copyfile", broken_copy)
     with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(path, {"w": torch.zeros(2)}, epoch=2)
-    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(2))
-    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["checkpoint_epoch_00001.pyth"]
+        ck.save(2, {"w": torch.zeros(2)}, {}, is_best=True)
+    best = load_checkpoint(ck.best_path)
+    assert best["epoch"] == 1 and torch.equal(best["model"]["w"], torch.ones(2))
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "best.pyth", "checkpoint_epoch_00001.pyth", "checkpoint_epoch_00002.pyth"]  # no temporary file left
 
 
 @pytest.mark.parametrize("key, value, match", [
@@ -165,9 +169,21 @@ def test_validation_names_the_key(key, value, match):
         validate_cfg(cfg)
 
 
-def test_results_json_helper_is_atomic(tmp_path):
+def test_results_json_helper_is_atomic(tmp_path, monkeypatch):
     from cakes_video.engine.reports import write_results
 
-    write_results(str(tmp_path / "results.json"), {"top1": 1.0})
-    assert json.loads((tmp_path / "results.json").read_text()) == {"top1": 1.0}
-    assert not (tmp_path / "results.json.tmp").exists()
+    path = tmp_path / "results.json"
+    write_results(str(path), {"top1": 1.0})
+    assert json.loads(path.read_text()) == {"top1": 1.0}
+    assert os.listdir(tmp_path) == ["results.json"]
+
+    def broken_dump(obj, f, *args, **kwargs):
+        f.write('{"top1": ')
+        raise OSError("disk full")
+
+    monkeypatch.setattr(json, "dump", broken_dump)
+    with pytest.raises(OSError, match="disk full"):
+        write_results(str(path), {"top1": 2.0})
+    monkeypatch.undo()
+    assert json.loads(path.read_text()) == {"top1": 1.0}  # the old results survive a failed write
+    assert os.listdir(tmp_path) == ["results.json"]  # and no temporary file is left

@@ -85,11 +85,14 @@ class PoisonAfter(Hook):
             trainer.loaders["train"].dataset.poison = True
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-    cfg = tiny_cfg(tmp_path, "SOLVER.MAX_EPOCH", 3)
+@pytest.mark.parametrize("batch, accum", [(4, 1), (2, 2)])  # the check runs once per optimizer step
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, batch, accum):
+    cfg = tiny_cfg(tmp_path, "SOLVER.MAX_EPOCH", 3, "TRAIN.BATCH_SIZE", batch, "SOLVER.GRAD_ACCUM_STEPS", accum)
     with pytest.raises(NonFiniteLossError, match="checkpoint_epoch_00001.pyth") as info:
         train(cfg, FakeLoaderFn(), hooks=[PoisonAfter(1)])
     assert "loss is nan at epoch 2" in str(info.value)
+    steps = read_metrics(str(tmp_path), "train_iter")
+    assert [r["epoch"] for r in steps] == [1, 1]  # epoch 2 stopped before its first optimizer step
     ckpts = sorted(os.listdir(tmp_path / "checkpoints"))
     assert ckpts == ["best.pyth", "checkpoint_epoch_00001.pyth"]
     weights = load_checkpoint(str(tmp_path / "checkpoints" / ckpts[1]))["model"]

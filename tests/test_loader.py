@@ -6,7 +6,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
-from cakes_video.config import get_cfg
+from cakes_video.config import ConfigError, get_cfg
 from cakes_video.config.validate import validate_cfg
 from cakes_video.datasets import TooManyFailedVideos, build_dataset, build_loader, check_failure_fraction, transforms
 from cakes_video.datasets.loader import ShardSampler, collate_videos, per_process_batch_size, set_loader_epoch
@@ -80,8 +80,9 @@ def test_check_failure_fraction():
 
 def test_per_process_batch_size_must_divide():
     assert per_process_batch_size(8, 4, "TRAIN.BATCH_SIZE") == 2
-    with pytest.raises(ValueError, match="TRAIN.BATCH_SIZE=6 is not divisible by the world size 4"):
+    with pytest.raises(ConfigError, match="TRAIN.BATCH_SIZE=6 is not divisible by the world size 4.*4 processes"):
         per_process_batch_size(6, 4, "TRAIN.BATCH_SIZE")
+    assert issubclass(ConfigError, ValueError)  # callers catching ValueError still see it
 
 
 def test_test_loader_gives_all_views_and_reports_failed_videos(tmp_path, videos):

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from cakes_video import build_model, get_cfg
-from cakes_video.models import cakes
+from cakes_video.models import cakes, resnet3d
 from cakes_video.models.heads import ClipHead, TSNHead
 from cakes_video.models.resnet3d import BLOCKS_PER_STAGE, ResNet3D, is_bottleneck, resolve_stage_ops
 from cakes_video.models.temporal_ops import (Conv2Plus1d, ConvBN, P3DConv, make_temporal_conv,
@@ -159,3 +159,23 @@ def test_basic_block_second_layer_must_fill_its_width():
         ResNet3D(depth=10, stage_ops=["cakes"] * 4, channel_config=config)
     with pytest.raises(ValueError, match="no channel_config"):
         ResNet3D(depth=10, stage_ops=["cakes"] * 4)
+
+
+def test_builder_resolves_the_channel_config_once_over_the_cfg_vocabulary(monkeypatch):
+    calls = []
+    resolve = resnet3d.resolve_channel_config
+    monkeypatch.setattr(resnet3d, "resolve_channel_config", lambda *args: calls.append(args) or resolve(*args))
+    cfg = get_cfg()
+    cfg.MODEL.DEPTH = 10
+    cfg.MODEL.TEMPORAL_OP = "cakes"
+    cfg.MODEL.CAKES.SUBKERNELS = ["kxkxk", "kx1x1"]
+    model = build_model(cfg)
+    assert len(calls) == 1
+    assert model.layer1[0].conv1.counts == {"kxkxk": 32, "kx1x1": 32}
+
+
+def test_unreadable_channel_config_file_is_named(tmp_path):
+    path = tmp_path / "channels.yaml"
+    path.write_text("[{kxkxk: 4")
+    with pytest.raises(ValueError, match="cannot read channel config .*channels.yaml"):
+        ResNet3D(depth=10, stage_ops=["cakes"] * 4, channel_config=str(path))

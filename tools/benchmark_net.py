@@ -95,14 +95,15 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.profile:
-        entries = benchmark.build_entries(args.configs, args.frames, args.size, path=args.path, overrides=args.opts)
+    entries = benchmark.build_entries(args.configs, args.frames, args.size, path=args.path,
+                                      with_reference=args.compare, overrides=args.opts, breakdown=args.breakdown)
+    results = benchmark.run_benchmark(
+        args.configs, args.frames, args.size, path=args.path, batch=args.batch, runs=args.runs, warmup=args.warmup,
+        compare=args.compare, overrides=args.opts, timer=args.timer, breakdown=args.breakdown, entries=entries)
+    if args.profile:  # the timed models themselves, after their timed runs
         x = benchmark.make_input(args.batch, args.frames, args.size, args.path)
         for e in entries:
             print(f"== {e.name}\n{benchmark.profile_table(e.model, x, args.path)}")
-    results = benchmark.run_benchmark(
-        args.configs, args.frames, args.size, path=args.path, batch=args.batch, runs=args.runs, warmup=args.warmup,
-        compare=args.compare, overrides=args.opts, timer=args.timer, breakdown=args.breakdown)
     print(f"{args.path.describe()}; input {args.batch}x3x{args.frames}x{args.size}x{args.size}, "
           f"{torch.get_num_threads()} threads, GFLOPs per view (multiply-add = 1 FLOP), latency = median of "
           f"{args.runs} ({args.timer} time)")

@@ -10,7 +10,7 @@ from cakes_video.engine.comparison import compare_ops
 from cakes_video.engine.demo import DEFAULT_CONFIG
 
 
-def main(argv=None):
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", default="output/compare")
     parser.add_argument("--cfg", default=DEFAULT_CONFIG, help="shared config (data paths are filled in)")
@@ -18,7 +18,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for the latency measurement")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
     args = parser.parse_args(argv)
-    return compare_ops(args.output_dir, args.ops, args.cfg, args.opts, threads=args.threads)
+    compare_ops(args.output_dir, args.ops, args.cfg, args.opts, threads=args.threads)
 
 
 if __name__ == "__main__":

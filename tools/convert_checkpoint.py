@@ -16,6 +16,7 @@ import sys
 from cakes_video.checkpoint import convert
 from cakes_video.checkpoint.schema import CheckpointError
 from cakes_video.config import ConfigError, load_config
+from cakes_video.engine.cli import run_tool
 
 
 def parse_args(argv=None):
@@ -37,8 +38,8 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def convert_weights(args) -> None:
+    """Runs the conversion ``args`` ask for; raises on bad input (run_tool reports it)."""
     try:
         if args.source == "torchvision":
             paths = convert.convert_torchvision(args.input, args.out_dir, args.arch, args.trust_pickle)
@@ -47,11 +48,17 @@ def main(argv=None) -> int:
                                                    args.num_classes, args.frames, args.trust_pickle)
         else:
             paths = convert.convert_imagenet_2d(args.input, args.out_dir, load_config(args.cfg), args.trust_pickle)
-    except (CheckpointError, ConfigError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except ConfigError:  # a ValueError too, and already one run_tool reports
+        raise
+    except ValueError as e:  # weights or names that fit no model: an expected error, not a bug
+        raise CheckpointError(f"cannot convert {args.input}: {e}") from e
     print("wrote " + " and ".join(paths))
-    return 0
+
+
+def main(argv=None) -> int:
+    """Exit status: 0 when written, 1 on an expected error (reported in one line, no traceback)."""
+    args = parse_args(argv)
+    return run_tool(lambda: convert_weights(args))
 
 
 if __name__ == "__main__":

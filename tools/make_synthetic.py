@@ -19,8 +19,9 @@ def main(argv=None):
     paths = make_synthetic(args.out_dir, seed=args.seed, videos_per_class=args.videos_per_class,
                            frames=args.frames, size=args.size)
     print(f"wrote {paths['root']} in {time.time() - start:.1f}s")
-    for name in ("train", "val", "test", "classes", "pairs", "flip_label_map", "meta"):
-        print(f"  {name}: {paths[name]}")
+    for name, path in paths.items():
+        if name != "root":
+            print(f"  {name}: {path}")
 
 
 if __name__ == "__main__":

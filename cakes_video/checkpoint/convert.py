@@ -10,7 +10,7 @@ weights fit the model before writing anything.
 """
 import os
 import re
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -146,14 +146,19 @@ def official_state_dict(ckpt: dict, source: str) -> State:
     return ckpt["state_dict"]
 
 
-def write_converted(out_dir: str, cfg, state: State, source: str, allow_missing=None) -> Tuple[str, str]:
+def write_converted(out_dir: str, cfg, state: State, source: str, allow_missing=None,
+                    model: Optional[nn.Module] = None) -> Tuple[str, str]:
     """Checks ``state`` fits ``cfg``'s model, then writes ``config.yaml`` and ``model.pyth``; returns both paths.
 
     ``allow_missing``: key prefixes the checkpoint leaves out on purpose (the head of inflated weights).
+    ``model``: ``cfg``'s model when the caller has built it already (it gets ``state`` loaded);
+    else it is built here.
     """
-    from ..models import build_model
+    if model is None:
+        from ..models import build_model
 
-    load_model_state(build_model(cfg), state, source=source, allow_missing=allow_missing)
+        model = build_model(cfg)
+    load_model_state(model, state, source=source, allow_missing=allow_missing)
     os.makedirs(out_dir, exist_ok=True)
     cfg_path, ckpt_path = os.path.join(out_dir, "config.yaml"), os.path.join(out_dir, "model.pyth")
     with open(cfg_path, "w") as f:
@@ -208,13 +213,12 @@ def inflate_tensor(w2d: torch.Tensor, shape: Sequence[int], out_offset: int = 0)
     return w2d.clone()
 
 
-def _group_offset(own: State, key: str) -> int:
-    """Output-channel offset of CAKES sub-kernel ``convs.i`` in its layer (sum of earlier groups)."""
-    match = re.search(r"^(.*\.convs\.)(\d+)\.", key)
+def _group_offset(model: nn.Module, key: str) -> int:
+    """Output-channel offset of CAKES sub-kernel group ``convs.i`` in its layer (0 for other keys)."""
+    match = re.search(r"^(.*)\.convs\.(\d+)\.", key)
     if not match:
         return 0
-    prefix, index = match.group(1), int(match.group(2))
-    return sum(own[f"{prefix}{j}.weight"].shape[0] for j in range(index))
+    return model.get_submodule(match.group(1)).group_offsets[int(match.group(2))]
 
 
 def inflate_2d_state(state2d: State, model: nn.Module) -> Tuple[State, List[str]]:
@@ -238,7 +242,7 @@ def inflate_2d_state(state2d: State, model: nn.Module) -> Tuple[State, List[str]
             continue
         used.add(source)
         try:
-            state[key] = inflate_tensor(state2d[source], target.shape, _group_offset(own, key))
+            state[key] = inflate_tensor(state2d[source], target.shape, _group_offset(model, key))
         except ValueError as e:
             errors.append(f"{key} from {source} {tuple(state2d[source].shape)}: {e}")
     errors += [f"2D key {k} fits no layer (another depth?)" for k in state2d if k not in used]
@@ -252,5 +256,6 @@ def convert_imagenet_2d(in_path: str, out_dir: str, cfg, trust_pickle: bool = Fa
     """Inflates a torchvision 2D ResNet state dict file into ``cfg``'s model; the checkpoint has no ``head.*``."""
     from ..models import build_model
 
-    state, _ = inflate_2d_state(read_published(in_path, trust_pickle), build_model(cfg))
-    return write_converted(out_dir, cfg, state, in_path, allow_missing=list(NOT_INFLATED))
+    model = build_model(cfg)
+    state, _ = inflate_2d_state(read_published(in_path, trust_pickle), model)
+    return write_converted(out_dir, cfg, state, in_path, allow_missing=list(NOT_INFLATED), model=model)

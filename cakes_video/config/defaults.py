@@ -1,7 +1,11 @@
 """Assembles the default config from one module per group."""
 from fvcore.common.config import CfgNode
 
-from . import data, model, search, solver, test, train
+from . import data, model, solver, test, train
+
+# Every config group, in the order its keys are added and validated. Each module defines
+# ``add_config(cfg)`` and ``validate(cfg)``.
+GROUPS = (model, data, solver, train, test)
 
 
 def get_cfg() -> CfgNode:
@@ -13,6 +17,6 @@ def get_cfg() -> CfgNode:
     # Deterministic kernels; exact resume depends on it.
     cfg.DETERMINISTIC = False
     cfg.NUM_THREADS = 0  # torch intra-op threads; 0 keeps torch's default
-    for group in (model, data, solver, train, test, search):
+    for group in GROUPS:
         group.add_config(cfg)
     return cfg

@@ -34,11 +34,12 @@ class VideoRecord:
     num_frames: Optional[int] = None
 
 
-def _join(root: str, path: str) -> str:
+def join_root(root: str, path: str) -> str:
+    """``path`` under ``root``; an absolute ``path`` or an empty ``root`` leaves it as is."""
     return os.path.join(root, path) if root else path
 
 
-def _read_lines(list_path: str) -> List[Tuple[int, str]]:
+def annotation_lines(list_path: str) -> List[Tuple[int, str]]:
     """(1-based line number, stripped text) of every non-blank, non-comment line."""
     if not path_manager.isfile(list_path):
         raise AnnotationError(f"annotation file not found: {list_path}")
@@ -73,20 +74,20 @@ def _video_id(path: str) -> str:
 def read_video_list(list_path: str, root: str = "", separator: str = " ") -> List[VideoRecord]:
     """Parses ``path<SEP>label`` lines; paths are joined to ``root``."""
     records = []
-    for number, text in _read_lines(list_path):
+    for number, text in annotation_lines(list_path):
         where = f"{list_path}:{number}"
         path, label = _split_fields(text, separator, 2, where)
-        records.append(VideoRecord(_join(root, path), _parse_int(label, "label", where, 0), _video_id(path)))
+        records.append(VideoRecord(join_root(root, path), _parse_int(label, "label", where, 0), _video_id(path)))
     return records
 
 
 def read_frame_list(list_path: str, root: str = "", separator: str = " ") -> List[VideoRecord]:
     """Parses ``folder<SEP>num_frames<SEP>label`` lines (a folder of extracted frames each)."""
     records = []
-    for number, text in _read_lines(list_path):
+    for number, text in annotation_lines(list_path):
         where = f"{list_path}:{number}"
         folder, num_frames, label = _split_fields(text, separator, 3, where)
-        records.append(VideoRecord(_join(root, folder), _parse_int(label, "label", where, 0),
+        records.append(VideoRecord(join_root(root, folder), _parse_int(label, "label", where, 0),
                                    folder.rstrip("/"), _parse_int(num_frames, "num_frames", where, 1)))
     return records
 
@@ -171,7 +172,7 @@ def read_ssv2_list(list_json: str, class_names: Sequence[str], root: str = "",
         if name not in label_of:
             raise AnnotationError(f"{where}: template {name!r} is not in the labels file")
         video_id = str(entry["id"])
-        records.append(VideoRecord(_join(root, video_id + suffix), label_of[name], video_id))
+        records.append(VideoRecord(join_root(root, video_id + suffix), label_of[name], video_id))
     return records
 
 
@@ -179,7 +180,7 @@ def read_class_names(path: str) -> List[str]:
     """Class names in label order: a text file (one per line) or an SSv2-style JSON map."""
     if path.endswith(".json"):
         return read_ssv2_labels(path)
-    names = [text for _, text in _read_lines(path)]
+    names = [text for _, text in annotation_lines(path)]
     if len(set(names)) != len(names):
         raise AnnotationError(f"{path}: class names repeat")
     return names

@@ -6,12 +6,15 @@ often keeps a header that promises the whole clip). Each result is a dict with `
 ``ok``, ``error`` (None or the DecodeError message), ``num_frames``, ``fps``, ``width``,
 ``height`` (displayed size, after rotation; None when the video does not open).
 """
+import errno
 import json
 import os
 from multiprocessing import Pool
 
 from tqdm import tqdm
 
+from ..utils.io import path_manager
+from .catalog import annotation_lines, join_root
 from .decoding import DecodeError, open_video
 
 # Truncated: content under this fraction of the header's claim, and short by 2+ frames.
@@ -19,18 +22,18 @@ MIN_CONTENT_FRACTION = 0.9
 
 
 def read_list(list_path: str, root: str = "") -> list:
-    """Paths of a video list: one per line, optionally followed by a label (whitespace
-    separated); blank lines and ``#`` comments are skipped; relative paths join ``root``."""
-    paths = []
-    with open(list_path) as lines:
-        for line in lines:
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            parts = line.rsplit(None, 1)
-            path = parts[0] if len(parts) == 2 and _is_int(parts[1]) else line
-            paths.append(os.path.join(root, path) if root else path)
-    return paths
+    """Paths of a video list: one per line, optionally followed by an integer label (whitespace
+    separated); blank lines and ``#`` comments are skipped; relative paths join ``root``.
+    A missing list raises FileNotFoundError."""
+    if not path_manager.exists(list_path):  # catalog says AnnotationError; the tool has always said this
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), list_path)
+    return [join_root(root, _without_label(text)) for _, text in annotation_lines(list_path)]
+
+
+def _without_label(line: str) -> str:
+    """``line`` less a trailing integer label; a last word that is no integer is part of the path."""
+    parts = line.rsplit(None, 1)
+    return parts[0] if len(parts) == 2 and _is_int(parts[1]) else line
 
 
 def _is_int(text: str) -> bool:

@@ -3,7 +3,8 @@
 ``open_video(folder, "frames", template="{:05d}.jpg", start_index=1, num_frames=None,
 fps=30.0)``: frame ``i`` is the file ``template.format(start_index + i)``. Without
 ``num_frames`` the consecutive files from ``start_index`` are counted. A folder stores
-no frame rate, hence ``fps`` (Something-Something V1 was extracted at 12 fps).
+no frame rate, hence ``fps`` (Something-Something V1 was extracted at 12 fps). Frame 0
+is read at open, for the size, and kept for the reads that ask for it.
 """
 import os
 
@@ -26,7 +27,9 @@ class FrameFolderDecoder(Decoder):
         n = _count_frames(path, template, start_index) if num_frames is None else int(num_frames)
         if n <= 0:
             raise DecodeError(f"{path}: no frame named {template.format(start_index)!r}")
-        height, width = self._load(0).shape[:2]
+        # Frame 0 is decoded for the size (a corrupt one fails here) and kept for the first read.
+        self._first = self._load(0)  # uint8 [H, W, 3]
+        height, width = self._first.shape[:2]
         self.meta = VideoMeta(path, n, float(fps), n / float(fps), width, height, 0)
 
     def _load(self, i: int) -> np.ndarray:
@@ -39,7 +42,7 @@ class FrameFolderDecoder(Decoder):
             raise DecodeError(f"{self.path}: cannot read frame {i} ({file}): {err}") from err
 
     def _read_sorted(self, wanted: list) -> np.ndarray:
-        frames = [self._load(i) for i in wanted]
+        frames = [self._first if i == 0 else self._load(i) for i in wanted]
         sizes = {f.shape for f in frames}
         if len(sizes) > 1:
             raise DecodeError(f"{self.path}: frames differ in size: {sorted(sizes)}")

@@ -14,7 +14,6 @@ Speed: the container of the demux pass is seeked back and decoded (one open per 
 unless it is read sequentially), and one swscale context converts every frame to RGB.
 """
 from dataclasses import dataclass
-from typing import Optional, Tuple
 
 import av
 import numpy as np
@@ -61,58 +60,34 @@ class Demuxed:
     time_base: object  # Fraction: seconds per timestamp unit
     format_name: str  # FFmpeg demuxer names, e.g. "matroska,webm"
     has_b_frames: bool  # the codec reorders frames (AVI packet pts do not show it)
-    rotation: Optional[int] = None  # clockwise degrees, when the first frame was decoded
-    stored_size: Optional[Tuple[int, int]] = None  # (width, height) of decoded frames, before rotation
 
 
-def demux_packets(path: str, first_frame: bool = False) -> Demuxed:
-    """One pass over the video packets of ``path``; with ``first_frame`` the first frame is
-    also decoded (single-threaded) for the rotation and stored size, else nothing is."""
+def demux_packets(path: str) -> Demuxed:
+    """One pass over the video packets of ``path``, decoding nothing."""
     container, stream = _open_container(path)
     try:
-        return _read_packets(container, stream, path, first_frame)
+        return _read_packets(container, stream, path)
     finally:
         container.close()
 
 
-def _read_packets(container, stream, path: str, first_frame: bool = False) -> Demuxed:
+def _read_packets(container, stream, path: str) -> Demuxed:
     """Demuxes every video packet of an open container (it is left at the end of the file).
 
     Flush markers and packets an edit list discards are left out.
     """
-    rows, frame = [], None
-    if first_frame:  # one frame: starting decoder threads would cost more than it decodes
-        stream.codec_context.thread_count = 1
+    rows = []
     try:
         for packet in container.demux(stream):
             if packet.size == 0 or packet.is_discard:
                 continue
             rows.append((packet.pts, packet.dts, packet.is_keyframe, packet.duration))
-            if first_frame and frame is None:
-                frame = _first_decoded(stream, packet, path)
     except av.FFmpegError as err:
         raise DecodeError(f"{path}: corrupt container after {len(rows)} packets ({err})") from err
     if not rows:
         raise DecodeError(f"{path}: video stream has no packets (empty or truncated)")
-    if first_frame and frame is None:  # the decoder holds back frames until it is drained
-        frame = _first_decoded(stream, None, path)
-        if frame is None:
-            raise DecodeError(f"{path}: no frame decodes")
     reorders = bool(stream.codec_context.has_b_frames)
-    info = (clockwise(frame.rotation), (frame.width, frame.height)) if frame is not None else (None, None)
-    return Demuxed(rows, stream.time_base, container.format.name, reorders, *info)
-
-
-def _first_decoded(stream, packet, path: str):
-    """The first frame ``packet`` (None: drain) lets the decoder output, or None.
-
-    FFmpeg attaches the display matrix (rotation) to decoded frames; PyAV 18 has no
-    stream-level getter for it, hence a decode.
-    """
-    try:
-        return next(iter(stream.codec_context.decode(packet)), None)
-    except av.FFmpegError as err:
-        raise DecodeError(f"{path}: corrupt first frame ({err})") from err
+    return Demuxed(rows, stream.time_base, container.format.name, reorders)
 
 
 def _table_from_rows(rows: list, time_base) -> _PacketTable:

@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from ..config import ConfigError
 from .registry import build_dataset
 
 
@@ -89,9 +90,10 @@ def _uses_cuda(cfg) -> bool:
 
 
 def per_process_batch_size(global_batch: int, world_size: int, key: str) -> int:
-    """``global_batch // world_size``; raises naming ``key`` when it does not divide evenly."""
+    """``global_batch // world_size``; raises ConfigError naming ``key`` when it does not divide evenly."""
     if global_batch % world_size:
-        raise ValueError(f"{key}={global_batch} is not divisible by the world size {world_size}")
+        raise ConfigError(f"{key}={global_batch} is not divisible by the world size {world_size}: the global "
+                          f"batch is split evenly over the {world_size} processes")
     return global_batch // world_size
 
 

@@ -22,7 +22,7 @@ from .catalog import VideoRecord
 from .decoding import DecodeError, VideoMeta
 from .sampling import test_view_indices
 from .video_dataset import failed_item, target_fps_from_cfg
-from .video_reader import RecordDataset, VideoReader, failure, log_bad_video_once
+from .video_reader import RecordDataset, VideoReader, failure
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,6 @@ class MultiViewDataset(RecordDataset):
         try:
             video = self._views_decoded_once(record) if self.decode_once else self._views_one_by_one(record)
         except DecodeError as error:
-            log_bad_video_once(record.path, error)
             return failed_item(record, index, [failure(record.path, error)])
         return {"video": video, "label": record.label, "index": index, "video_id": record.video_id,
                 "failed": []}

@@ -5,7 +5,6 @@ parses the split's annotations (catalog.py) and hands the records to
 :func:`make_split_dataset`, which builds the clip dataset (train/val) or the multi-view
 test dataset. Every dataset exposes ``num_videos`` and ``class_names``.
 """
-import os
 from typing import List, Sequence
 
 from fvcore.common.registry import Registry
@@ -75,22 +74,17 @@ def frame_list(cfg, split: str):
     return make_split_dataset(cfg, split, records, _class_names(cfg, records, source))
 
 
-def _split_folder(cfg, key: str) -> str:
-    folder = cfg.DATA[key]
-    return folder if os.path.isabs(folder) or not cfg.DATA.ROOT else os.path.join(cfg.DATA.ROOT, folder)
-
-
 @DATASET_REGISTRY.register()
 def folder_per_class(cfg, split: str):
     """``<split folder>/<class name>/<video>``. Class names: DATA.CLASS_NAMES, else the sorted
     folders of the train split (so every split agrees on labels), else of this split."""
-    split_source(cfg, split)
+    folder = catalog.join_root(cfg.DATA.ROOT, split_source(cfg, split))
     if cfg.DATA.CLASS_NAMES:
         names = catalog.read_class_names(cfg.DATA.CLASS_NAMES)
     else:
-        names = catalog.class_folders(_split_folder(cfg, "TRAIN_LIST" if cfg.DATA.TRAIN_LIST else SPLIT_KEYS[split]))
-    records, names = catalog.scan_class_folders(_split_folder(cfg, SPLIT_KEYS[split]), cfg.DATA.VIDEO_EXTENSIONS,
-                                                names)
+        train = cfg.DATA.TRAIN_LIST
+        names = catalog.class_folders(catalog.join_root(cfg.DATA.ROOT, train) if train else folder)
+    records, names = catalog.scan_class_folders(folder, cfg.DATA.VIDEO_EXTENSIONS, names)
     return make_split_dataset(cfg, split, records, names)
 
 

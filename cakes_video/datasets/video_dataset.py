@@ -20,7 +20,7 @@ from . import transforms
 from .catalog import VideoRecord
 from .decoding import DecodeError, VideoMeta
 from .sampling import dense_clip_indices, tsn_indices
-from .video_reader import RecordDataset, VideoReader, failure, log_bad_video_once
+from .video_reader import RecordDataset, VideoReader, failure
 
 
 class DecodeRetriesExhausted(RuntimeError):
@@ -89,7 +89,6 @@ class ClipDataset(RecordDataset):
             try:
                 clip = self._read(record, rng)
             except DecodeError as error:
-                log_bad_video_once(record.path, error)
                 failures.append(failure(record.path, error))
                 index = int(rng.integers(len(self.records)))
                 continue
@@ -105,7 +104,6 @@ class ClipDataset(RecordDataset):
         try:
             clip = self._read(record, None)
         except DecodeError as error:
-            log_bad_video_once(record.path, error)
             return failed_item(record, index, [failure(record.path, error)])
         return {"video": self.val_transform(clip), "label": record.label, "index": index,
                 "video_id": record.video_id, "failed": []}

@@ -23,15 +23,12 @@ _LOGGED_BAD_PATHS = set()
 ChooseClips = Callable[[VideoMeta], Sequence[np.ndarray]]
 
 
-def log_bad_video_once(path: str, error: DecodeError) -> None:
-    """Warns about an undecodable video the first time this process meets it."""
+def failure(path: str, error: DecodeError) -> Dict[str, str]:
+    """The ``{"path", "error"}`` entry of a batch's "failed" list; warns about the undecodable
+    video the first time this process meets it."""
     if path not in _LOGGED_BAD_PATHS:
         _LOGGED_BAD_PATHS.add(path)
         logger.warning("cannot decode: %s", error)  # a DecodeError's message starts with the path
-
-
-def failure(path: str, error: DecodeError) -> Dict[str, str]:
-    """The ``{"path", "error"}`` entry of a batch's "failed" list."""
     return {"path": path, "error": str(error)}
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..checkpoint.schema import diff_state, load_checkpoint, load_model_state, save_checkpoint
+from .reports import replace_atomically
 
 logger = logging.getLogger(__name__)
 HEAD_PREFIX = "head."
@@ -57,10 +58,11 @@ def key_report(model: nn.Module, state: Dict[str, torch.Tensor]) -> str:
     return "; ".join(parts)
 
 
-def load_weights(model: nn.Module, path: str) -> dict:
-    """Strictly loads the model weights of checkpoint ``path`` (test / predict); returns the checkpoint."""
+def load_weights(model: nn.Module, path: str, action: str = "loading weights from") -> dict:
+    """Strictly loads the model weights of checkpoint ``path`` (test, predict, resume); returns the
+    checkpoint. Logs ``"<action> <path> (<key report>)"``."""
     ckpt = load_checkpoint(path)
-    logger.info("loading weights from %s (%s)", path, key_report(model, ckpt["model"]))
+    logger.info("%s %s (%s)", action, path, key_report(model, ckpt["model"]))
     load_model_state(model, ckpt["model"], source=path)
     return ckpt
 
@@ -122,10 +124,8 @@ class Checkpointer:
     def save(self, epoch: int, model_state: Dict, fields: Dict, is_best: bool) -> str:
         """Writes the checkpoint after ``epoch`` epochs (atomically), updates best.pyth, prunes."""
         path = save_checkpoint(self.epoch_path(epoch), model_state, epoch=epoch, **fields)
-        if is_best:
-            tmp = f"{self.best_path}.tmp.{os.getpid()}"
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, self.best_path)  # atomic like the save itself
+        if is_best:  # atomic like the save itself: a crash keeps the previous best.pyth
+            replace_atomically(self.best_path, lambda tmp: shutil.copyfile(path, tmp))
         self._prune()
         return path
 

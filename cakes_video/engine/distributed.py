@@ -3,12 +3,15 @@
 Every helper also works without an initialised process group (a single process), so the
 loops call them unconditionally.
 """
+import logging
 import os
 from typing import Any, List
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+logger = logging.getLogger(__name__)
 
 
 def is_dist() -> bool:
@@ -97,11 +100,16 @@ def broadcast_object(obj: Any) -> Any:
 
 
 def wrap_model(model: nn.Module, device: torch.device, sync_bn: bool) -> nn.Module:
-    """DDP-wraps ``model`` when distributed; SyncBN only on CUDA (torch has no CPU SyncBN)."""
+    """DDP-wraps ``model`` when distributed; SyncBN only on CUDA (torch has no CPU SyncBN).
+
+    Single-process runs get ``model`` itself: SyncBN would change nothing there.
+    """
     if not is_dist():
         return model
     if sync_bn and device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    elif sync_bn:
+        logger.warning("TRAIN.SYNC_BN ignored on the CPU: torch's SyncBatchNorm needs CUDA")
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .distributed import all_reduce_sum
+from .monitor import progress
 
 AGGREGATIONS = ("mean_softmax", "sum_softmax", "mean_logits", "max")
 
@@ -61,26 +62,29 @@ def mean_class_accuracy(confusion: torch.Tensor) -> float:
 
 @torch.no_grad()
 def validate(model: nn.Module, loader, device: torch.device, criterion: nn.Module,
-             progress_fn=lambda it, **kw: it) -> Dict[str, float]:
+             progress_enabled: bool = True) -> Dict[str, float]:
     """One deterministic pass over a single-clip loader (batches ``video`` ``[B, C, T, H, W]``).
 
     Returns global (all-rank) ``loss``, ``top1``, ``top5`` (percent), ``num_videos``, ``num_failed``.
+    Sums stay on ``device`` until the end: one transfer per pass, not per batch.
     """
     was_training = model.training
     model.eval()
-    sums = torch.zeros(5, dtype=torch.float64)  # loss*n, top1 hits, top5 hits, n, failed
-    for batch in progress_fn(loader, desc="val"):
-        sums[4] += len(batch.get("failed", ()))
+    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss*n, top-1 hits, top-5 hits
+    num_videos = num_failed = 0  # known on the host from the batch dicts
+    for batch in progress(loader, "val", None, progress_enabled):
+        num_failed += len(batch.get("failed", ()))
         if len(batch["label"]) == 0:
             continue
         video, labels = batch["video"].to(device, non_blocking=True), batch["label"].to(device)
         logits = model(video).float()
         hits = topk_correct(logits, labels)
         n = labels.numel()
-        sums[:4] += torch.tensor([criterion(logits, labels).item() * n, hits[1].sum().item(),
-                                  hits[5].sum().item(), n], dtype=torch.float64)
+        sums += torch.stack([criterion(logits, labels).double() * n, hits[1].sum().double(), hits[5].sum().double()])
+        num_videos += n
     model.train(was_training)
-    total = all_reduce_sum(sums)
-    n = max(total[3].item(), 1.0)
-    return {"loss": total[0].item() / n, "top1": 100.0 * total[1].item() / n, "top5": 100.0 * total[2].item() / n,
-            "num_videos": int(total[3].item()), "num_failed": int(total[4].item())}
+    counts = torch.tensor([num_videos, num_failed], dtype=torch.float64)
+    loss_sum, top1, top5, num_videos, num_failed = all_reduce_sum(torch.cat([sums.cpu(), counts])).tolist()
+    n = max(num_videos, 1.0)
+    return {"loss": loss_sum / n, "top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n,
+            "num_videos": int(num_videos), "num_failed": int(num_failed)}

@@ -1,12 +1,13 @@
 """Files a test run writes: predictions.csv, per_class_accuracy.csv, confusion_matrix.csv,
-confusion_matrix.png (a small built-in PNG writer, no matplotlib) and results.json."""
+confusion_matrix.png (a small built-in PNG writer, no matplotlib) and results.json; and
+:func:`replace_atomically`, which results.json and best.pyth are written through."""
 import csv
 import json
 import math
 import os
 import struct
 import zlib
-from typing import Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence
 
 import torch
 
@@ -71,10 +72,24 @@ def _write_png(path: str, rgb: torch.Tensor) -> None:
                 + chunk(b"IEND", b""))
 
 
+def replace_atomically(path: str, write: Callable[[str], None]) -> None:
+    """Calls ``write(tmp)`` on a sibling temporary file, then renames it over ``path`` in one
+    step: readers see the old file or the new one, never a partial write. When ``write`` fails
+    the temporary file is removed and ``path`` keeps its old content."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def write_results(path: str, results: Dict) -> None:
-    """results.json, written atomically (tmp file then rename)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(results, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    """results.json, written atomically (see :func:`replace_atomically`)."""
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(results, f, indent=2)
+            f.write("\n")
+
+    replace_atomically(path, write)

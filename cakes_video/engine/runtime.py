@@ -3,7 +3,7 @@ determinism, checks that must pass before any work starts, precise BN, failure b
 import logging
 import os
 import random
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -11,6 +11,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..config import ConfigError
+from ..datasets.loader import build_loader, check_failure_fraction, per_process_batch_size
 from .distributed import get_rank, get_world_size, init_distributed, is_dist, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -31,12 +32,9 @@ def prepare_run(cfg, batch_keys: Sequence[str]) -> torch.device:
     """
     device = resolve_device(cfg.DEVICE)
     init_distributed(device.type)
-    world = get_world_size()
     for key in batch_keys:
         group, name = key.split(".")
-        value = cfg[group][name]
-        if value % world:
-            raise ConfigError(f"{key}: the global batch {value} is not divisible by the {world} processes")
+        per_process_batch_size(cfg[group][name], get_world_size(), key)  # the loaders would fail later
     if cfg.NUM_THREADS > 0:
         torch.set_num_threads(cfg.NUM_THREADS)
     if cfg.DETERMINISTIC:
@@ -70,11 +68,18 @@ def check_data_files(cfg, splits: Sequence[str]) -> None:
             raise ConfigError(f"DATA.{key}: list file not found: {path}")
 
 
+def resolve_loader_fn(cfg, loader_fn: Optional[Callable], splits: Sequence[str]) -> Callable:
+    """``loader_fn`` when given (tests pass stand-ins), else ``datasets.loader.build_loader``
+    once the list files of ``splits`` are known to exist (a missing one fails before any work)."""
+    if loader_fn is not None:
+        return loader_fn
+    check_data_files(cfg, splits)
+    return build_loader
+
+
 def check_failures(cfg, failed: int, seen: int, split: str) -> None:
     """Raises when an epoch's share of undecodable videos exceeds DATA.MAX_FAILED_FRACTION;
     ``failed`` and ``seen`` are global counts, so every rank decides the same."""
-    from ..datasets.loader import check_failure_fraction
-
     if failed:
         logger.warning("%d of %d videos of the %s split could not be decoded this epoch", failed, seen, split)
     check_failure_fraction(failed, seen, cfg.DATA.MAX_FAILED_FRACTION)

@@ -11,17 +11,11 @@ from ..models import build_model
 from .checkpointer import Checkpointer, load_for_finetuning
 from .distributed import get_world_size, is_main, wrap_model
 from .monitor import MetricWriter, setup_logging
-from .runtime import amp_dtype, check_data_files, prepare_run
+from .runtime import amp_dtype, prepare_run, resolve_loader_fn
 from .schedule import IterationScheduler, build_optimizer, lr_function
 from .train import Hook, Trainer, resume
 
 logger = logging.getLogger(__name__)
-
-
-def default_loader_fn(cfg, split: str):
-    from ..datasets.loader import build_loader
-
-    return build_loader(cfg, split)
 
 
 def write_config(cfg) -> None:
@@ -40,9 +34,7 @@ def build_trainer(cfg, loader_fn: Optional[Callable] = None, hooks: Sequence[Hoo
     device = prepare_run(cfg, ["TRAIN.BATCH_SIZE"] + (["TEST.BATCH_SIZE"] if will_test else []))
     setup_logging(cfg.OUTPUT_DIR)
     write_config(cfg)
-    if loader_fn is None:
-        check_data_files(cfg, ["train", "val"] if cfg.TRAIN.EVAL_PERIOD else ["train"])
-        loader_fn = default_loader_fn
+    loader_fn = resolve_loader_fn(cfg, loader_fn, ["train", "val"] if cfg.TRAIN.EVAL_PERIOD else ["train"])
     loaders = {"train": loader_fn(cfg, "train")}
     if cfg.TRAIN.EVAL_PERIOD:
         loaders["val"] = loader_fn(cfg, "val")
@@ -52,8 +44,6 @@ def build_trainer(cfg, loader_fn: Optional[Callable] = None, hooks: Sequence[Hoo
     model = build_model(cfg).to(device)
     if resume_path is None and cfg.TRAIN.CHECKPOINT_FILE:
         load_for_finetuning(model, cfg.TRAIN.CHECKPOINT_FILE)
-    if cfg.TRAIN.SYNC_BN and device.type != "cuda" and get_world_size() > 1:
-        logger.warning("TRAIN.SYNC_BN ignored on the CPU: torch's SyncBatchNorm needs CUDA")
     model = wrap_model(model, device, cfg.TRAIN.SYNC_BN)
     optimizer = build_optimizer(model, cfg.SOLVER)
     steps = -(-len(loaders["train"]) // cfg.SOLVER.GRAD_ACCUM_STEPS)  # optimizer steps per epoch

@@ -16,7 +16,7 @@ from .distributed import all_gather_objects, barrier, broadcast_object, get_worl
 from .evaluate import aggregate_views, confusion_matrix, mean_class_accuracy, per_class_accuracy, topk_correct
 from .monitor import progress, setup_logging
 from .reports import write_confusion_csv, write_confusion_png, write_per_class, write_predictions, write_results
-from .runtime import check_data_files, check_failures, prepare_run
+from .runtime import check_failures, prepare_run, resolve_loader_fn
 
 logger = logging.getLogger(__name__)
 
@@ -113,9 +113,7 @@ def run_test(cfg, loader_fn: Optional[Callable] = None) -> Dict:
     device = prepare_run(cfg, ["TEST.BATCH_SIZE"])
     setup_logging(cfg.OUTPUT_DIR)
     path = find_test_checkpoint(cfg)  # before any data is read
-    if loader_fn is None:
-        check_data_files(cfg, ["test"])
-        from ..datasets.loader import build_loader as loader_fn
+    loader_fn = resolve_loader_fn(cfg, loader_fn, ["test"])
     model = build_model(cfg).to(device)
     load_weights(model, path)
     loader = loader_fn(cfg, "test")

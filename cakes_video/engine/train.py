@@ -13,9 +13,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from ..checkpoint.schema import load_checkpoint, load_model_state
 from ..datasets.loader import set_loader_epoch
-from .checkpointer import Checkpointer, key_report, rng_state, set_rng_state
+from .checkpointer import Checkpointer, load_weights, rng_state, set_rng_state
 from .distributed import (all_gather_objects, all_reduce_sum, barrier, get_rank, get_world_size, is_main,
                           unwrap)
 from .evaluate import topk_correct, validate
@@ -94,8 +93,8 @@ def run_epoch(t: Trainer, epoch: int) -> Dict:
     set_loader_epoch(loader, epoch)  # order and worker seeds follow (SEED, epoch): resumable
     t.model.train()
     num_batches, start = len(loader), time.perf_counter()
-    epoch_sums = torch.zeros(3, dtype=torch.float64)  # loss*n, n, top-1 hits (global)
-    step_sums = torch.zeros(3, dtype=torch.float64)
+    epoch_sums = torch.zeros(3, dtype=torch.float64)  # loss*n, n, top-1 hits (global, host)
+    step_sums = torch.zeros(3, dtype=torch.float64, device=t.device)  # this rank's, this step's
     failed = seen = 0
     bar = progress(loader, f"epoch {epoch + 1}/{t.cfg.SOLVER.MAX_EPOCH}", num_batches, t.cfg.TRAIN.PROGRESS_BAR)
     tic = time.perf_counter()
@@ -105,11 +104,12 @@ def run_epoch(t: Trainer, epoch: int) -> Dict:
         group_start = (i // accum) * accum
         group = min(accum, num_batches - group_start)  # the last group of an epoch may be short
         is_last = i - group_start == group - 1
-        step_sums += forward_backward(t, batch, 1.0 / group, sync=is_last, epoch=epoch)
+        step_sums += forward_backward(t, batch, 1.0 / group, sync=is_last)
         if is_last:
+            totals = global_step_sums(t, step_sums, epoch)
             lr = optimizer_step(t)
-            record = _step_record(t, epoch, step_sums, lr, time.perf_counter() - tic)
-            epoch_sums += step_sums
+            record = _step_record(t, epoch, totals, lr, time.perf_counter() - tic)
+            epoch_sums += totals
             step_sums.zero_()
             _log_step(t, record, bar)
             tic = time.perf_counter()
@@ -126,18 +126,18 @@ def _autocast(t: Trainer):
     return torch.autocast(device_type=t.device.type, dtype=t.amp_dtype)
 
 
-def forward_backward(t: Trainer, batch: Dict, loss_scale: float, sync: bool, epoch: int) -> torch.Tensor:
-    """Forward and backward of one (micro-)batch; returns the global ``[loss*n, n, top-1 hits]``.
+def forward_backward(t: Trainer, batch: Dict, loss_scale: float, sync: bool) -> torch.Tensor:
+    """Forward and backward of one (micro-)batch; returns this rank's ``[loss*n, n, top-1 hits]``
+    (float64 on ``t.device``: no host sync, no collective here).
 
     Gradients of micro-batches before the last of a group are not all-reduced (``no_sync``).
-    Every rank checks the *global* loss, so a NaN on any rank stops all ranks together.
     """
     if len(batch["label"]) == 0:
         # Every video of the batch failed (train loaders retry, so this is rare): nothing to learn.
         # Under DDP the other ranks would wait in backward, hence the clear error.
         if get_world_size() > 1:
             raise RuntimeError("a training batch on this rank is empty (all its videos failed to decode)")
-        return torch.zeros(3, dtype=torch.float64)
+        return torch.zeros(3, dtype=torch.float64, device=t.device)
     video = batch["video"].to(t.device, non_blocking=True)
     labels = batch["label"].to(t.device, non_blocking=True)
     ddp = isinstance(t.model, nn.parallel.DistributedDataParallel)
@@ -145,14 +145,22 @@ def forward_backward(t: Trainer, batch: Dict, loss_scale: float, sync: bool, epo
         with _autocast(t):
             logits = t.model(video)
         loss = t.criterion(logits.float(), labels)
-        n = labels.numel()
-        local = torch.tensor([loss.item() * n, n, topk_correct(logits.detach(), labels, (1,))[1].sum().item()],
-                             dtype=torch.float64)
-        total = all_reduce_sum(local)
-        if not math.isfinite(total[0].item()):
-            _stop_on_bad_loss(t, total[0].item() / max(total[1].item(), 1.0), epoch)
         t.scaler.scale(loss * loss_scale).backward()
-    return total
+    hits = topk_correct(logits.detach(), labels, (1,))[1]
+    n = labels.numel()
+    return torch.stack([loss.detach().double() * n, hits.new_full((), n, dtype=torch.float64), hits.sum().double()])
+
+
+def global_step_sums(t: Trainer, step_sums: torch.Tensor, epoch: int) -> torch.Tensor:
+    """All ranks' ``[loss*n, n, top-1 hits]`` of one optimizer step, on the host (one collective,
+    one transfer per step). Raises NonFiniteLossError on every rank together when the global
+    loss is not finite: called after the backward passes, before the step, so nothing is
+    updated or saved."""
+    totals = all_reduce_sum(step_sums).cpu()
+    loss_sum, n = totals[0].item(), totals[1].item()
+    if not math.isfinite(loss_sum):
+        _stop_on_bad_loss(t, loss_sum / max(n, 1.0), epoch)
+    return totals
 
 
 def _stop_on_bad_loss(t: Trainer, value: float, epoch: int) -> None:
@@ -201,8 +209,7 @@ def end_epoch(t: Trainer, train_stats: Dict) -> None:
     if cfg.TRAIN.EVAL_PERIOD and (done % cfg.TRAIN.EVAL_PERIOD == 0 or done == cfg.SOLVER.MAX_EPOCH):
         if cfg.TRAIN.PRECISE_BN:
             update_bn_stats(unwrap(t.model), t.loaders["train"], cfg.TRAIN.PRECISE_BN_ITERS, t.device)
-        val = validate(t.model, t.loaders["val"], t.device, t.criterion,
-                       lambda it_, desc: progress(it_, desc, None, cfg.TRAIN.PROGRESS_BAR))
+        val = validate(t.model, t.loaders["val"], t.device, t.criterion, cfg.TRAIN.PROGRESS_BAR)
         record.update({f"val_{k}": v for k, v in val.items()})
     t.writer.write("epoch", it, record)
     summary = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
@@ -240,10 +247,7 @@ def save(t: Trainer, metrics: Dict, is_best: bool) -> None:
 
 def resume(t: Trainer, path: str) -> None:
     """Restores weights, optimizer, schedule, scaler, counters and this rank's RNG from ``path``."""
-    ckpt = load_checkpoint(path)
-    model = unwrap(t.model)
-    logger.info("resuming from %s (%s)", path, key_report(model, ckpt["model"]))
-    load_model_state(model, ckpt["model"], source=path)
+    ckpt = load_weights(unwrap(t.model), path, action="resuming from")
     t.optimizer.load_state_dict(ckpt["optimizer"])
     t.scheduler.load_state_dict(ckpt["scheduler"])
     if ckpt.get("scaler"):

@@ -22,9 +22,10 @@ Inference form (BN folded, ReLU fused): :func:`cakes_video.models.deploy.deploy`
 import copy
 import itertools
 import json
+import math
 import os
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -105,11 +106,10 @@ def cakes_layer_widths(depth: int) -> List[Tuple[int, bool]]:
     (both 3x3x3 convs). ``must_fill`` marks layers whose output feeds the residual sum, so
     their counts must add up to the width exactly; others may use fewer channels.
     """
-    from .resnet3d import BLOCKS_PER_STAGE, is_bottleneck
+    from .resnet3d import BLOCKS_PER_STAGE, STAGE_WIDTHS, is_bottleneck
 
     layers = []
-    for stage, blocks in enumerate(BLOCKS_PER_STAGE[depth]):
-        width = 64 * 2**stage
+    for width, blocks in zip(STAGE_WIDTHS, BLOCKS_PER_STAGE[depth]):
         for _ in range(blocks):
             layers += [(width, False)] if is_bottleneck(depth) else [(width, False), (width, True)]
     return layers
@@ -149,15 +149,8 @@ def resolve_channel_config(spec: Union[str, ChannelConfig], widths: Sequence[Tup
 
 def conv_cost(counts: Dict[str, int], in_channels: int, out_thw: Tuple[int, int, int], k: int = 3) -> Tuple[int, int]:
     """(params, multiply-adds) of a CAKES layer's convolutions for output size ``out_thw``."""
-    params = sum(n * in_channels * _volume(kernel_shape(s, k)) for s, n in counts.items())
-    return params, params * _volume(out_thw)
-
-
-def _volume(shape: Sequence[int]) -> int:
-    out = 1
-    for d in shape:
-        out *= d
-    return out
+    params = sum(n * in_channels * math.prod(kernel_shape(s, k)) for s, n in counts.items())
+    return params, params * math.prod(out_thw)
 
 
 def _check_counts(counts: Dict[str, int], where: str) -> None:
@@ -179,19 +172,26 @@ def _check_layer_args(in_channels: int, counts: Dict[str, int]) -> None:
         raise ValueError(f"CAKES layer: counts {counts} give no output channel")
 
 
+# One planned convolution: (kernel sub-kernel, [(sub-kernel, first, stop) weight rows it computes]).
+ConvPlan = List[Tuple[str, List[Tuple[str, int, int]]]]
+
+
 class CakesConv3d(nn.Module):
     """Reference CAKES layer: one Conv3d per present sub-kernel, concatenated, shared BN, ReLU.
 
     Input ``[N, C_in, T, H, W]``; output ``[N, C_out, T', H', W']`` with ``C_out`` the sum of
     the counts and ``T', H', W'`` set by ``stride`` (every sub-kernel pads to "same").
     Sub-kernel groups appear in vocabulary order; a zero count is skipped.
+
+    ``plan`` (a :data:`ConvPlan`) lists the layer's convolutions, here one per present sub-kernel
+    (:class:`EfficientCakesConv3d` regroups them); :meth:`planned_weights` gives their weights.
     """
 
     def __init__(self, in_channels: int, counts: Dict[str, int], stride=(1, 1, 1),
                  kernel_size: int = 3, relu: bool = True):
         super().__init__()
         _check_layer_args(in_channels, counts)
-        self.kernel_size, self.stride = kernel_size, _triple(stride)
+        self.kernel_size = kernel_size
         self.subkernels = [s for s in SUBKERNELS if counts.get(s, 0) > 0]
         self.out_splits = [counts[s] for s in self.subkernels]
         self.convs = nn.ModuleList()
@@ -201,21 +201,63 @@ class CakesConv3d(nn.Module):
                                         padding=tuple(d // 2 for d in shape), bias=False))
         self.bn = nn.BatchNorm3d(sum(self.out_splits))
         self.relu = nn.ReLU(inplace=True) if relu else nn.Identity()
+        self._set_plan([(s, [(s, 0, n)]) for s, n in zip(self.subkernels, self.out_splits)])
 
     @property
     def counts(self) -> Dict[str, int]:
         return dict(zip(self.subkernels, self.out_splits))
+
+    @property
+    def stride(self) -> Tuple[int, int, int]:
+        """(st, sh, sw), shared by every sub-kernel convolution."""
+        return self.convs[0].stride
+
+    @property
+    def group_offsets(self) -> List[int]:
+        """First channel of each sub-kernel group (``convs.{i}``) in the layer's ``C_out`` outputs."""
+        return list(itertools.accumulate(self.out_splits[:-1], initial=0))
+
+    def _set_plan(self, plan: ConvPlan) -> None:
+        """Sets ``plan`` and, once, its per-conv padding and ``(conv index, first, stop, F.pad)`` rows."""
+        self.plan = plan
+        self._plan_padding, self._plan_rows = [], []
+        for kernel, rows in plan:
+            shape = kernel_shape(kernel, self.kernel_size)
+            self._plan_padding.append(tuple(d // 2 for d in shape))
+            self._plan_rows.append([(self.subkernels.index(s), first, stop,
+                                     _centring_pads(kernel_shape(s, self.kernel_size), shape))
+                                    for s, first, stop in rows])
+
+    def planned_weights(self) -> List[torch.Tensor]:
+        """One weight ``[n_i, C_in, kt, kh, kw]`` per planned convolution.
+
+        Rebuilt from ``convs.{i}.weight`` on every call (smaller sub-kernels' rows zero-padded,
+        centred, to the planned kernel), so gradients reach the parameters.
+        """
+        weights = []
+        for rows in self._plan_rows:
+            parts = []
+            for c, first, stop, pads in rows:
+                w = self.convs[c].weight[first:stop]
+                parts.append(F.pad(w, pads) if any(pads) else w)
+            weights.append(parts[0] if len(parts) == 1 else torch.cat(parts))
+        return weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.cat([conv(x) for conv in self.convs], dim=1)
         return self.relu(self.bn(y))
 
 
+def _centring_pads(have: Tuple[int, int, int], want: Tuple[int, int, int]) -> Tuple[int, ...]:
+    """``F.pad`` amounts (W, W, H, H, T, T) that zero-pad a ``have`` kernel, centred, to ``want``."""
+    pads = []
+    for h, w in zip(reversed(have), reversed(want)):
+        pads += [(w - h) // 2] * 2
+    return tuple(pads)
+
+
 # ----------------------------------------------------------------------------------------------
 # Efficient layer: the same parameters and math, with the convolutions grouped by a plan.
-
-# One planned convolution: (kernel sub-kernel, [(sub-kernel, first, stop) weight rows it computes]).
-ConvPlan = List[Tuple[str, List[Tuple[str, int, int]]]]
 
 
 def covers(outer: str, inner: str) -> bool:
@@ -237,8 +279,10 @@ def plan_convs(counts: Dict[str, int], block: int = 1, k: int = 3) -> ConvPlan:
     that covers it, as zero-padded weight rows, when that kernel has room left in its last
     block. The plan minimises ``sum(volume * ceil(channels / block) * block)`` plus a
     per-call cost of ``block / 2`` over at most one move per sub-kernel; ties keep fewer
-    FLOPs. ``block=1`` gives the reference layout (one conv per sub-kernel); ``k`` is the
-    kernel size. The block is oneDNN's (CPU); on a GPU the plan stays correct, maybe not optimal.
+    FLOPs. ``k`` is the kernel size. With ``block=1`` and ``k > 1`` no move pays, so each
+    sub-kernel keeps its own conv; with ``k=1`` all kernels are 1x1x1 and the groups merge into one
+    conv (the one-conv-per-sub-kernel layout is :attr:`CakesConv3d.plan`). The block is oneDNN's
+    (CPU); on a GPU the plan stays correct, maybe not optimal.
     """
     present = [s for s in SUBKERNELS if counts.get(s, 0) > 0]
     targets = sorted(set(present) | {"kxkxk"}, key=list(SUBKERNELS).index)
@@ -276,7 +320,7 @@ def _plan_of(present: Sequence[str], counts: Dict[str, int], choice) -> ConvPlan
 def _plan_cost(plan: ConvPlan, block: int, k: int) -> Tuple[float, int]:
     cost = flops = 0
     for kernel, rows in plan:
-        n, volume = sum(stop - first for _, first, stop in rows), _volume(kernel_shape(kernel, k))
+        n, volume = sum(stop - first for _, first, stop in rows), math.prod(kernel_shape(kernel, k))
         cost += volume * -(-n // block) * block + block / 2
         flops += volume * n
     return cost, flops
@@ -306,14 +350,6 @@ def assemble(outputs: Sequence[torch.Tensor], segments: Sequence[Tuple[int, int,
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
-def padded_weight(weight: torch.Tensor, kernel: Tuple[int, int, int]) -> torch.Tensor:
-    """A sub-kernel weight ``[n, C_in, kt, kh, kw]`` zero-padded (centred) to ``kernel``."""
-    pads = []
-    for have, want in zip(reversed(weight.shape[2:]), reversed(kernel)):
-        pads += [(want - have) // 2] * 2
-    return F.pad(weight, pads) if any(pads) else weight
-
-
 class EfficientCakesConv3d(CakesConv3d):
     """CAKES layer with :class:`CakesConv3d`'s parameters, state dict and math, run by a plan.
 
@@ -326,27 +362,13 @@ class EfficientCakesConv3d(CakesConv3d):
     def __init__(self, in_channels: int, counts: Dict[str, int], stride=(1, 1, 1), kernel_size: int = 3,
                  relu: bool = True, channel_block: Optional[int] = None):
         super().__init__(in_channels, counts, stride, kernel_size, relu)
-        self.plan = plan_convs(self.counts, channel_block or default_channel_block(), kernel_size)
+        self._set_plan(plan_convs(self.counts, channel_block or default_channel_block(), kernel_size))
         self.segments = output_segments(self.plan, self.subkernels)
 
-    def planned_weights(self) -> List[torch.Tensor]:
-        """One weight ``[n_i, C_in, kt, kh, kw]`` per planned convolution."""
-        weights = []
-        for kernel, rows in self.plan:
-            shape = kernel_shape(kernel, self.kernel_size)
-            parts = [padded_weight(self.convs[self.subkernels.index(s)].weight[first:stop], shape)
-                     for s, first, stop in rows]
-            weights.append(parts[0] if len(parts) == 1 else torch.cat(parts))
-        return weights
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs = [F.conv3d(x, w, None, self.stride, tuple(d // 2 for d in w.shape[2:]))
-                   for w in self.planned_weights()]
+        outputs = [F.conv3d(x, w, None, self.stride, padding)
+                   for w, padding in zip(self.planned_weights(), self._plan_padding)]
         return self.relu(self.bn(assemble(outputs, self.segments)))
-
-
-def _triple(v) -> Tuple[int, int, int]:
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v, v)
 
 
 CAKES_IMPLS = {"reference": CakesConv3d, "efficient": EfficientCakesConv3d}
@@ -370,16 +392,25 @@ def to_reference(model: nn.Module) -> nn.Module:
     if not any(isinstance(m, EfficientCakesConv3d) for m in model.modules()):
         return model
     model = copy.deepcopy(model)
-    _swap_efficient(model)
+    replace_modules(model, EfficientCakesConv3d, _reference_layer)
     return model
 
 
-def _swap_efficient(module: nn.Module) -> None:
+def _reference_layer(layer: EfficientCakesConv3d) -> CakesConv3d:
+    """A :class:`CakesConv3d` with ``layer``'s weights, device and train/eval mode."""
+    ref = CakesConv3d(layer.convs[0].in_channels, layer.counts, layer.stride, layer.kernel_size,
+                      isinstance(layer.relu, nn.ReLU)).to(layer.bn.weight.device)
+    ref.load_state_dict(layer.state_dict())
+    return ref.train(layer.training)
+
+
+def replace_modules(module: nn.Module, kind: type, make: Callable[[nn.Module], nn.Module]) -> None:
+    """Replaces, in place, each submodule of ``module`` that is a ``kind`` by ``make(submodule)``.
+
+    The children of a replaced submodule are not visited.
+    """
     for name, child in module.named_children():
-        if isinstance(child, EfficientCakesConv3d):
-            ref = CakesConv3d(child.convs[0].in_channels, child.counts, child.stride, child.kernel_size,
-                              isinstance(child.relu, nn.ReLU)).to(child.bn.weight.device)
-            ref.load_state_dict(child.state_dict())
-            setattr(module, name, ref.train(child.training))
+        if isinstance(child, kind):
+            setattr(module, name, make(child))
         else:
-            _swap_efficient(child)
+            replace_modules(child, kind, make)

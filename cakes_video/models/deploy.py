@@ -9,13 +9,12 @@ With ``fuse=True`` each conv then also absorbs its ReLU / residual add (:mod:`.f
 Outputs equal the eval-mode model's up to float rounding.
 """
 import copy
-import itertools
 from typing import Optional, Tuple
 
 import torch
 from torch import fx, nn
 
-from .cakes import CakesConv3d, assemble, kernel_shape, output_segments, padded_weight
+from .cakes import CakesConv3d, assemble, output_segments, replace_modules
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -42,37 +41,36 @@ def fold_bn(weight: torch.Tensor, bias: Optional[torch.Tensor], scale: torch.Ten
 class DeployedCakesConv3d(nn.Module):
     """A CAKES layer in inference form: ``convs.{i}`` (planned, BN folded, with bias), ReLU in place.
 
-    Built from a :class:`CakesConv3d` (the reference keeps one conv per sub-kernel) or an
-    :class:`EfficientCakesConv3d` (its plan). ``[N, C_in, T, H, W] -> [N, C_out, T', H', W']``.
+    Built from any :class:`CakesConv3d` (the reference or the efficient layer) by its ``plan``
+    and ``planned_weights()``. ``[N, C_in, T, H, W] -> [N, C_out, T', H', W']``.
     """
 
     def __init__(self, layer: CakesConv3d):
         super().__init__()
-        plan = getattr(layer, "plan", None) or [(s, [(s, 0, n)]) for s, n in layer.counts.items()]
-        conv0 = layer.convs[0]
         scale, shift = bn_scale_shift(layer.bn)
-        offsets = dict(zip(layer.subkernels, itertools.accumulate(layer.out_splits, initial=0)))
+        offsets = dict(zip(layer.subkernels, layer.group_offsets))
         self.convs = nn.ModuleList()
-        for kernel, rows in plan:
-            shape = kernel_shape(kernel, layer.kernel_size)
-            weights, biases = [], []
-            for s, first, stop in rows:
-                w = padded_weight(layer.convs[layer.subkernels.index(s)].weight[first:stop].detach(), shape)
-                channels = slice(offsets[s] + first, offsets[s] + stop)
-                fw, fb = fold_bn(w, None, scale[channels], shift[channels])
-                weights.append(fw)
-                biases.append(fb)
-            conv = nn.Conv3d(conv0.in_channels, sum(w.shape[0] for w in weights), shape, conv0.stride,
-                             tuple(d // 2 for d in shape), bias=True)
-            conv.weight.data.copy_(torch.cat(weights))
-            conv.bias.data.copy_(torch.cat(biases).detach())
-            self.convs.append(conv)
-        self.segments = output_segments(plan, layer.subkernels)
+        for (_, rows), weight in zip(layer.plan, layer.planned_weights()):
+            # BN channel of each weight row: its sub-kernel group's offset + its row in the group.
+            channels = torch.cat([torch.arange(offsets[s] + first, offsets[s] + stop, device=scale.device)
+                                  for s, first, stop in rows])
+            folded_w, folded_b = fold_bn(weight.detach(), None, scale[channels], shift[channels])
+            self.convs.append(_conv_with(folded_w, folded_b, layer.stride))
+        self.segments = output_segments(layer.plan, layer.subkernels)
         self.relu = isinstance(layer.relu, nn.ReLU)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = assemble([conv(x) for conv in self.convs], self.segments)
         return y.relu_() if self.relu else y
+
+
+def _conv_with(weight: torch.Tensor, bias: torch.Tensor, stride) -> nn.Conv3d:
+    """A Conv3d with a copy of ``weight`` ``[C_out, C_in, kt, kh, kw]`` and ``bias`` ``[C_out]``, "same" padding."""
+    conv = nn.Conv3d(weight.shape[1], weight.shape[0], tuple(weight.shape[2:]), stride,
+                     tuple(d // 2 for d in weight.shape[2:]), bias=True, device=weight.device, dtype=weight.dtype)
+    conv.weight.data.copy_(weight)
+    conv.bias.data.copy_(bias)
+    return conv
 
 
 class _CakesLeafTracer(fx.Tracer):
@@ -90,7 +88,7 @@ def deploy(model: nn.Module, fuse: bool = False) -> fx.GraphModule:
     ``torch.fx`` trace errors for forwards with data-dependent control flow.
     """
     model = copy.deepcopy(model).eval()
-    _replace_cakes_layers(model)
+    replace_modules(model, CakesConv3d, DeployedCakesConv3d)
     graph = _CakesLeafTracer().trace(model)
     gm = _fold_conv_bn(fx.GraphModule(model, graph))
     if fuse:
@@ -98,14 +96,6 @@ def deploy(model: nn.Module, fuse: bool = False) -> fx.GraphModule:
 
         gm = fuse_pointwise(gm)
     return gm
-
-
-def _replace_cakes_layers(module: nn.Module) -> None:
-    for name, child in module.named_children():
-        if isinstance(child, CakesConv3d):
-            setattr(module, name, DeployedCakesConv3d(child))
-        else:
-            _replace_cakes_layers(child)
 
 
 def _fold_conv_bn(gm: fx.GraphModule) -> fx.GraphModule:
@@ -123,7 +113,7 @@ def _fold_conv_bn(gm: fx.GraphModule) -> fx.GraphModule:
         fused = copy.deepcopy(conv)
         fused.weight = nn.Parameter(w)
         fused.bias = nn.Parameter(b.detach())
-        _set_module(gm, src.target, fused)
+        set_module(gm, src.target, fused)
         node.replace_all_uses_with(src)
         gm.graph.erase_node(node)
     gm.graph.lint()
@@ -132,6 +122,7 @@ def _fold_conv_bn(gm: fx.GraphModule) -> fx.GraphModule:
     return gm
 
 
-def _set_module(root: nn.Module, target: str, module: nn.Module) -> None:
+def set_module(root: nn.Module, target: str, module: nn.Module) -> None:
+    """Puts ``module`` at the dotted path ``target`` (e.g. ``"layer1.0.conv1"``) under ``root``."""
     parent, _, name = target.rpartition(".")
     setattr(root.get_submodule(parent) if parent else root, name, module)

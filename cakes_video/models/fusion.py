@@ -14,6 +14,8 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
+from .deploy import DeployedCakesConv3d, set_module
+
 _RELUS = (F.relu, torch.relu, torch.relu_)
 _ADDS = (operator.add, torch.add, operator.iadd)
 
@@ -65,8 +67,6 @@ def _single_user(node: fx.Node) -> Optional[fx.Node]:
 
 def fuse_pointwise(gm: fx.GraphModule) -> fx.GraphModule:
     """Fuses each Conv3d node with a following ReLU, add, or add + ReLU (see module doc)."""
-    from .deploy import DeployedCakesConv3d
-
     modules = dict(gm.named_modules())
     for node in list(gm.graph.nodes):  # drop nn.Identity calls: they hide conv -> add patterns
         if node.op == "call_module" and isinstance(modules[node.target], nn.Identity):
@@ -96,8 +96,7 @@ def _fuse_conv_node(gm: fx.GraphModule, node: fx.Node, modules: Dict[str, nn.Mod
         other = user.args[1] if user.args[0] is node else user.args[0]
         after = _single_user(user)
         relu = after if after is not None and _is_relu(after, modules) else None
-    parent, _, name = node.target.rpartition(".")
-    setattr(gm.get_submodule(parent) if parent else gm, name, FusedConv3d(modules[node.target], relu is not None))
+    set_module(gm, node.target, FusedConv3d(modules[node.target], relu is not None))
     if other is not None:
         user.prepend(node)  # the shortcut may be computed after the conv: run the conv at the add
         node.args = (node.args[0], other)

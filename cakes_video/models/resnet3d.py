@@ -9,12 +9,12 @@ Module names (the checkpoint converters rely on them):
 with ``conv1``/``conv2`` (temporal convs) in basic blocks and ``conv1, bn1, conv2, conv3, bn3``
 in bottlenecks (``conv2`` the temporal conv), ``downsample.{0,1}``, and ``head.fc``.
 """
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
-from .cakes import cakes_layer_widths, resolve_channel_config
+from .cakes import VIDEO_SUBKERNELS, cakes_layer_widths, resolve_channel_config
 from .heads import make_head
 from .registry import MODEL_REGISTRY
 from .temporal_ops import (Conv2Plus1d, ConvBN, make_temporal_conv, r2plus1d_midplanes,
@@ -122,9 +122,12 @@ class ResNet3D(nn.Module):
             first block of each stage, on its temporal conv and its shortcut.
         stem_pool: 1x3x3 max-pool, stride (1, 2, 2), after the stem.
         temporal_pool: 3x1x1 max-pool, stride (2, 1, 1), pad (1, 0, 0) after stage 1 (T -> ceil(T/2)).
-        channel_config: a CAKES channel config (list of sub-kernel -> count dicts), one entry per
-            temporal conv of the network in :func:`cakes_layer_widths` order; required when a
-            stage uses "cakes"; entries of stages using other ops are not used.
+        channel_config: a CAKES channel config (list of sub-kernel -> count dicts, one entry per
+            temporal conv of the network in :func:`cakes_layer_widths` order) or a spec that
+            :func:`resolve_channel_config` resolves ("uniform", an official name, a file path);
+            required when a stage uses "cakes", ignored otherwise; entries of stages using other
+            ops are not used.
+        cakes_subkernels: the sub-kernel vocabulary a "uniform" channel config splits over.
         p3d_variants: P3D variants cycled over the blocks of the network.
         cakes_impl: "reference" or "efficient" CAKES layer.
     """
@@ -132,13 +135,14 @@ class ResNet3D(nn.Module):
     def __init__(self, depth: int = 18, num_classes: int = 400, stem: str = "3x7x7", stem_pool: bool = False,
                  stage_ops: Sequence[str] = ("3d",) * 4, temporal_strides: Sequence[int] = (1, 2, 2, 2),
                  temporal_pool: bool = False, head: str = "clip", dropout: float = 0.0, kernel_size: int = 3,
-                 channel_config: Optional[List[Dict[str, int]]] = None,
-                 p3d_variants: Sequence[str] = ("A", "B", "C"), cakes_impl: str = "reference"):
+                 channel_config: Union[str, List[Dict[str, int]], None] = None,
+                 p3d_variants: Sequence[str] = ("A", "B", "C"), cakes_impl: str = "reference",
+                 cakes_subkernels: Sequence[str] = VIDEO_SUBKERNELS):
         super().__init__()
         if len(stage_ops) != 4 or len(temporal_strides) != 4:
             raise ValueError("stage_ops and temporal_strides need 4 entries each")
         block = Bottleneck if is_bottleneck(depth) else BasicBlock
-        layer_counts = self._layer_counts(depth, stage_ops, channel_config)
+        layer_counts = self._layer_counts(depth, stage_ops, channel_config, cakes_subkernels)
         self.stem = make_stem(stem)
         self.stem_pool = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)) if stem_pool else nn.Identity()
         self.temporal_pool = nn.MaxPool3d((3, 1, 1), (2, 1, 1), (1, 0, 0)) if temporal_pool else nn.Identity()
@@ -158,14 +162,15 @@ class ResNet3D(nn.Module):
         self._init_weights()
 
     @staticmethod
-    def _layer_counts(depth: int, stage_ops: Sequence[str], channel_config) -> list:
-        """Per-temporal-conv CAKES counts in network order (None where unused); validates them."""
+    def _layer_counts(depth: int, stage_ops: Sequence[str], channel_config, subkernels: Sequence[str]) -> list:
+        """Per-temporal-conv CAKES counts in network order (None where unused): the one place the
+        model resolves (reads, validates) its channel config."""
         widths = cakes_layer_widths(depth)
         if "cakes" not in stage_ops:
             return [None] * len(widths)
         if channel_config is None:
             raise ValueError("a stage uses op 'cakes' but no channel_config was given")
-        return list(resolve_channel_config(channel_config, widths))
+        return list(resolve_channel_config(channel_config, widths, subkernels))
 
     def _init_weights(self) -> None:
         for m in self.modules():
@@ -201,13 +206,10 @@ def resolve_stage_ops(temporal_op: str, stage_ops: Sequence[str] = (), mc_num_3d
 def resnet3d(cfg) -> ResNet3D:
     """Builds :class:`ResNet3D` from ``cfg.MODEL`` (registered as "resnet3d")."""
     m = cfg.MODEL
-    stage_ops = resolve_stage_ops(m.TEMPORAL_OP, m.STAGE_TEMPORAL_OPS, m.MC_NUM_3D_STAGES)
-    channel_config = None
-    if "cakes" in stage_ops:
-        channel_config = resolve_channel_config(m.CAKES.CONV_CONFIG, cakes_layer_widths(m.DEPTH), m.CAKES.SUBKERNELS)
     return ResNet3D(
-        depth=m.DEPTH, num_classes=m.NUM_CLASSES, stem=m.STEM, stem_pool=m.STEM_POOL, stage_ops=stage_ops,
+        depth=m.DEPTH, num_classes=m.NUM_CLASSES, stem=m.STEM, stem_pool=m.STEM_POOL,
+        stage_ops=resolve_stage_ops(m.TEMPORAL_OP, m.STAGE_TEMPORAL_OPS, m.MC_NUM_3D_STAGES),
         temporal_strides=m.TEMPORAL_STRIDES, temporal_pool=m.TEMPORAL_POOL, head=m.HEAD, dropout=m.DROPOUT,
         kernel_size=m.CAKES.KERNEL_SIZE, p3d_variants=m.P3D_VARIANTS, cakes_impl=m.CAKES.IMPL,
-        channel_config=channel_config,
+        channel_config=m.CAKES.CONV_CONFIG, cakes_subkernels=m.CAKES.SUBKERNELS,
     )

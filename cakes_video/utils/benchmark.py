@@ -26,7 +26,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .complexity import conv_linear_gflops_by_module, count_gflops, count_params
+from .complexity import count_gflops_and_modules, count_params
 
 TORCHVISION_PREFIX = "torchvision:"
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -250,10 +250,10 @@ def build_entries(specs: Sequence[str], frames: int, size: int, *, path: Executi
     for spec in specs:
         model = build_from_spec(spec, overrides)
         entry = Entry(spec_name(spec), model)
-        entry.result.update(name=entry.name, params=count_params(model),
-                            **count_gflops(model, (3, frames, size, size)))
+        totals, by_module = count_gflops_and_modules(model, (3, frames, size, size))
+        entry.result.update(name=entry.name, params=count_params(model), **totals)
         if breakdown:
-            entry.module_gflops = conv_linear_gflops_by_module(model, (3, frames, size, size))
+            entry.module_gflops = by_module
         if with_reference and has_cakes(model):
             from ..models.cakes import to_reference
 
@@ -287,8 +287,12 @@ def check_run(path: ExecutionPath, warmup: int, compare: bool, breakdown: bool, 
 
 def run_benchmark(specs: Sequence[str], frames: int, size: int, *, path: ExecutionPath = ExecutionPath(),
                   batch: int = 1, runs: int = 10, warmup: int = 2, compare: bool = False,
-                  overrides: Sequence[str] = (), timer: str = "wall", breakdown: bool = False) -> List[Dict]:
+                  overrides: Sequence[str] = (), timer: str = "wall", breakdown: bool = False,
+                  entries: Optional[List[Entry]] = None) -> List[Dict]:
     """Measures every spec on ``path`` (see module doc); returns one result dict per spec, in order.
+
+    ``entries``: the specs already built by :func:`build_entries` with this run's arguments (so a
+    caller can profile the same models afterwards); built here when None.
 
     Keys: ``name, params, gflops, gflops_conv_linear`` (one view, batch 1), ``latency_ms``
     (median of ``runs``), ``latency_min_ms``, ``clips_per_s`` (batch / median latency); with
@@ -304,8 +308,9 @@ def run_benchmark(specs: Sequence[str], frames: int, size: int, *, path: Executi
     from separate hooked passes (always wall time), run after the timed ones.
     """
     check_run(path, warmup, compare, breakdown, timer)
-    entries = build_entries(specs, frames, size, path=path, with_reference=compare, overrides=overrides,
-                            breakdown=breakdown)
+    if entries is None:
+        entries = build_entries(specs, frames, size, path=path, with_reference=compare, overrides=overrides,
+                                breakdown=breakdown)
     x = make_input(batch, frames, size, path)
     steps = {}
     for e in entries:

@@ -12,7 +12,7 @@ Costs are nominal: an efficient CAKES layer is counted as its reference form (on
 sub-kernel), not by the zero-padded convolutions it may run instead.
 """
 import logging
-from typing import Callable, Dict, Sequence
+from typing import Callable, Dict, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -36,9 +36,7 @@ def count_gflops(model: nn.Module, input_shape: Sequence[int]) -> Dict[str, floa
     Returns:
         ``{"gflops": all counted ops, "gflops_conv_linear": conv + linear/matmul ops only}``.
     """
-    by_op = _analyse(model, input_shape, lambda analysis: analysis.by_operator())
-    conv_linear = sum(v for k, v in by_op.items() if k in CONV_LINEAR_OPS)
-    return {"gflops": sum(by_op.values()) / 1e9, "gflops_conv_linear": conv_linear / 1e9}
+    return count_gflops_and_modules(model, input_shape)[0]
 
 
 def conv_linear_gflops_by_module(model: nn.Module, input_shape: Sequence[int]) -> Dict[str, float]:
@@ -50,8 +48,20 @@ def conv_linear_gflops_by_module(model: nn.Module, input_shape: Sequence[int]) -
     ``result[""] == count_gflops(...)["gflops_conv_linear"]``. Norms and activations are left out:
     the figure is the convolution work a module does, comparable across conv implementations.
     """
+    return count_gflops_and_modules(model, input_shape)[1]
+
+
+def count_gflops_and_modules(model: nn.Module, input_shape: Sequence[int]
+                             ) -> Tuple[Dict[str, float], Dict[str, float]]:
+    """:func:`count_gflops` and :func:`conv_linear_gflops_by_module` from one fvcore trace."""
     by_module = _analyse(model, input_shape, lambda analysis: analysis.by_module_and_operator())
-    return {name: sum(v for k, v in ops.items() if k in CONV_LINEAR_OPS) / 1e9 for name, ops in by_module.items()}
+    whole = by_module[""]
+    totals = {"gflops": sum(whole.values()) / 1e9, "gflops_conv_linear": _conv_linear(whole) / 1e9}
+    return totals, {name: _conv_linear(ops) / 1e9 for name, ops in by_module.items()}
+
+
+def _conv_linear(ops: Dict[str, float]) -> float:
+    return sum(v for k, v in ops.items() if k in CONV_LINEAR_OPS)
 
 
 def _analyse(model: nn.Module, input_shape: Sequence[int], read: Callable):

@@ -93,7 +93,11 @@ class HookTimer:
 
     def __init__(self, model: nn.Module, watch: Watch, sync: Callable[[], None]):
         modules = dict(model.named_modules())
-        self._targets = [(g, modules[n]) for g, names in watch.items() for n in names] + [("total", model)]
+        groups_of: Dict[str, List[str]] = {"": ["total"]}  # module name -> the groups it counts in
+        for group, names in watch.items():
+            for name in names:
+                groups_of.setdefault(name, []).append(group)
+        self._targets = [(groups, modules[name]) for name, groups in groups_of.items()]  # one hook pair each
         self._groups = list(watch) + ["total"]  # an empty group stays: its 0 calls show it was never timed
         self._sync, self._handles = sync, []
         self.reset()
@@ -103,10 +107,10 @@ class HookTimer:
         self.calls: Dict[str, int] = dict.fromkeys(self._groups, 0)
 
     def __enter__(self) -> "HookTimer":
-        for group, module in self._targets:
+        for groups, module in self._targets:
             starts: List[float] = []  # a stack: a module may be re-entered (recursion)
             self._handles += [module.register_forward_pre_hook(self._pre(starts)),
-                              module.register_forward_hook(self._post(group, starts))]
+                              module.register_forward_hook(self._post(groups, starts))]
         return self
 
     def __exit__(self, *exc) -> bool:
@@ -121,11 +125,13 @@ class HookTimer:
             starts.append(time.perf_counter())
         return hook
 
-    def _post(self, group: str, starts: List[float]) -> Callable:
+    def _post(self, groups: List[str], starts: List[float]) -> Callable:
         def hook(module, args, output):
             self._sync()
-            self.seconds[group] += time.perf_counter() - starts.pop()
-            self.calls[group] += 1
+            seconds = time.perf_counter() - starts.pop()
+            for group in groups:
+                self.seconds[group] += seconds
+                self.calls[group] += 1
         return hook
 
 
@@ -193,12 +199,12 @@ def add_breakdown(results: List[Dict], entries: Sequence[Entry], x: torch.Tensor
     rate = _dense_keys(results[0], base, medians[base.name], batch) if "dense" in models[base.name][2] else None
     for result, e in zip(results, entries):
         result["hooked_total_ms"] = medians[e.name]["total"]
+    for result, e in zip(results, entries):  # after every total: _cakes_keys reads the base's
+        if e.reference is not None:
+            _cakes_keys(result, results[0], e, medians[e.name], medians[e.name + "[reference]"], batch, rate)
         for key, group in (("dense_convs", "dense"), ("cakes_layers", "cakes")):
             if group in models[e.name][2]:
                 result[key] = _per_layer(models[e.name][2][group], medians[e.name], e.module_gflops, batch)
-    for result, e in zip(results, entries):
-        if e.reference is not None:
-            _cakes_keys(result, results[0], e, medians[e.name], medians[e.name + "[reference]"], batch, rate)
 
 
 def _per_layer(names: Sequence[str], ms: Dict[str, float], module_gflops: Dict[str, float],
@@ -206,7 +212,7 @@ def _per_layer(names: Sequence[str], ms: Dict[str, float], module_gflops: Dict[s
     """``[{name, ms, gflops, gflops_per_s}]`` of each module in ``names``: where a group's time goes."""
     rows = []
     for n in names:
-        gflops = module_gflops.get(n, 0.0)
+        gflops = module_gflops[n]  # present: the group sums (sum_gflops) have checked every name
         rows.append({"name": n, "ms": ms[LAYER + n], "gflops": gflops,
                      "gflops_per_s": batch * gflops / (ms[LAYER + n] / 1e3)})
     return rows
