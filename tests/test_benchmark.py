@@ -147,8 +147,8 @@ def test_per_model_overrides_in_specs():
 
 TINY_OVERRIDES = ["MODEL.DEPTH", "10", "MODEL.NUM_CLASSES", "5"]
 CAKES_KEYS = ("cakes_layers_ms", "reference_cakes_layers_ms", "reference_hooked_total_ms", "cakes_layers_gflops",
-              "cakes_layers_gflops_per_s", "cakes_layers_share", "speedup_ceiling", "speedup_at_dense_rate",
-              "efficiency_at_dense_rate")
+              "cakes_layers_gflops_per_s", "cakes_layers_share", "cakes_layers_speedup_vs_reference",
+              "speedup_ceiling", "speedup_at_dense_rate", "efficiency_at_dense_rate")
 
 
 def _gflops_by_hand(spec):
@@ -181,6 +181,8 @@ def _check_breakdown(base, cakes):
     assert 0 < share < 1
     assert share == pytest.approx(cakes["reference_cakes_layers_ms"] / cakes["reference_hooked_total_ms"])
     assert cakes["speedup_ceiling"] == pytest.approx(1 / (1 - share))
+    assert cakes["cakes_layers_speedup_vs_reference"] == pytest.approx(
+        cakes["reference_cakes_layers_ms"] / cakes["cakes_layers_ms"])
     total, layers = cakes["reference_hooked_total_ms"], cakes["reference_cakes_layers_ms"]
     at_rate_ms = cakes["cakes_layers_gflops"] / base["dense_gflops_per_s"] * 1e3
     assert cakes["speedup_at_dense_rate"] == pytest.approx(total / (total - layers + at_rate_ms))
@@ -264,7 +266,7 @@ def test_breakdown_without_dense_base_omits_the_dense_rate_keys():
     time_breakdown.add_breakdown(results, entries, torch.randn(2, 3, 2, 6, 6), path=benchmark.ExecutionPath(), runs=2,
                                  sync=lambda: None)
     assert set(results[0]) == {"name", "hooked_total_ms"}
-    assert set(results[1]) == {"name", "hooked_total_ms", "cakes_layers"} | set(CAKES_KEYS[:7])
+    assert set(results[1]) == {"name", "hooked_total_ms", "cakes_layers"} | set(CAKES_KEYS[:8])
     assert results[1]["cakes_layers_gflops"] * 1e9 == conv_cost({"kxkxk": 2, "1xkxk": 2}, 3, (2, 6, 6))[1]
     layers_s = results[1]["cakes_layers_ms"] / 1e3  # batch 2: the rate counts both clips
     assert results[1]["cakes_layers_gflops_per_s"] == pytest.approx(2 * results[1]["cakes_layers_gflops"] / layers_s)

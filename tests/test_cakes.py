@@ -90,9 +90,16 @@ def test_deployed_layer_uses_the_plan():
     ref, eff = _pair(COUNTS[0], block=4)
     assert [c.kernel_size for c in DeployedCakesConv3d(ref.eval()).convs] == [(3, 3, 3), (1, 3, 3), (3, 1, 1)]
     deployed = DeployedCakesConv3d(eff.eval())
-    # block 4: the single spilled 1xkxk row fills the 3x3x3 conv's first block (3 + 1 rows).
+    # block 4: the single spilled 1xkxk row fills the 3x3x3 conv's first block (3 + 1 rows); the
+    # one-row 3x1x1 conv is padded to a full block with 3 zero rows, dropped from the output.
+    assert eff.plan_pads == [0, 0, 3] and ref.plan_pads == [0, 0, 0]
     assert [(c.kernel_size, c.out_channels) for c in deployed.convs] == [((3, 3, 3), 4), ((1, 3, 3), 4),
-                                                                         ((3, 1, 1), 1)]
+                                                                         ((3, 1, 1), 4)]
+    padding = deployed.convs[2]
+    assert torch.count_nonzero(padding.weight[1:]) == 0 and torch.count_nonzero(padding.bias[1:]) == 0
+    x = torch.randn(1, 6, 3, 5, 5)
+    with torch.no_grad():
+        assert deployed(x).shape == (1, 9, 3, 5, 5) and _max_diff(deployed(x), ref.eval()(x)) < TOL
 
 
 def test_reference_plan_keeps_one_conv_per_sub_kernel_even_for_1x1x1_kernels():

@@ -31,7 +31,8 @@ second table (one row per key) and added to the JSON (ms per forward of the batc
          its convs with every kernel dim > 1 (3x3x3, 3x7x7 stem);
   CAKES: cakes_layers_ms (efficient), reference_cakes_layers_ms = L and
          reference_hooked_total_ms = T (reference twin), cakes_layers_gflops = F (per view),
-         cakes_layers_gflops_per_s, cakes_layers_share = L/T,
+         cakes_layers_gflops_per_s, cakes_layers_share = L/T, cakes_layers_speedup_vs_reference
+         = L/cakes_layers_ms (speedup_vs_reference of the CAKES layers alone),
          speedup_ceiling = 1/(1 - L/T) (speedup_vs_reference if the efficient layers took 0 s),
          speedup_at_dense_rate = T/(T - L + B*F/R) and efficiency_at_dense_rate (efficiency
          of the hooked totals, the efficient layers' time replaced by B*F/R): CAKES layers at rate R;

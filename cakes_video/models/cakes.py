@@ -15,7 +15,8 @@ Two implementations share one state dict (``convs.{i}.weight``, ``bn.*``) and on
 - :class:`CakesConv3d` ("reference"): one Conv3d per present sub-kernel, concatenated.
 - :class:`EfficientCakesConv3d` ("efficient"): the same convolutions regrouped by
   :func:`plan_convs` so that oneDNN's 16-channel output blocks are filled (spilled or tiny
-  groups run inside a covering kernel as zero-padded rows); faster on the CPU, same results.
+  groups run inside a covering kernel as zero-padded rows, and each conv's last block is
+  completed with zero output rows); faster on the CPU, same results.
 
 Inference form (BN folded, ReLU fused): :func:`cakes_video.models.deploy.deploy`.
 """
@@ -184,7 +185,8 @@ class CakesConv3d(nn.Module):
     Sub-kernel groups appear in vocabulary order; a zero count is skipped.
 
     ``plan`` (a :data:`ConvPlan`) lists the layer's convolutions, here one per present sub-kernel
-    (:class:`EfficientCakesConv3d` regroups them); :meth:`planned_weights` gives their weights.
+    (:class:`EfficientCakesConv3d` regroups them); :meth:`planned_weights` gives their weights,
+    and ``plan_pads`` the zero rows appended to each (none here).
     """
 
     def __init__(self, in_channels: int, counts: Dict[str, int], stride=(1, 1, 1),
@@ -217,30 +219,34 @@ class CakesConv3d(nn.Module):
         """First channel of each sub-kernel group (``convs.{i}``) in the layer's ``C_out`` outputs."""
         return list(itertools.accumulate(self.out_splits[:-1], initial=0))
 
-    def _set_plan(self, plan: ConvPlan) -> None:
-        """Sets ``plan`` and, once, its per-conv padding and ``(conv index, first, stop, F.pad)`` rows."""
+    def _set_plan(self, plan: ConvPlan, channel_block: int = 1) -> None:
+        """Sets ``plan`` and, once, its per-conv padding, ``(conv index, first, stop, F.pad)`` rows
+        and ``plan_pads``: zero output rows that round each conv up to a multiple of ``channel_block``."""
         self.plan = plan
-        self._plan_padding, self._plan_rows = [], []
+        self._plan_padding, self._plan_rows, self.plan_pads = [], [], []
         for kernel, rows in plan:
             shape = kernel_shape(kernel, self.kernel_size)
             self._plan_padding.append(tuple(d // 2 for d in shape))
             self._plan_rows.append([(self.subkernels.index(s), first, stop,
                                      _centring_pads(kernel_shape(s, self.kernel_size), shape))
                                     for s, first, stop in rows])
+            self.plan_pads.append(-sum(stop - first for _, first, stop in rows) % channel_block)
 
     def planned_weights(self) -> List[torch.Tensor]:
-        """One weight ``[n_i, C_in, kt, kh, kw]`` per planned convolution.
+        """One weight ``[n_i + plan_pads[i], C_in, kt, kh, kw]`` per planned convolution.
 
         Rebuilt from ``convs.{i}.weight`` on every call (smaller sub-kernels' rows zero-padded,
-        centred, to the planned kernel), so gradients reach the parameters.
+        centred, to the planned kernel; ``plan_pads[i]`` zero rows appended), so gradients
+        reach the parameters.
         """
         weights = []
-        for rows in self._plan_rows:
+        for rows, extra in zip(self._plan_rows, self.plan_pads):
             parts = []
             for c, first, stop, pads in rows:
                 w = self.convs[c].weight[first:stop]
                 parts.append(F.pad(w, pads) if any(pads) else w)
-            weights.append(parts[0] if len(parts) == 1 else torch.cat(parts))
+            w = parts[0] if len(parts) == 1 else torch.cat(parts)
+            weights.append(F.pad(w, (0, 0) * (w.dim() - 1) + (0, extra)) if extra else w)
         return weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -354,15 +360,18 @@ class EfficientCakesConv3d(CakesConv3d):
     """CAKES layer with :class:`CakesConv3d`'s parameters, state dict and math, run by a plan.
 
     The sub-kernel convolutions are regrouped by :func:`plan_convs` (weights assembled from
-    ``convs.{i}.weight`` on the fly, so gradients reach the same parameters); the outputs are
-    put back in vocabulary order, then the shared BN and ReLU. ``[N, C_in, T, H, W] ->
-    [N, C_out, T', H', W']``. ``channel_block`` defaults to :func:`default_channel_block`.
+    ``convs.{i}.weight`` on the fly, so gradients reach the same parameters), each rounded up
+    to a multiple of ``channel_block`` output channels with zero rows (oneDNN often runs a conv
+    with a partial last block slower than the same conv padded to a full one); the outputs are put back in vocabulary order without the padding, then the shared
+    BN and ReLU. ``[N, C_in, T, H, W] -> [N, C_out, T', H', W']``. ``channel_block`` defaults to
+    :func:`default_channel_block`.
     """
 
     def __init__(self, in_channels: int, counts: Dict[str, int], stride=(1, 1, 1), kernel_size: int = 3,
                  relu: bool = True, channel_block: Optional[int] = None):
         super().__init__(in_channels, counts, stride, kernel_size, relu)
-        self._set_plan(plan_convs(self.counts, channel_block or default_channel_block(), kernel_size))
+        block = channel_block or default_channel_block()
+        self._set_plan(plan_convs(self.counts, block, kernel_size), block)
         self.segments = output_segments(self.plan, self.subkernels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

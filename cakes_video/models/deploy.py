@@ -50,11 +50,14 @@ class DeployedCakesConv3d(nn.Module):
         scale, shift = bn_scale_shift(layer.bn)
         offsets = dict(zip(layer.subkernels, layer.group_offsets))
         self.convs = nn.ModuleList()
-        for (_, rows), weight in zip(layer.plan, layer.planned_weights()):
-            # BN channel of each weight row: its sub-kernel group's offset + its row in the group.
+        for (_, rows), weight, extra in zip(layer.plan, layer.planned_weights(), layer.plan_pads):
+            # BN channel of each weight row: its sub-kernel group's offset + its row in the group;
+            # the plan's zero padding rows get scale and shift 0, so they stay zero.
             channels = torch.cat([torch.arange(offsets[s] + first, offsets[s] + stop, device=scale.device)
                                   for s, first, stop in rows])
-            folded_w, folded_b = fold_bn(weight.detach(), None, scale[channels], shift[channels])
+            zeros = scale.new_zeros(extra)
+            folded_w, folded_b = fold_bn(weight.detach(), None, torch.cat([scale[channels], zeros]),
+                                         torch.cat([shift[channels], zeros]))
             self.convs.append(_conv_with(folded_w, folded_b, layer.stride))
         self.segments = output_segments(layer.plan, layer.subkernels)
         self.relu = isinstance(layer.relu, nn.ReLU)

@@ -34,6 +34,8 @@ every CAKES model (one with a reference twin):
     ``cakes_layers_gflops`` (F): GFLOPs per view inside its CAKES layers (their convolutions);
     ``cakes_layers_gflops_per_s``: ``B * F / (L_eff / 1000)``, the GFLOP/s its CAKES layers reach;
     ``cakes_layers_share``: ``L / T``;
+    ``cakes_layers_speedup_vs_reference``: ``L / L_eff``, the reference CAKES layers' time over
+    the efficient ones' (``speedup_vs_reference`` counts the whole network);
     ``speedup_ceiling``: ``1 / (1 - L / T)``, the ``speedup_vs_reference`` reached if the
     efficient CAKES layers took no time at all;
     with R known (``B * F / R`` below taken in ms): ``speedup_at_dense_rate``:
@@ -234,7 +236,8 @@ def _cakes_keys(result: Dict, base_result: Dict, e: Entry, own: Dict[str, float]
     share = layers / total
     result.update(cakes_layers_ms=own["cakes"], reference_cakes_layers_ms=layers, reference_hooked_total_ms=total,
                   cakes_layers_gflops=flops, cakes_layers_gflops_per_s=batch * flops / (own["cakes"] / 1e3),
-                  cakes_layers_share=share, speedup_ceiling=1 / (1 - share))
+                  cakes_layers_share=share, cakes_layers_speedup_vs_reference=layers / own["cakes"],
+                  speedup_ceiling=1 / (1 - share))
     if rate is None:
         return
     at_rate_ms = batch * flops / rate * 1e3
