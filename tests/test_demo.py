@@ -44,6 +44,11 @@ def test_demo_end_to_end_on_a_tiny_benchmark(tmp_path, capsys):
     video = str(out / "data" / saved["demo"]["prediction"]["video"])
     ranked = _tool("predict").main(["--video", video, "--topk", "3", *cfg_args])
     assert [name for name, _ in ranked] == [t["class"] for t in saved["demo"]["prediction"]["top5"][:3]]
+    # the inference form (BN folded, efficient CAKES plan, fused convs) ranks the same, same scores
+    fast = _tool("predict").main(["--video", video, "--topk", "3", *cfg_args, "TEST.DEPLOY", "True",
+                                  "TEST.FUSE", "True", "MODEL.CAKES.IMPL", "efficient"])
+    assert [name for name, _ in fast] == [name for name, _ in ranked]
+    assert all(abs(a - b) < 1e-4 for (_, a), (_, b) in zip(fast, ranked))
 
     # training leaves OUTPUT_DIR/config.yaml beside its checkpoints: enough to load the model
     import cakes_video

@@ -160,6 +160,7 @@ def test_crash_while_copying_best_keeps_the_previous_best(tmp_path, monkeypatch)
     ("TRAIN.MIXED_PRECISION", "fp8", "TRAIN.MIXED_PRECISION"),
     ("TEST.AGGREGATION", "median", "TEST.AGGREGATION"),
     ("TEST.NUM_SPATIAL_CROPS", 2, "TEST.NUM_SPATIAL_CROPS"),
+    ("TEST.FUSE", True, "TEST.FUSE: .*TEST.DEPLOY"),
 ])
 def test_validation_names_the_key(key, value, match):
     cfg = get_cfg()

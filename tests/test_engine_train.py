@@ -13,12 +13,17 @@ from cakes_video.checkpoint import CheckpointError, load_checkpoint, save_checkp
 from cakes_video.config import ConfigError
 from cakes_video.datasets.loader import TooManyFailedVideos
 from cakes_video.engine.monitor import read_metrics
+from cakes_video.engine.predict import load_trained_model
 from cakes_video.engine.runtime import amp_dtype
 from cakes_video.engine.schedule import lr_function
 from cakes_video.engine.setup import build_trainer
+from cakes_video.engine import testing
+from cakes_video.engine.testing import inference_model
 from cakes_video.engine.testing import run_test
 from cakes_video.engine.train import Hook, NonFiniteLossError, train
 from cakes_video.models import build_model
+from cakes_video.models.deploy import ChannelsLast3d
+from cakes_video.models.fusion import FusedConv3d
 
 
 class CrashAfterStep(Hook):
@@ -158,6 +163,32 @@ def test_train_then_test_writes_the_reports(tmp_path):
     assert [e["epoch"] for e in epochs] == [1, 2] and all("val_top1" in e for e in epochs)
     lr = lr_function(cfg.SOLVER, iters_per_epoch=2)  # 8 videos, batch 4
     assert [r["lr"] for r in read_metrics(str(tmp_path), "train_iter")] == pytest.approx([lr(i) for i in range(4)])
+
+
+def test_deployed_test_gives_the_same_scores(tmp_path, monkeypatch):
+    cfg = tiny_cfg(tmp_path)
+    train(cfg, FakeLoaderFn(num_videos=8))
+    plain = run_test(cfg, FakeLoaderFn(num_videos=8))
+    plain_rows = list(csv.DictReader(open(tmp_path / "predictions.csv")))
+    deployed_cfg = tiny_cfg(tmp_path, "TEST.DEPLOY", True, "TEST.FUSE", True)
+    model = load_trained_model(deployed_cfg)  # what run_test and predict run: BN folded, convs fused
+    kinds = {type(m) for m in model.modules()}
+    assert isinstance(model, ChannelsLast3d) and FusedConv3d in kinds and torch.nn.BatchNorm3d not in kinds
+    ran = []
+
+    def spy(cfg, model):  # records the model run_test evaluates
+        ran.append(inference_model(cfg, model))
+        return ran[-1]
+    monkeypatch.setattr(testing, "inference_model", spy)
+    deployed = run_test(deployed_cfg, FakeLoaderFn(num_videos=8))
+    assert [type(m) for m in ran] == [ChannelsLast3d]
+    rows = list(csv.DictReader(open(tmp_path / "predictions.csv")))
+    assert deployed["top1"] == plain["top1"] and deployed["gflops_per_view"] == plain["gflops_per_view"]
+    assert [r["video_id"] for r in rows] == [r["video_id"] for r in plain_rows]
+    for a, b in zip(plain_rows, rows):
+        assert a["topk_labels"] == b["topk_labels"]
+        scores = [(float(x), float(y)) for x, y in zip(a["topk_scores"].split(";"), b["topk_scores"].split(";"))]
+        assert all(x == pytest.approx(y, abs=1e-4) for x, y in scores)
 
 
 def test_mixed_precision_only_on_cuda():

@@ -18,6 +18,11 @@ def add_config(cfg: CfgNode) -> None:
     cfg.TEST.CHECKPOINT_FILE = ""
     cfg.TEST.TOPK = 5  # class predictions written per video in predictions.csv
     cfg.TEST.CONFUSION_PNG = True  # also draw the confusion matrix as a PNG heatmap
+    # Test and predict with the inference form (models/deploy.py): every BatchNorm folded into its
+    # conv, channels-last-3d. Same scores up to float rounding; faster. CAKES layers keep the
+    # convs of MODEL.CAKES.IMPL ("efficient" fills oneDNN's channel blocks).
+    cfg.TEST.DEPLOY = False
+    cfg.TEST.FUSE = False  # with DEPLOY: each conv also fuses its ReLU / residual add (one oneDNN call on the CPU)
 
 
 def validate(cfg: CfgNode) -> None:
@@ -29,3 +34,4 @@ def validate(cfg: CfgNode) -> None:
     check_choice(cfg, "TEST.NUM_SPATIAL_CROPS", (1, 3))
     check_choice(cfg, "TEST.AGGREGATION", AGGREGATIONS)
     check(t.TOPK >= 1, "TEST.TOPK", "must be >= 1")
+    check(t.DEPLOY or not t.FUSE, "TEST.FUSE", "fuses the convs of the deployed model: set TEST.DEPLOY True too")

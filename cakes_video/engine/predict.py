@@ -13,7 +13,7 @@ from ..datasets.video_reader import VideoReader, decode_options_from_cfg
 from ..models import build_model
 from .checkpointer import load_weights
 from .evaluate import aggregate_views
-from .testing import find_test_checkpoint, view_logits
+from .testing import find_test_checkpoint, inference_model, view_logits
 
 
 def class_names_of(cfg) -> List[str]:
@@ -66,7 +66,8 @@ def predict_file(cfg, path: str, checkpoint: str = "", topk: int = 5) -> List[Tu
 
 
 def load_trained_model(cfg, checkpoint: Optional[str] = None) -> nn.Module:
-    """The model of ``cfg`` with trained weights (``checkpoint``, else as testing finds them)."""
+    """The model of ``cfg`` with trained weights (``checkpoint``, else as testing finds them),
+    ready for inference (in inference form with TEST.DEPLOY)."""
     model = build_model(cfg)
     load_weights(model, checkpoint or find_test_checkpoint(cfg))
-    return model.eval()
+    return inference_model(cfg, model)

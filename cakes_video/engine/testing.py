@@ -35,6 +35,16 @@ def find_test_checkpoint(cfg) -> str:
     return found
 
 
+def inference_model(cfg, model: nn.Module) -> nn.Module:
+    """``model`` as testing and prediction run it: in inference form with TEST.DEPLOY (and
+    TEST.FUSE), else itself in eval mode."""
+    if not cfg.TEST.DEPLOY:
+        return model.eval()
+    from ..models.deploy import inference_form
+
+    return inference_form(model, cfg.TEST.FUSE)
+
+
 @torch.no_grad()
 def view_logits(model: nn.Module, video: torch.Tensor) -> torch.Tensor:
     """``[B, V, C, T, H, W]`` -> ``[B, V, K]``: every view through the model as one batch."""
@@ -118,7 +128,8 @@ def run_test(cfg, loader_fn: Optional[Callable] = None) -> Dict:
     load_weights(model, path)
     loader = loader_fn(cfg, "test")
     dataset = loader.dataset
-    local = collect_predictions(model, loader, device, cfg.TEST.AGGREGATION, cfg.TRAIN.PROGRESS_BAR)
+    local = collect_predictions(inference_model(cfg, model), loader, device, cfg.TEST.AGGREGATION,
+                                cfg.TRAIN.PROGRESS_BAR)
     parts = all_gather_objects(local)
     results = None
     if is_main():
