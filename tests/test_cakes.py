@@ -92,7 +92,7 @@ def test_deployed_layer_uses_the_plan():
     deployed = DeployedCakesConv3d(eff.eval())
     # block 4: the single spilled 1xkxk row fills the 3x3x3 conv's first block (3 + 1 rows); the
     # one-row 3x1x1 conv is padded to a full block with 3 zero rows, dropped from the output.
-    assert eff.plan_pads == [0, 0, 3] and ref.plan_pads == [0, 0, 0]
+    assert eff.plan_zero_rows == [0, 0, 3] and ref.plan_zero_rows == [0, 0, 0]
     assert [(c.kernel_size, c.out_channels) for c in deployed.convs] == [((3, 3, 3), 4), ((1, 3, 3), 4),
                                                                          ((3, 1, 1), 4)]
     padding = deployed.convs[2]

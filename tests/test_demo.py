@@ -45,10 +45,19 @@ def test_demo_end_to_end_on_a_tiny_benchmark(tmp_path, capsys):
     ranked = _tool("predict").main(["--video", video, "--topk", "3", *cfg_args])
     assert [name for name, _ in ranked] == [t["class"] for t in saved["demo"]["prediction"]["top5"][:3]]
     # the inference form (BN folded, efficient CAKES plan, fused convs) ranks the same, same scores
-    fast = _tool("predict").main(["--video", video, "--topk", "3", *cfg_args, "TEST.DEPLOY", "True",
-                                  "TEST.FUSE", "True", "MODEL.CAKES.IMPL", "efficient"])
+    fast_opts = ["TEST.DEPLOY", "True", "TEST.FUSE", "True", "MODEL.CAKES.IMPL", "efficient"]
+    fast = _tool("predict").main(["--video", video, "--topk", "3", *cfg_args, *fast_opts])
     assert [name for name, _ in fast] == [name for name, _ in ranked]
     assert all(abs(a - b) < 1e-4 for (_, a), (_, b) in zip(fast, ranked))
+    # what predict ran: the deployed form, whose efficient CAKES convs carry zero rows they drop
+    from cakes_video.config import load_config
+    from cakes_video.engine.predict import load_trained_model
+    from cakes_video.models.deploy import ChannelsLast3d, DeployedCakesConv3d
+
+    fast_model = load_trained_model(load_config(cfg_args[1], cfg_args[2:] + fast_opts))
+    layers = [m for m in fast_model.modules() if isinstance(m, DeployedCakesConv3d)]
+    assert isinstance(fast_model, ChannelsLast3d) and layers
+    assert any(sum(c.weight.shape[0] for c in m.convs) > sum(b - a for _, a, b in m.segments) for m in layers)
 
     # training leaves OUTPUT_DIR/config.yaml beside its checkpoints: enough to load the model
     import cakes_video

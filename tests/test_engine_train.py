@@ -12,14 +12,13 @@ from test_engine_fakes import FakeLoaderFn, tiny_cfg
 from cakes_video.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from cakes_video.config import ConfigError
 from cakes_video.datasets.loader import TooManyFailedVideos
+from cakes_video.engine import testing
 from cakes_video.engine.monitor import read_metrics
 from cakes_video.engine.predict import load_trained_model
 from cakes_video.engine.runtime import amp_dtype
 from cakes_video.engine.schedule import lr_function
 from cakes_video.engine.setup import build_trainer
-from cakes_video.engine import testing
-from cakes_video.engine.testing import inference_model
-from cakes_video.engine.testing import run_test
+from cakes_video.engine.testing import inference_model, run_test
 from cakes_video.engine.train import Hook, NonFiniteLossError, train
 from cakes_video.models import build_model
 from cakes_video.models.deploy import ChannelsLast3d
@@ -184,6 +183,8 @@ def test_deployed_test_gives_the_same_scores(tmp_path, monkeypatch):
     assert [type(m) for m in ran] == [ChannelsLast3d]
     rows = list(csv.DictReader(open(tmp_path / "predictions.csv")))
     assert deployed["top1"] == plain["top1"] and deployed["gflops_per_view"] == plain["gflops_per_view"]
+    assert plain["inference_form"] == {"deploy": False, "fuse": False, "cakes_impl": "reference"}
+    assert deployed["inference_form"] == {"deploy": True, "fuse": True, "cakes_impl": "reference"}
     assert [r["video_id"] for r in rows] == [r["video_id"] for r in plain_rows]
     for a, b in zip(plain_rows, rows):
         assert a["topk_labels"] == b["topk_labels"]

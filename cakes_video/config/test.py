@@ -19,8 +19,8 @@ def add_config(cfg: CfgNode) -> None:
     cfg.TEST.TOPK = 5  # class predictions written per video in predictions.csv
     cfg.TEST.CONFUSION_PNG = True  # also draw the confusion matrix as a PNG heatmap
     # Test and predict with the inference form (models/deploy.py): every BatchNorm folded into its
-    # conv, channels-last-3d. Same scores up to float rounding; faster. CAKES layers keep the
-    # convs of MODEL.CAKES.IMPL ("efficient" fills oneDNN's channel blocks).
+    # conv, channels-last-3d. Same scores up to float rounding; faster on the CPU. CAKES layers
+    # keep the convs of MODEL.CAKES.IMPL ("efficient" fills oneDNN's channel blocks).
     cfg.TEST.DEPLOY = False
     cfg.TEST.FUSE = False  # with DEPLOY: each conv also fuses its ReLU / residual add (one oneDNN call on the CPU)
 

@@ -1,5 +1,6 @@
 """Inference on one video file: the test views of the config -> aggregated class scores ->
 the top-k class names. Used by tools/predict.py and the demo."""
+import itertools
 import os
 from typing import List, Optional, Tuple
 
@@ -46,7 +47,7 @@ def rank_classes(model: nn.Module, cfg, views: torch.Tensor, class_names: List[s
     """Views ``[V, C, T, H, W]`` -> ``[(class name, score), ...]`` best first; the score is
     TEST.AGGREGATION over the views."""
     model.eval()
-    device = next(model.parameters()).device
+    device = next(itertools.chain(model.parameters(), model.buffers())).device  # fused convs hold buffers
     scores = aggregate_views(view_logits(model, views.unsqueeze(0).to(device)), cfg.TEST.AGGREGATION)[0]
     top = scores.topk(min(topk, scores.numel()))
     return [(class_names[i], float(s)) for s, i in zip(top.values.tolist(), top.indices.tolist())]

@@ -164,7 +164,8 @@ def _report(cfg, model: nn.Module, merged: Dict, class_names: List[str], checkpo
                "protocol": protocol_of(cfg), **complexity_of(model, cfg), "checkpoint": checkpoint,
                "per_class_accuracy": {n: (None if math.isnan(a) else 100.0 * a)  # NaN: the class has no video
                                       for n, a in zip(class_names, m["per_class"].tolist())},
-               "model": {"arch": cfg.MODEL.ARCH, "depth": cfg.MODEL.DEPTH, "temporal_op": cfg.MODEL.TEMPORAL_OP}}
+               "model": {"arch": cfg.MODEL.ARCH, "depth": cfg.MODEL.DEPTH, "temporal_op": cfg.MODEL.TEMPORAL_OP},
+               "inference_form": {"deploy": cfg.TEST.DEPLOY, "fuse": cfg.TEST.FUSE, "cakes_impl": cfg.MODEL.CAKES.IMPL}}
     write_results(os.path.join(out, "results.json"), results)
     logger.info("test: top-1 %.2f%%, top-5 %.2f%%, mean class acc %.2f%% over %d videos (%d failed); "
                 "%.3g M params, %.3g GFLOPs/view x %d views", results["top1"], results["top5"],

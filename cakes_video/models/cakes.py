@@ -186,7 +186,7 @@ class CakesConv3d(nn.Module):
 
     ``plan`` (a :data:`ConvPlan`) lists the layer's convolutions, here one per present sub-kernel
     (:class:`EfficientCakesConv3d` regroups them); :meth:`planned_weights` gives their weights,
-    and ``plan_pads`` the zero rows appended to each (none here).
+    and ``plan_zero_rows`` the zero rows appended to each (none here).
     """
 
     def __init__(self, in_channels: int, counts: Dict[str, int], stride=(1, 1, 1),
@@ -221,32 +221,32 @@ class CakesConv3d(nn.Module):
 
     def _set_plan(self, plan: ConvPlan, channel_block: int = 1) -> None:
         """Sets ``plan`` and, once, its per-conv padding, ``(conv index, first, stop, F.pad)`` rows
-        and ``plan_pads``: zero output rows that round each conv up to a multiple of ``channel_block``."""
+        and ``plan_zero_rows``: zero output rows that round each conv up to a multiple of ``channel_block``."""
         self.plan = plan
-        self._plan_padding, self._plan_rows, self.plan_pads = [], [], []
+        self._plan_padding, self._plan_rows, self.plan_zero_rows = [], [], []
         for kernel, rows in plan:
             shape = kernel_shape(kernel, self.kernel_size)
             self._plan_padding.append(tuple(d // 2 for d in shape))
             self._plan_rows.append([(self.subkernels.index(s), first, stop,
                                      _centring_pads(kernel_shape(s, self.kernel_size), shape))
                                     for s, first, stop in rows])
-            self.plan_pads.append(-sum(stop - first for _, first, stop in rows) % channel_block)
+            self.plan_zero_rows.append(-sum(stop - first for _, first, stop in rows) % channel_block)
 
     def planned_weights(self) -> List[torch.Tensor]:
-        """One weight ``[n_i + plan_pads[i], C_in, kt, kh, kw]`` per planned convolution.
+        """One weight ``[n_i + plan_zero_rows[i], C_in, kt, kh, kw]`` per planned convolution.
 
         Rebuilt from ``convs.{i}.weight`` on every call (smaller sub-kernels' rows zero-padded,
-        centred, to the planned kernel; ``plan_pads[i]`` zero rows appended), so gradients
+        centred, to the planned kernel; ``plan_zero_rows[i]`` zero rows appended), so gradients
         reach the parameters.
         """
         weights = []
-        for rows, extra in zip(self._plan_rows, self.plan_pads):
+        for rows, zero_rows in zip(self._plan_rows, self.plan_zero_rows):
             parts = []
             for c, first, stop, pads in rows:
                 w = self.convs[c].weight[first:stop]
                 parts.append(F.pad(w, pads) if any(pads) else w)
             w = parts[0] if len(parts) == 1 else torch.cat(parts)
-            weights.append(F.pad(w, (0, 0) * (w.dim() - 1) + (0, extra)) if extra else w)
+            weights.append(F.pad(w, (0, 0) * (w.dim() - 1) + (0, zero_rows)) if zero_rows else w)
         return weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -333,7 +333,11 @@ def _plan_cost(plan: ConvPlan, block: int, k: int) -> Tuple[float, int]:
 
 
 def output_segments(plan: ConvPlan, subkernels: Sequence[str]) -> List[Tuple[int, int, int]]:
-    """(conv index, first, stop) output-channel slices that, concatenated, give vocabulary order."""
+    """(conv index, first, stop) output-channel slices that, concatenated, give vocabulary order.
+
+    Only rows of the plan are referenced: zero rows a layer appends to a conv
+    (``plan_zero_rows``) come after them and are never part of a slice, so they are dropped.
+    """
     located = []  # (sub-kernel rank, first row, conv, offset in that conv's output)
     for c, (_, rows) in enumerate(plan):
         offset = 0
@@ -350,7 +354,8 @@ def output_segments(plan: ConvPlan, subkernels: Sequence[str]) -> List[Tuple[int
 
 
 def assemble(outputs: Sequence[torch.Tensor], segments: Sequence[Tuple[int, int, int]]) -> torch.Tensor:
-    """Concatenates the planned convs' outputs ``[N, n_i, T, H, W]`` into vocabulary channel order."""
+    """Concatenates the planned convs' outputs ``[N, n_i (+ zero rows), T, H, W]`` by ``segments``
+    (:func:`output_segments`) into ``[N, C_out, T, H, W]``, vocabulary channel order."""
     parts = [outputs[c] if (first, stop) == (0, outputs[c].shape[1]) else outputs[c][:, first:stop]
              for c, first, stop in segments]
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
@@ -361,10 +366,11 @@ class EfficientCakesConv3d(CakesConv3d):
 
     The sub-kernel convolutions are regrouped by :func:`plan_convs` (weights assembled from
     ``convs.{i}.weight`` on the fly, so gradients reach the same parameters), each rounded up
-    to a multiple of ``channel_block`` output channels with zero rows (oneDNN often runs a conv
-    with a partial last block slower than the same conv padded to a full one); the outputs are put back in vocabulary order without the padding, then the shared
-    BN and ReLU. ``[N, C_in, T, H, W] -> [N, C_out, T', H', W']``. ``channel_block`` defaults to
-    :func:`default_channel_block`.
+    to a multiple of ``channel_block`` output channels with zero rows (``plan_zero_rows``:
+    oneDNN often runs a conv with a partial last block slower than the same conv completed to
+    a full one); the outputs are put back in vocabulary order without those rows, then the
+    shared BN and ReLU. ``[N, C_in, T, H, W] -> [N, C_out, T', H', W']``. ``channel_block``
+    defaults to :func:`default_channel_block`.
     """
 
     def __init__(self, in_channels: int, counts: Dict[str, int], stride=(1, 1, 1), kernel_size: int = 3,

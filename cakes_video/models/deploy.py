@@ -42,7 +42,8 @@ class DeployedCakesConv3d(nn.Module):
     """A CAKES layer in inference form: ``convs.{i}`` (planned, BN folded, with bias), ReLU in place.
 
     Built from any :class:`CakesConv3d` (the reference or the efficient layer) by its ``plan``
-    and ``planned_weights()``. ``[N, C_in, T, H, W] -> [N, C_out, T', H', W']``.
+    and ``planned_weights()``, the efficient layer's zero rows included (they stay zero and are
+    left out of the output). ``[N, C_in, T, H, W] -> [N, C_out, T', H', W']``.
     """
 
     def __init__(self, layer: CakesConv3d):
@@ -50,12 +51,12 @@ class DeployedCakesConv3d(nn.Module):
         scale, shift = bn_scale_shift(layer.bn)
         offsets = dict(zip(layer.subkernels, layer.group_offsets))
         self.convs = nn.ModuleList()
-        for (_, rows), weight, extra in zip(layer.plan, layer.planned_weights(), layer.plan_pads):
+        for (_, rows), weight, zero_rows in zip(layer.plan, layer.planned_weights(), layer.plan_zero_rows):
             # BN channel of each weight row: its sub-kernel group's offset + its row in the group;
             # the plan's zero padding rows get scale and shift 0, so they stay zero.
             channels = torch.cat([torch.arange(offsets[s] + first, offsets[s] + stop, device=scale.device)
                                   for s, first, stop in rows])
-            zeros = scale.new_zeros(extra)
+            zeros = scale.new_zeros(zero_rows)
             folded_w, folded_b = fold_bn(weight.detach(), None, torch.cat([scale[channels], zeros]),
                                          torch.cat([shift[channels], zeros]))
             self.convs.append(_conv_with(folded_w, folded_b, layer.stride))
