@@ -128,8 +128,9 @@ def run_test(cfg, loader_fn: Optional[Callable] = None) -> Dict:
     load_weights(model, path)
     loader = loader_fn(cfg, "test")
     dataset = loader.dataset
-    local = collect_predictions(inference_model(cfg, model), loader, device, cfg.TEST.AGGREGATION,
-                                cfg.TRAIN.PROGRESS_BAR)
+    complexity = complexity_of(model, cfg)  # on the model as built: fvcore cannot count fused convs
+    model = inference_model(cfg, model)  # a deployed copy replaces it: one copy in memory
+    local = collect_predictions(model, loader, device, cfg.TEST.AGGREGATION, cfg.TRAIN.PROGRESS_BAR)
     parts = all_gather_objects(local)
     results = None
     if is_main():
@@ -138,14 +139,14 @@ def run_test(cfg, loader_fn: Optional[Callable] = None) -> Dict:
         if counted != dataset.num_videos:
             raise RuntimeError(f"{counted} test videos counted across {get_world_size()} processes, "
                                f"the dataset has {dataset.num_videos}")
-        results = _report(cfg, model, merged, list(dataset.class_names), path)
+        results = _report(cfg, complexity, merged, list(dataset.class_names), path)
     results = broadcast_object(results)
     barrier()
     check_failures(cfg, results["num_failed"], results["num_videos"] + results["num_failed"], "test")
     return results
 
 
-def _report(cfg, model: nn.Module, merged: Dict, class_names: List[str], checkpoint: str) -> Dict:
+def _report(cfg, complexity: Dict, merged: Dict, class_names: List[str], checkpoint: str) -> Dict:
     out = cfg.OUTPUT_DIR
     os.makedirs(out, exist_ok=True)
     m = compute_metrics(merged, len(class_names))
@@ -161,7 +162,7 @@ def _report(cfg, model: nn.Module, merged: Dict, class_names: List[str], checkpo
     results = {"accuracy_unit": "percent", "top1": m["top1"], "top5": m["top5"], "mean_class_acc": m["mean_class_acc"],
                "num_classes": len(class_names), "num_videos": len(merged["index"]),
                "num_failed": len(merged["failed"]), "failed_videos": merged["failed"],
-               "protocol": protocol_of(cfg), **complexity_of(model, cfg), "checkpoint": checkpoint,
+               "protocol": protocol_of(cfg), **complexity, "checkpoint": checkpoint,
                "per_class_accuracy": {n: (None if math.isnan(a) else 100.0 * a)  # NaN: the class has no video
                                       for n, a in zip(class_names, m["per_class"].tolist())},
                "model": {"arch": cfg.MODEL.ARCH, "depth": cfg.MODEL.DEPTH, "temporal_op": cfg.MODEL.TEMPORAL_OP},
