@@ -1,4 +1,6 @@
-"""Shared fixtures: the real-video folder and a factory for index-encoding test videos."""
+"""Shared fixtures: the real-video folder, a factory for index-encoding test videos, and
+caplog capture of the "cakes_video" logger."""
+import logging
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,15 @@ def make_index_video():
     ``video_factory.frame_index(rgb)``) and returns its Path; see tests/video_factory.py.
     """
     return video_factory.make_index_video
+
+
+@pytest.fixture(autouse=True)
+def capture_cakes_video_logs(caplog, monkeypatch):
+    """Lets caplog see "cakes_video" records: setup_logging stops them from propagating to the
+    root logger, where caplog listens, so its handler goes on that logger itself. Propagation
+    is off from the start, as after setup_logging, so no record is captured twice."""
+    log = logging.getLogger("cakes_video")
+    monkeypatch.setattr(log, "propagate", False)
+    log.addHandler(caplog.handler)
+    yield
+    log.removeHandler(caplog.handler)

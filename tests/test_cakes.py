@@ -37,7 +37,7 @@ def _max_diff(a, b):
 
 
 @pytest.mark.parametrize("counts", COUNTS)
-@pytest.mark.parametrize("stride", [(1, 1, 1), (2, 2, 2)])
+@pytest.mark.parametrize("stride", [(1, 1, 1), (2, 2, 2), (1, 2, 2)])
 def test_efficient_matches_reference_train_forward_backward(counts, stride):
     ref, eff = _pair(counts, stride)
     x = torch.randn(2, 6, 5, 7, 7)

@@ -97,10 +97,9 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     entries = benchmark.build_entries(args.configs, args.frames, args.size, path=args.path,
-                                      with_reference=args.compare, overrides=args.opts, breakdown=args.breakdown)
-    results = benchmark.run_benchmark(
-        args.configs, args.frames, args.size, path=args.path, batch=args.batch, runs=args.runs, warmup=args.warmup,
-        compare=args.compare, overrides=args.opts, timer=args.timer, breakdown=args.breakdown, entries=entries)
+                                      with_reference=args.compare, overrides=args.opts)
+    results = benchmark.measure(entries, args.frames, args.size, path=args.path, batch=args.batch, runs=args.runs,
+                                warmup=args.warmup, compare=args.compare, timer=args.timer, breakdown=args.breakdown)
     if args.profile:  # the timed models themselves, after their timed runs
         x = benchmark.make_input(args.batch, args.frames, args.size, args.path)
         for e in entries:

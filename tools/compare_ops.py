@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from cakes_video.engine.cli import run_tool
-from cakes_video.engine.comparison import compare_ops
+from cakes_video.engine.comparison import DEFAULT_OPS, compare_ops
 from cakes_video.engine.demo import DEFAULT_CONFIG
 
 
@@ -14,7 +14,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", default="output/compare")
     parser.add_argument("--cfg", default=DEFAULT_CONFIG, help="shared config (data paths are filled in)")
-    parser.add_argument("--ops", nargs="+", default=["2d", "3d", "2plus1d", "cakes"], help="MODEL.TEMPORAL_OP values")
+    parser.add_argument("--ops", nargs="+", default=list(DEFAULT_OPS), help="MODEL.TEMPORAL_OP values")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for the latency measurement")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
     args = parser.parse_args(argv)

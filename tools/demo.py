@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from cakes_video.engine.cli import run_tool
-from cakes_video.engine.demo import DEFAULT_CONFIG, run_demo
+from cakes_video.engine.demo import DEFAULT_CONFIG, SYNTHETIC_VIDEOS_PER_CLASS, run_demo
 
 
 def main(argv=None):
@@ -14,7 +14,8 @@ def main(argv=None):
     parser.add_argument("--output-dir", default="output/demo")
     parser.add_argument("--cfg", default=DEFAULT_CONFIG, help="demo config (data paths are filled in)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic benchmark")
-    parser.add_argument("--videos-per-class", type=int, default=96, help="training clips per class")
+    parser.add_argument("--videos-per-class", type=int, default=SYNTHETIC_VIDEOS_PER_CLASS,
+                        help="training clips per class")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
     args = parser.parse_args(argv)
     return run_demo(args.output_dir, args.cfg, args.opts, seed=args.seed, videos_per_class=args.videos_per_class)

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
-from ..utils.io import path_manager
+from ..utils.io import path_manager, replace_atomically
 
 FORMAT = "cakes-video/1"
 
@@ -33,16 +33,14 @@ def save_checkpoint(path: str, model_state: Dict[str, torch.Tensor], **fields) -
     """
     local = path_manager.get_local_path(path) if "://" in path else path
     os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
-    tmp = f"{local}.tmp.{os.getpid()}"
-    try:
+
+    def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             torch.save({"format": FORMAT, "model": model_state, **fields}, f)
             f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, local)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+            os.fsync(f.fileno())  # on disk before the rename: a crash never leaves a renamed, empty file
+
+    replace_atomically(local, write)
     return path
 
 

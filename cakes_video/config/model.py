@@ -56,7 +56,7 @@ def validate(cfg: CfgNode) -> None:
     check(0 <= cfg.MODEL.MC_NUM_3D_STAGES <= 4, "MODEL.MC_NUM_3D_STAGES", "must be in 0..4")
     variants = cfg.MODEL.P3D_VARIANTS
     check(len(variants) > 0 and all(v in P3D_VARIANTS for v in variants), "MODEL.P3D_VARIANTS",
-          f"needs a non-empty list of 'A', 'B', 'C', got {list(variants)}")
+          f"needs a non-empty list of {sorted(P3D_VARIANTS)}, got {list(variants)}")
     strides = cfg.MODEL.TEMPORAL_STRIDES
     check(len(strides) == 4, "MODEL.TEMPORAL_STRIDES", "needs 4 entries")
     check(all(isinstance(s, int) and s >= 1 for s in strides), "MODEL.TEMPORAL_STRIDES",

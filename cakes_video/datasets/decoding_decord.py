@@ -48,12 +48,12 @@ class DecordDecoder(Decoder):
             self._reader, self._next = self._open(), 0  # _next: the frame read next without a seek
             n, fps = len(self._reader), float(self._reader.get_avg_fps())
             self._first = self._guarded(lambda r: r.get_batch([0]).asnumpy())[0]  # [H, W, 3], upright
+            self._next = 1
         except DecodeError as decord_error:
             demux_packets(path)  # a file PyAV cannot read either: its error says why (no video stream, ...)
             raise decord_error
         if n <= 0 or fps <= 0:
             raise DecodeError(f"{path}: decord reports {n} frames at {fps} fps")
-        self._next = 1
         height, width = self._first.shape[:2]
         self.meta = VideoMeta(path, n, fps, n / fps, width, height, rotation=None)
 
@@ -66,24 +66,33 @@ class DecordDecoder(Decoder):
     def _guarded(self, call):
         """Runs ``call(reader)``, turning decord errors into DecodeError."""
         if self._reader is None:
-            self._reader, self._next = self._open(), 0
+            self._reader = self._open()
         try:
             return call(self._reader)
         except decord.DECORDError as err:
-            self._reader = None
+            self._drop_reader()
             raise DecodeError(f"{self.path}: decord failed ({_first_line(err)})") from err
 
+    def _drop_reader(self) -> None:
+        """Forgets the reader; the next read opens a fresh one, which stands at frame 0."""
+        self._reader, self._next = None, 0
+
     def _read_sorted(self, wanted: list) -> np.ndarray:
-        if wanted[0] == 0:  # decoded at open: spare a seek back
-            rest = self._read_sorted(wanted[1:]) if len(wanted) > 1 else None
-            return self._first[None] if rest is None else np.concatenate([self._first[None], rest])
-        position = self._next if self._reader is not None else 0  # a closed reader reopens at 0
-        consecutive = wanted == list(range(position, position + len(wanted)))  # decord needs no seek
+        if wanted[0] != 0:
+            return self._decode(wanted)
+        first = self._first[None]  # [1, H, W, 3], decoded at open: spare a seek back
+        return np.concatenate([first, self._decode(wanted[1:])]) if len(wanted) > 1 else first
+
+    def _decode(self, wanted: list) -> np.ndarray:
+        """Frames for strictly increasing ``wanted`` indices, uint8 [U, H, W, 3], from the reader."""
+        position = self._next
+        # Strictly increasing ints from the reader's position: decord needs no seek.
+        consecutive = wanted[0] == position and wanted[-1] - wanted[0] == len(wanted) - 1
         if consecutive or self._decord_seeks_exactly():
             frames = self._guarded(lambda r: r.get_batch(wanted).asnumpy())
         else:
             if wanted[0] < position:  # walk from a fresh reader, at the start
-                self._reader = None
+                self._drop_reader()
             frames = self._guarded(lambda r: _walk(r, self._next, wanted))
         self._next = wanted[-1] + 1
         if frames.shape[1:3] != (self.meta.height, self.meta.width):
@@ -97,7 +106,7 @@ class DecordDecoder(Decoder):
         return self._seeks_exactly
 
     def close(self) -> None:
-        self._reader = None
+        self._drop_reader()
 
 
 def decord_seeks_exactly(demuxed: Demuxed) -> bool:

@@ -65,17 +65,28 @@ class Demuxed:
 def demux_packets(path: str) -> Demuxed:
     """One pass over the video packets of ``path``, decoding nothing."""
     container, stream = _open_container(path)
-    try:
+    with container:  # closed after the pass, whatever happens
         return _read_packets(container, stream, path)
-    finally:
-        container.close()
 
 
 def _read_packets(container, stream, path: str) -> Demuxed:
     """Demuxes every video packet of an open container (it is left at the end of the file).
 
-    Flush markers and packets an edit list discards are left out.
+    On DecodeError the container is closed first, so a caller keeping it on success needs no
+    cleanup of its own.
     """
+    try:
+        rows = _packet_rows(container, stream, path)
+    except DecodeError:
+        container.close()
+        raise
+    reorders = bool(stream.codec_context.has_b_frames)
+    return Demuxed(rows, stream.time_base, container.format.name, reorders)
+
+
+def _packet_rows(container, stream, path: str) -> list:
+    """(pts, dts, is_keyframe, duration) of every video packet, in decode order; flush
+    markers and packets an edit list discards are left out."""
     rows = []
     try:
         for packet in container.demux(stream):
@@ -86,8 +97,7 @@ def _read_packets(container, stream, path: str) -> Demuxed:
         raise DecodeError(f"{path}: corrupt container after {len(rows)} packets ({err})") from err
     if not rows:
         raise DecodeError(f"{path}: video stream has no packets (empty or truncated)")
-    reorders = bool(stream.codec_context.has_b_frames)
-    return Demuxed(rows, stream.time_base, container.format.name, reorders)
+    return rows
 
 
 def _table_from_rows(rows: list, time_base) -> _PacketTable:
@@ -127,11 +137,7 @@ class PyAVDecoder(Decoder):
         super().__init__(path)
         self._num_threads = num_threads
         container, stream = _open_container(path)
-        try:
-            demuxed = _read_packets(container, stream, path)
-        except DecodeError:
-            container.close()
-            raise
+        demuxed = _read_packets(container, stream, path)  # closes the container if it fails
         self._table = _table_from_rows(demuxed.rows, demuxed.time_base)
         # A codec that reorders frames behind packet pts already in decode order (AVI) means
         # the pts are not presentation times: count frames in output order instead.

@@ -59,31 +59,27 @@ class SpatialViews:
         """Every crop of every clip ``frames[rows[i]]``: uint8 [U, H, W, 3] -> float
         [len(rows) * num_crops, C, T, S, S], clip-major.
 
-        The arithmetic of ``transforms.test_views`` (short side to ``scale``, crop, x / 255,
-        - mean, / std), written straight into one tensor: its per-crop allocations and
-        stacking copies cost more than decoding at 10 x 3 views. Identical clips (short
-        videos clamp every start to 0) are resized once.
+        ``transforms.test_views`` writes each clip's crops straight into their rows of one
+        tensor (a stack of per-clip results would copy every view again). Identical clips
+        (short videos clamp every start to 0) are computed once and copied.
         """
-        positions = transforms.crop_positions(self.num_crops)
-        per_clip, size = len(positions), self.crop_size
+        per_clip, size = self.num_crops, self.crop_size
         out = torch.empty((len(rows) * per_clip, 3, len(rows[0]), size, size))
         first_clip_of = {}
         for clip, indices in enumerate(rows):
-            views = slice(clip * per_clip, (clip + 1) * per_clip)
+            views = out[clip * per_clip:(clip + 1) * per_clip]  # [num_crops, C, T, S, S]
             same = first_clip_of.setdefault(indices.tobytes(), clip)
             if same != clip:
-                out[views] = out[same * per_clip:(same + 1) * per_clip]
+                views.copy_(out[same * per_clip:(same + 1) * per_clip])
                 continue
-            video = transforms.short_side_scale(transforms.to_video(frames[indices]), self.scale)  # [T, 3, H, W]
-            for view, position in zip(range(views.start, views.stop), positions):
-                out[view].copy_(transforms.spatial_crop(video, size, position).permute(1, 0, 2, 3))
-        out.div_(255.0)
-        out.sub_(torch.tensor(self.mean).view(3, 1, 1, 1)).div_(torch.tensor(self.std).view(3, 1, 1, 1))
+            transforms.test_views(frames[indices], scale=self.scale, crop_size=size, num_crops=per_clip,
+                                  mean=self.mean, std=self.std, out=views)
         return out
 
     def one(self, frames: np.ndarray, crop: int) -> torch.Tensor:
-        """Crop ``crop`` alone through ``transforms``: uint8 [T, H, W, 3] -> float [C, T, S, S]
-        (equal to its row of ``views``)."""
+        """Crop ``crop`` alone: uint8 [T, H, W, 3] -> float [C, T, S, S], equal to its row of
+        ``views``. The steps of ``transforms.test_views`` for this crop only, as a per-view
+        loader computes it (the baseline that decode-once is measured against)."""
         position = transforms.crop_positions(self.num_crops)[crop]
         video = transforms.short_side_scale(transforms.to_video(frames), self.scale)
         return transforms.normalize(transforms.spatial_crop(video, self.crop_size, position),

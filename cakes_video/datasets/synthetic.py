@@ -34,6 +34,7 @@ PAIRS = tuple((2 * p, 2 * p + 1) for p in range(len(MOTIONS)))
 FLIP_LABEL_MAP = {0: 1, 1: 0, 4: 5, 5: 4}  # left/right and clockwise/anticlockwise swap
 SPLITS = ("train", "val", "test")
 FPS = 30
+DRIFT_SD = 0.3  # pixels per frame: the step of a distractor's random walk
 
 
 # Shapes as unions of boxes (cx, cy, half_w, half_h) in units of the shape's half-size, or
@@ -97,12 +98,12 @@ def _saturated_colour(rng):
     return channels[rng.permutation(3)]
 
 
-def _random_object(rng, frames, size, half_range=(3.0, 6.0), drift_sd=0.3):
+def _random_object(rng, frames, size, half_range=(3.0, 6.0)):
     """A shape with colour, size (half-width in pixels of a 64-pixel frame), position, and a
-    random-walk drift of ``drift_sd`` pixels per frame."""
+    random-walk drift of ``DRIFT_SD`` pixels per frame."""
     half = rng.uniform(*half_range) * size / 64
     low, high = MARGIN + half, MARGIN + size - half
-    drift = np.cumsum(rng.normal(0.0, drift_sd, (frames, 2)), axis=0)
+    drift = np.cumsum(rng.normal(0.0, DRIFT_SD, (frames, 2)), axis=0)
     xy = np.clip(rng.uniform(low, high, 2) + drift, low, high)
     return dict(shape=str(rng.choice(list(SHAPES))), colour=_saturated_colour(rng),
                 x=xy[:, 0], y=xy[:, 1], half=np.full(frames, half),

@@ -10,7 +10,7 @@ Entry points the datasets use::
 
     train_transform(frames, label, *, jitter_scales, crop_size, mean, std, flip=True,
                     flip_label_map=None, multiscale=False, rng) -> (float [C, T, S, S], label)
-    test_views(frames, *, scale, crop_size, num_crops, mean, std) -> float [V, C, T, S, S]
+    test_views(frames, *, scale, crop_size, num_crops, mean, std, out=None) -> float [V, C, T, S, S]
     load_flip_label_map(path) -> {label: flipped_label}
 
 Training: resize the short side to a random integer in ``jitter_scales`` (min, max;
@@ -117,8 +117,19 @@ def flip_label(label: int, flip_label_map) -> int:
 
 def normalize(video: torch.Tensor, mean, std) -> torch.Tensor:
     """uint8 [T, 3, H, W] -> float [3, T, H, W]: (x / 255 - mean) / std."""
-    floats = F.normalize(video.float().div_(255.0), list(mean), list(std), inplace=True)
-    return floats.permute(1, 0, 2, 3).contiguous()
+    floats = video.permute(1, 0, 2, 3).to(torch.float32, memory_format=torch.contiguous_format)
+    return _normalize_(floats, mean, std)
+
+
+def _normalize_(floats: torch.Tensor, mean, std) -> torch.Tensor:
+    """In place on float [..., 3, T, H, W] holding 0..255: (x / 255 - mean) / std.
+
+    The one place of this arithmetic, so training, validation and test views agree bitwise.
+    """
+    channel = (3, 1, 1, 1)  # broadcast over T, H, W
+    mean = torch.tensor(mean, dtype=floats.dtype).view(channel)
+    std = torch.tensor(std, dtype=floats.dtype).view(channel)
+    return floats.div_(255.0).sub_(mean).div_(std)
 
 
 def train_transform(frames, label: int, *, jitter_scales, crop_size: int, mean, std,
@@ -147,15 +158,21 @@ def crop_positions(num_crops: int) -> tuple:
     return (1,) if num_crops == 1 else (0, 1, 2)
 
 
-def test_views(frames, *, scale: int, crop_size: int, num_crops: int, mean, std):
+def test_views(frames, *, scale: int, crop_size: int, num_crops: int, mean, std, out=None):
     """Test crops: uint8 [T, H, W, 3] -> float [num_crops, 3, T, crop, crop].
 
-    1 crop: the centre; 3 crops: start, centre, end along the long side.
+    1 crop: the centre; 3 crops: start, centre, end along the long side. ``out`` (float
+    [num_crops, 3, T, crop, crop]) receives the crops and is returned: the crops are copied
+    straight into it and normalised there at once, since per-crop tensors and a stack cost
+    more than decoding when a video has 10 x 3 views.
     """
     positions = crop_positions(num_crops)
-    video = short_side_scale(to_video(frames), scale)
-    return torch.stack([normalize(spatial_crop(video, crop_size, p), mean, std)
-                        for p in positions])
+    video = short_side_scale(to_video(frames), scale)  # [T, 3, H', W']
+    if out is None:
+        out = torch.empty((len(positions), 3, video.shape[0], crop_size, crop_size))
+    for view, position in zip(out, positions):
+        view.copy_(spatial_crop(video, crop_size, position).permute(1, 0, 2, 3))
+    return _normalize_(out, mean, std)
 
 
 test_views.__test__ = False  # not a pytest test, though its name starts with "test"

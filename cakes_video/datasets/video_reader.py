@@ -69,6 +69,10 @@ class VideoReader:
         """Frames of each clip ``choose(meta)`` asks for: list of uint8 [T_i, H, W, 3].
         Raises DecodeError (naming the path) when the video cannot be read."""
         frames, rows = self.read_union(record, choose)
+        # One sorted clip is the union itself; decoded for this call alone, it needs no copy
+        # (cached frames do: a caller may write into its clip).
+        if not self.cache and len(rows) == 1 and np.array_equal(rows[0], np.arange(len(frames))):
+            return [frames]
         return [frames[r] for r in rows]
 
     def read_union(self, record: VideoRecord, choose: ChooseClips) -> Tuple[np.ndarray, List[np.ndarray]]:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..checkpoint.schema import diff_state, load_checkpoint, load_model_state, save_checkpoint
-from .reports import replace_atomically
+from ..utils.io import replace_atomically
 
 logger = logging.getLogger(__name__)
 HEAD_PREFIX = "head."

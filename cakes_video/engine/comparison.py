@@ -8,17 +8,21 @@ import json
 import os
 from typing import Dict, List, Sequence
 
+import torch
+
 from ..config import load_config
 from ..utils.benchmark import run_benchmark
-from .demo import DEFAULT_CONFIG, SYNTHETIC_FRAMES, SYNTHETIC_SIZE, data_overrides, ensure_synthetic
+from .demo import (DEFAULT_CONFIG, SYNTHETIC_FRAMES, SYNTHETIC_SIZE, SYNTHETIC_VIDEOS_PER_CLASS, data_overrides,
+                   ensure_synthetic)
 from .testing import run_test
 from .train import train
 
 OP_NAMES = {"2d": "C2D", "3d": "R3D", "2plus1d": "R(2+1)D", "cakes": "CAKES (uniform)", "p3d": "P3D", "mc": "MC3"}
+DEFAULT_OPS = ("2d", "3d", "2plus1d", "cakes")
 
 
-def compare_ops(output_dir: str, ops: Sequence[str] = ("2d", "3d", "2plus1d", "cakes"),
-                config: str = DEFAULT_CONFIG, overrides: Sequence[str] = (), videos_per_class: int = 96,
+def compare_ops(output_dir: str, ops: Sequence[str] = DEFAULT_OPS, config: str = DEFAULT_CONFIG,
+                overrides: Sequence[str] = (), videos_per_class: int = SYNTHETIC_VIDEOS_PER_CLASS,
                 threads: int = 2, runs: int = 20) -> List[Dict]:
     """Returns one row per op: name, top1, top5, params, gflops_per_view, latency_ms, results path."""
     data_dir = ensure_synthetic(os.path.join(output_dir, "data"), 0, videos_per_class, SYNTHETIC_FRAMES,
@@ -31,25 +35,27 @@ def compare_ops(output_dir: str, ops: Sequence[str] = ("2d", "3d", "2plus1d", "c
         results = run_test(cfg)
         rows.append({"op": op, "name": OP_NAMES.get(op, op), "results": os.path.join(run_dir, "results.json"),
                      **{k: results[k] for k in ("top1", "top5", "params", "gflops_per_view", "protocol")}})
-    _add_latency(rows, config, overrides, cfg, threads, runs)
+    protocol = rows[0]["protocol"]  # one for all rows (only MODEL.TEMPORAL_OP differs): time on the tested input
+    _add_latency(rows, config, overrides, protocol["num_frames"], protocol["crop_size"], threads, runs)
     _write(output_dir, rows)
     return rows
 
 
-def _add_latency(rows: List[Dict], config: str, overrides: Sequence[str], cfg, threads: int, runs: int) -> None:
-    """CPU latency of one view at batch 1, all models interleaved in one run (efficient CAKES layer)."""
-    import torch
+def _add_latency(rows: List[Dict], config: str, overrides: Sequence[str], frames: int, size: int, threads: int,
+                 runs: int) -> None:
+    """CPU latency of one view at batch 1, all models interleaved in one run (efficient CAKES layer).
 
+    ``threads`` 0 keeps torch's current thread count."""
     previous = torch.get_num_threads()
-    torch.set_num_threads(threads or previous)
-    shared = "".join(f"@{k}={v}" for k, v in zip(overrides[::2], overrides[1::2]))
-    specs = [f"{config}{shared}@MODEL.TEMPORAL_OP={r['op']}" for r in rows]
+    threads = threads or previous
+    torch.set_num_threads(threads)
+    specs = [f"{config}@MODEL.TEMPORAL_OP={r['op']}" for r in rows]
     try:
-        timed = run_benchmark(specs, cfg.DATA.NUM_FRAMES, cfg.DATA.TEST_CROP_SIZE, runs=runs)
+        timed = run_benchmark(specs, frames, size, runs=runs, overrides=overrides)
     finally:
         torch.set_num_threads(previous)  # the caller's setting, not ours, governs what runs next
     for row, t in zip(rows, timed):
-        row.update(latency_ms=t["latency_ms"], threads=threads or previous)
+        row.update(latency_ms=t["latency_ms"], threads=threads)
 
 
 def _write(output_dir: str, rows: List[Dict]) -> None:

@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # The synthetic clips the demo configs are written for (frames, side in pixels).
 SYNTHETIC_FRAMES, SYNTHETIC_SIZE = 16, 64
+SYNTHETIC_VIDEOS_PER_CLASS = 96  # training clips per class (val and test get a quarter as many)
 DEFAULT_CONFIG = os.path.join(REPO, "model_zoo", "configs", "demo", "cakes_r10_synthetic.yaml")
 
 
@@ -41,7 +42,7 @@ def data_overrides(output_dir: str, data_dir: str) -> list:
 
 
 def run_demo(output_dir: str, config: str = DEFAULT_CONFIG, overrides: Sequence[str] = (), seed: int = 0,
-             videos_per_class: int = 96, frames: int = SYNTHETIC_FRAMES,
+             videos_per_class: int = SYNTHETIC_VIDEOS_PER_CLASS, frames: int = SYNTHETIC_FRAMES,
              size: int = SYNTHETIC_SIZE) -> Dict:
     """Runs the whole demo; returns the results dict also written to ``output_dir/results.json``."""
     start = time.time()

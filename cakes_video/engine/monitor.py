@@ -12,13 +12,20 @@ from tqdm import tqdm
 from .distributed import is_main
 
 LOGGER_NAME = "cakes_video"
+HANDLER_NAME = "cakes_video.setup_logging"  # marks the handlers setup_logging owns
 
 
 def setup_logging(output_dir: Optional[str] = None) -> logging.Logger:
-    """Logs INFO to stderr (rank 0; warnings only elsewhere) and to OUTPUT_DIR/log.txt on rank 0."""
+    """Logs INFO to stderr (rank 0; warnings only elsewhere) and to OUTPUT_DIR/log.txt on rank 0.
+
+    Records stop at the "cakes_video" logger: with the root logger configured too, every line
+    would print twice. Calling it again replaces only the handlers it added before, so a
+    handler someone else attached (e.g. pytest's caplog) keeps working.
+    """
     log = logging.getLogger(LOGGER_NAME)
     log.setLevel(logging.INFO if is_main() else logging.WARNING)
-    for h in list(log.handlers):
+    log.propagate = False
+    for h in [h for h in log.handlers if h.get_name() == HANDLER_NAME]:
         log.removeHandler(h)
         h.close()
     fmt = logging.Formatter("[%(asctime)s %(name)s %(levelname)s] %(message)s", "%H:%M:%S")
@@ -27,6 +34,7 @@ def setup_logging(output_dir: Optional[str] = None) -> logging.Logger:
         os.makedirs(output_dir, exist_ok=True)
         handlers.append(logging.FileHandler(os.path.join(output_dir, "log.txt")))
     for h in handlers:
+        h.set_name(HANDLER_NAME)
         h.setFormatter(fmt)
         log.addHandler(h)
     return log

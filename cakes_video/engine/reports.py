@@ -1,15 +1,15 @@
 """Files a test run writes: predictions.csv, per_class_accuracy.csv, confusion_matrix.csv,
-confusion_matrix.png (a small built-in PNG writer, no matplotlib) and results.json; and
-:func:`replace_atomically`, which results.json and best.pyth are written through."""
+confusion_matrix.png (a small built-in PNG writer, no matplotlib) and results.json."""
 import csv
 import json
 import math
-import os
 import struct
 import zlib
-from typing import Callable, Dict, List, Sequence
+from typing import Dict, List, Sequence
 
 import torch
+
+from ..utils.io import replace_atomically
 
 
 def write_predictions(path: str, rows: List[Dict], class_names: Sequence[str]) -> None:
@@ -70,19 +70,6 @@ def _write_png(path: str, rgb: torch.Tensor) -> None:
     with open(path, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6))
                 + chunk(b"IEND", b""))
-
-
-def replace_atomically(path: str, write: Callable[[str], None]) -> None:
-    """Calls ``write(tmp)`` on a sibling temporary file, then renames it over ``path`` in one
-    step: readers see the old file or the new one, never a partial write. When ``write`` fails
-    the temporary file is removed and ``path`` keeps its old content."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def write_results(path: str, results: Dict) -> None:

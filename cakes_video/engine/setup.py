@@ -33,7 +33,6 @@ def build_trainer(cfg, loader_fn: Optional[Callable] = None, hooks: Sequence[Hoo
     will_test = cfg.TEST.ENABLE and bool(cfg.DATA.TEST_LIST)
     device = prepare_run(cfg, ["TRAIN.BATCH_SIZE"] + (["TEST.BATCH_SIZE"] if will_test else []))
     setup_logging(cfg.OUTPUT_DIR)
-    write_config(cfg)
     loader_fn = resolve_loader_fn(cfg, loader_fn, ["train", "val"] if cfg.TRAIN.EVAL_PERIOD else ["train"])
     loaders = {"train": loader_fn(cfg, "train")}
     if cfg.TRAIN.EVAL_PERIOD:
@@ -58,6 +57,7 @@ def build_trainer(cfg, loader_fn: Optional[Callable] = None, hooks: Sequence[Hoo
                 writer=MetricWriter(cfg.OUTPUT_DIR, cfg.TRAIN.TENSORBOARD), amp_dtype=dtype, hooks=tuple(hooks))
     if resume_path:
         resume(t, resume_path)
+    write_config(cfg)  # last: a run refused on its data, weights or batch size leaves config.yaml alone
     logger.info("training %s on %s x%d: %d optimizer steps per epoch, epochs %d..%d",
                 cfg.MODEL.ARCH, device, get_world_size(), steps, t.epoch + 1, cfg.SOLVER.MAX_EPOCH)
     return t

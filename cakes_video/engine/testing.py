@@ -128,7 +128,8 @@ def run_test(cfg, loader_fn: Optional[Callable] = None) -> Dict:
     load_weights(model, path)
     loader = loader_fn(cfg, "test")
     dataset = loader.dataset
-    complexity = complexity_of(model, cfg)  # on the model as built: fvcore cannot count fused convs
+    # on the model as built (fvcore cannot count fused convs); only rank 0 reports it
+    complexity = complexity_of(model, cfg) if is_main() else None
     model = inference_model(cfg, model)  # a deployed copy replaces it: one copy in memory
     local = collect_predictions(model, loader, device, cfg.TEST.AGGREGATION, cfg.TRAIN.PROGRESS_BAR)
     parts = all_gather_objects(local)

@@ -32,6 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .conv import conv3d_same, same_padding
+
 # Vocabulary in canonical (concatenation) order: time x height x width, k = kernel size.
 # The first three are the video vocabulary of the paper; the rest serve volumetric data.
 SUBKERNELS: Dict[str, Tuple[str, str, str]] = OrderedDict(
@@ -198,9 +200,7 @@ class CakesConv3d(nn.Module):
         self.out_splits = [counts[s] for s in self.subkernels]
         self.convs = nn.ModuleList()
         for s, n in zip(self.subkernels, self.out_splits):
-            shape = kernel_shape(s, kernel_size)
-            self.convs.append(nn.Conv3d(in_channels, n, shape, stride=stride,
-                                        padding=tuple(d // 2 for d in shape), bias=False))
+            self.convs.append(conv3d_same(in_channels, n, kernel_shape(s, kernel_size), stride))
         self.bn = nn.BatchNorm3d(sum(self.out_splits))
         self.relu = nn.ReLU(inplace=True) if relu else nn.Identity()
         self._set_plan([(s, [(s, 0, n)]) for s, n in zip(self.subkernels, self.out_splits)])
@@ -226,7 +226,7 @@ class CakesConv3d(nn.Module):
         self._plan_padding, self._plan_rows, self.plan_zero_rows = [], [], []
         for kernel, rows in plan:
             shape = kernel_shape(kernel, self.kernel_size)
-            self._plan_padding.append(tuple(d // 2 for d in shape))
+            self._plan_padding.append(same_padding(shape))
             self._plan_rows.append([(self.subkernels.index(s), first, stop,
                                      _centring_pads(kernel_shape(s, self.kernel_size), shape))
                                     for s, first, stop in rows])

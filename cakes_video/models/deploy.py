@@ -15,6 +15,7 @@ import torch
 from torch import fx, nn
 
 from .cakes import CakesConv3d, assemble, output_segments, replace_modules
+from .conv import conv3d_same
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -70,8 +71,7 @@ class DeployedCakesConv3d(nn.Module):
 
 def _conv_with(weight: torch.Tensor, bias: torch.Tensor, stride) -> nn.Conv3d:
     """A Conv3d with a copy of ``weight`` ``[C_out, C_in, kt, kh, kw]`` and ``bias`` ``[C_out]``, "same" padding."""
-    conv = nn.Conv3d(weight.shape[1], weight.shape[0], tuple(weight.shape[2:]), stride,
-                     tuple(d // 2 for d in weight.shape[2:]), bias=True, device=weight.device, dtype=weight.dtype)
+    conv = conv3d_same(weight.shape[1], weight.shape[0], tuple(weight.shape[2:]), stride, bias=True).to(weight)
     conv.weight.data.copy_(weight)
     conv.bias.data.copy_(bias)
     return conv

@@ -17,27 +17,16 @@ Op codes (``k`` = kernel size, ``stride = (st, s, s)``):
 
 ``"mc"`` (MC3) is not an op of one conv: the network resolves it per stage to "3d" or "2d".
 """
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional
 
 import torch
 from torch import nn
 
 from . import cakes
+from .conv import Triple, conv3d_same
 
 TEMPORAL_OPS = ("3d", "2d", "2plus1d", "p3d", "cakes")
 P3D_VARIANTS = ("A", "B", "C")
-
-Triple = Tuple[int, int, int]
-
-
-def same_padding(kernel: Sequence[int]) -> Triple:
-    return tuple(k // 2 for k in kernel)
-
-
-def conv3d_same(in_channels: int, out_channels: int, kernel: Triple, stride: Triple = (1, 1, 1)) -> nn.Conv3d:
-    """Bias-free Conv3d padded so that only ``stride`` changes the output size."""
-    return nn.Conv3d(in_channels, out_channels, kernel, stride=stride, padding=same_padding(kernel), bias=False)
-
 
 def r2plus1d_midplanes(in_channels: int, out_channels: int, k: int = 3) -> int:
     """Width between the spatial and temporal convs of R(2+1)D.

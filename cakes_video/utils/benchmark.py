@@ -37,7 +37,7 @@ TIMERS = {"wall": time.perf_counter, "cpu": time.process_time}
 class Entry:
     """One model in a run: ``name``, the module, and the reference-layer twin of a CAKES model.
 
-    ``module_gflops`` (filled for a breakdown): conv + linear GFLOPs of one view inside each
+    ``module_gflops``: conv + linear GFLOPs of one view inside each
     module of the undeployed model, by qualified name (deploying keeps the names).
     """
 
@@ -233,10 +233,10 @@ def interleaved_times(steps: Dict[str, Callable[[], None]], runs: int, warmup: i
 
 
 def build_entries(specs: Sequence[str], frames: int, size: int, *, path: ExecutionPath = ExecutionPath(),
-                  with_reference: bool = False, overrides: Sequence[str] = (), breakdown: bool = False) -> List[Entry]:
+                  with_reference: bool = False, overrides: Sequence[str] = ()) -> List[Entry]:
     """Builds, counts and prepares (``path.prepare``) every spec; CAKES models get a reference twin if asked.
 
-    ``breakdown`` also counts each model's FLOPs by module (``Entry.module_gflops``), before deploying.
+    FLOPs (totals and ``Entry.module_gflops``) are counted before deploying, on the reference form.
     With ``path.compile``, Dynamo's caches are reset first (``torch.compiler.reset()``, process-wide):
     graphs left by earlier runs would count against its recompile limit.
     """
@@ -246,18 +246,17 @@ def build_entries(specs: Sequence[str], frames: int, size: int, *, path: Executi
             raise ValueError(f"model {name!r} is given twice; results are keyed by name")
     if path.compile:
         torch.compiler.reset()
+    from ..models.cakes import to_reference
+
     entries = []
     for spec in specs:
         model = build_from_spec(spec, overrides)
+        reference = to_reference(model)  # one copy, counted and (if asked) timed as the twin
         entry = Entry(spec_name(spec), model)
-        totals, by_module = count_gflops_and_modules(model, (3, frames, size, size))
+        totals, entry.module_gflops = count_gflops_and_modules(reference, (3, frames, size, size))
         entry.result.update(name=entry.name, params=count_params(model), **totals)
-        if breakdown:
-            entry.module_gflops = by_module
-        if with_reference and has_cakes(model):
-            from ..models.cakes import to_reference
-
-            entry.reference = path.prepare(to_reference(model))
+        if with_reference and reference is not model:
+            entry.reference = path.prepare(reference)
         entry.model = path.prepare(model)
         entries.append(entry)
     return entries
@@ -287,16 +286,27 @@ def check_run(path: ExecutionPath, warmup: int, compare: bool, breakdown: bool, 
 
 def run_benchmark(specs: Sequence[str], frames: int, size: int, *, path: ExecutionPath = ExecutionPath(),
                   batch: int = 1, runs: int = 10, warmup: int = 2, compare: bool = False,
-                  overrides: Sequence[str] = (), timer: str = "wall", breakdown: bool = False,
-                  entries: Optional[List[Entry]] = None) -> List[Dict]:
-    """Measures every spec on ``path`` (see module doc); returns one result dict per spec, in order.
+                  overrides: Sequence[str] = (), timer: str = "wall", breakdown: bool = False) -> List[Dict]:
+    """Builds every spec (:func:`build_entries`) and measures it (:func:`measure`); one result per spec.
 
-    ``entries``: the specs already built by :func:`build_entries` with this run's arguments (so a
-    caller can profile the same models afterwards); built here when None.
+    ``overrides`` (KEY VALUE) apply to every YAML spec before its own ``@KEY=VALUE``.
+    """
+    check_run(path, warmup, compare, breakdown, timer)
+    entries = build_entries(specs, frames, size, path=path, with_reference=compare, overrides=overrides)
+    return measure(entries, frames, size, path=path, batch=batch, runs=runs, warmup=warmup, compare=compare,
+                   timer=timer, breakdown=breakdown)
+
+
+def measure(entries: Sequence[Entry], frames: int, size: int, *, path: ExecutionPath = ExecutionPath(),
+            batch: int = 1, runs: int = 10, warmup: int = 2, compare: bool = False, timer: str = "wall",
+            breakdown: bool = False) -> List[Dict]:
+    """Times ``entries`` (built by :func:`build_entries` for ``path``, with twins if ``compare``) on
+    ``path`` (see module doc); returns one result dict per entry, in order. The caller has checked the
+    options (:func:`check_run`).
 
     Keys: ``name, params, gflops, gflops_conv_linear`` (one view, batch 1), ``latency_ms``
     (median of ``runs``), ``latency_min_ms``, ``clips_per_s`` (batch / median latency); with
-    ``compare``: ``efficiency`` against ``specs[0]`` and, for CAKES models,
+    ``compare``: ``efficiency`` against ``entries[0]`` and, for CAKES models,
     ``speedup_vs_reference`` (reference-layer twin's latency over this model's); with
     ``path.compile``: ``compile_seconds`` (wall time of the model's first call, in the warm-up;
     shorter when inductor's on-disk caches already hold its kernels) and, for a twin,
@@ -307,10 +317,6 @@ def run_benchmark(specs: Sequence[str], frames: int, size: int, *, path: Executi
     ``breakdown`` (needs ``compare``, not ``path.compile``) adds the keys of :mod:`.time_breakdown`
     from separate hooked passes (always wall time), run after the timed ones.
     """
-    check_run(path, warmup, compare, breakdown, timer)
-    if entries is None:
-        entries = build_entries(specs, frames, size, path=path, with_reference=compare, overrides=overrides,
-                                breakdown=breakdown)
     x = make_input(batch, frames, size, path)
     steps = {}
     for e in entries:

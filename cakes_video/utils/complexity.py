@@ -12,7 +12,7 @@ Costs are nominal: an efficient CAKES layer is counted as its reference form (on
 sub-kernel), not by the zero-padded convolutions it may run instead.
 """
 import logging
-from typing import Callable, Dict, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -54,7 +54,7 @@ def conv_linear_gflops_by_module(model: nn.Module, input_shape: Sequence[int]) -
 def count_gflops_and_modules(model: nn.Module, input_shape: Sequence[int]
                              ) -> Tuple[Dict[str, float], Dict[str, float]]:
     """:func:`count_gflops` and :func:`conv_linear_gflops_by_module` from one fvcore trace."""
-    by_module = _analyse(model, input_shape, lambda analysis: analysis.by_module_and_operator())
+    by_module = _by_module_and_operator(model, input_shape)
     whole = by_module[""]
     totals = {"gflops": sum(whole.values()) / 1e9, "gflops_conv_linear": _conv_linear(whole) / 1e9}
     return totals, {name: _conv_linear(ops) / 1e9 for name, ops in by_module.items()}
@@ -64,8 +64,8 @@ def _conv_linear(ops: Dict[str, float]) -> float:
     return sum(v for k, v in ops.items() if k in CONV_LINEAR_OPS)
 
 
-def _analyse(model: nn.Module, input_shape: Sequence[int], read: Callable):
-    """``read(FlopCountAnalysis)`` of the reference form of ``model`` in eval mode on ``[1, *input_shape]``."""
+def _by_module_and_operator(model: nn.Module, input_shape: Sequence[int]) -> Dict[str, Dict[str, float]]:
+    """fvcore FLOPs by module and operator of the reference form of ``model`` in eval mode on ``[1, *input_shape]``."""
     from ..models.cakes import to_reference
 
     if len(input_shape) != 4:
@@ -81,7 +81,7 @@ def _analyse(model: nn.Module, input_shape: Sequence[int], read: Callable):
             analysis = FlopCountAnalysis(model, torch.zeros(1, *input_shape, device=device))
             analysis.unsupported_ops_warnings(False)
             analysis.uncalled_modules_warnings(False)
-            return read(analysis)
+            return analysis.by_module_and_operator()
     finally:
         model.train(was_training)
 

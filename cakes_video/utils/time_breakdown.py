@@ -183,30 +183,33 @@ def add_breakdown(results: List[Dict], entries: Sequence[Entry], x: torch.Tensor
 
     ``results[i]`` is the timed result of ``entries[i]`` (``entries[0]`` the base; entries need
     ``module_gflops``); ``x`` is the timed input ``[B, 3, T, H, W]``, ``path`` the timed run's
-    (its ``train`` picks the call; a compiled path is refused by ``run_benchmark``).
+    (its ``train`` picks the call; a compiled path is refused by ``check_run``).
     """
     base = entries[0]
-    models = {}
+    models, watches = {}, {}
     for e in entries:
         dense = dense_conv_names(e.model) if e is base else []
-        watch = {"dense": dense} if dense else {}
+        watch = watches[e.name] = {"dense": dense} if dense else {}
         if e.reference is not None:
             watch["cakes"] = cakes_layer_names(e.model)
             models[e.name + "[reference]"] = (e.reference, make_step(e.reference, x, path),
                                               {"cakes": cakes_layer_names(e.reference)})
-        watch.update({LAYER + n: [n] for n in watch.get("dense", []) + watch.get("cakes", [])})
-        models[e.name] = (e.model, make_step(e.model, x, path), watch)
+        layers = {LAYER + n: [n] for n in watch.get("dense", []) + watch.get("cakes", [])}
+        models[e.name] = (e.model, make_step(e.model, x, path), {**watch, **layers})
     medians = hooked_passes(models, runs, sync)
     batch = x.shape[0]
-    rate = _dense_keys(results[0], base, medians[base.name], batch) if "dense" in models[base.name][2] else None
+    dense = watches[base.name].get("dense")
+    rate = _dense_keys(results[0], base, dense, medians[base.name], batch) if dense else None
     for result, e in zip(results, entries):
         result["hooked_total_ms"] = medians[e.name]["total"]
     for result, e in zip(results, entries):  # after every total: _cakes_keys reads the base's
+        watch = watches[e.name]
         if e.reference is not None:
-            _cakes_keys(result, results[0], e, medians[e.name], medians[e.name + "[reference]"], batch, rate)
+            _cakes_keys(result, results[0], e, watch["cakes"], medians[e.name], medians[e.name + "[reference]"],
+                        batch, rate)
         for key, group in (("dense_convs", "dense"), ("cakes_layers", "cakes")):
-            if group in models[e.name][2]:
-                result[key] = _per_layer(models[e.name][2][group], medians[e.name], e.module_gflops, batch)
+            if group in watch:
+                result[key] = _per_layer(watch[group], medians[e.name], e.module_gflops, batch)
 
 
 def _per_layer(names: Sequence[str], ms: Dict[str, float], module_gflops: Dict[str, float],
@@ -220,18 +223,19 @@ def _per_layer(names: Sequence[str], ms: Dict[str, float], module_gflops: Dict[s
     return rows
 
 
-def _dense_keys(result: Dict, base: Entry, ms: Dict[str, float], batch: int) -> float:
-    """Adds the base's dense-conv keys to ``result``; returns its rate R in GFLOP/s."""
-    gflops = sum_gflops(base.module_gflops, dense_conv_names(base.model), base.name)
+def _dense_keys(result: Dict, base: Entry, names: Sequence[str], ms: Dict[str, float], batch: int) -> float:
+    """Adds the base's dense-conv keys (its dense convs ``names``) to ``result``; returns its rate R in GFLOP/s."""
+    gflops = sum_gflops(base.module_gflops, names, base.name)
     rate = batch * gflops / (ms["dense"] / 1e3)
     result.update(dense_conv_ms=ms["dense"], dense_conv_gflops=gflops, dense_gflops_per_s=rate)
     return rate
 
 
-def _cakes_keys(result: Dict, base_result: Dict, e: Entry, own: Dict[str, float], ref: Dict[str, float],
-                batch: int, rate: Optional[float]) -> None:
-    """Adds a CAKES model's keys (see module doc) from its and its twin's median hooked ms."""
-    flops = sum_gflops(e.module_gflops, cakes_layer_names(e.model), e.name)
+def _cakes_keys(result: Dict, base_result: Dict, e: Entry, names: Sequence[str], own: Dict[str, float],
+                ref: Dict[str, float], batch: int, rate: Optional[float]) -> None:
+    """Adds a CAKES model's keys (see module doc; ``names``: its CAKES layers) from its and its
+    twin's median hooked ms."""
+    flops = sum_gflops(e.module_gflops, names, e.name)
     total, layers = ref["total"], ref["cakes"]
     share = layers / total
     result.update(cakes_layers_ms=own["cakes"], reference_cakes_layers_ms=layers, reference_hooked_total_ms=total,
