@@ -1,0 +1,104 @@
+"""Per-convolution rates (cakes_video.utils.conv_rates, tools/benchmark_conv.py).
+
+No test asserts a timing: the FLOPs each convolution is credited with, the 2D forms' results
+and the report's schema.
+"""
+import json
+import os
+import sys
+
+import pytest
+import torch
+
+from cakes_video.models.cakes import to_reference
+from cakes_video.utils import benchmark, conv_rates, time_breakdown
+from cakes_video.utils.complexity import conv_linear_gflops_by_module
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tools"))
+import benchmark_conv  # noqa: E402
+
+R3D = os.path.join(REPO, "model_zoo", "configs", "r3d_18.yaml")
+SMALL = ["MODEL.DEPTH", "10", "MODEL.NUM_CLASSES", "5"]
+
+
+def _outputs(call):
+    return {path: step() for path, step in conv_rates._steps(call).items()}
+
+
+@pytest.mark.parametrize("kernel,stride", [((1, 3, 3), (1, 2, 2)), ((1, 3, 3), (1, 1, 1)),
+                                           ((3, 1, 1), (2, 1, 1)), ((3, 1, 1), (1, 1, 1))])
+def test_every_path_computes_the_same_convolution(kernel, stride):
+    padding = tuple(k // 2 for k in kernel)
+    call = conv_rates.ConvCall((2, 8, 4, 9, 9), 5, kernel, stride, padding)
+    with torch.inference_mode():
+        out = _outputs(call)
+    assert set(out) == set(conv_rates.PATHS)
+    n, c, t, h, w = out["conv3d"].shape
+    assert (t, h, w) == call.output_thw()
+    torch.testing.assert_close(out["onednn"], out["conv3d"], atol=1e-5, rtol=1e-5)
+    # the 2D form's output is a view of the same [N, C, T, H, W] channels-last data
+    frames = out["frames2d"]
+    as3d = (frames.reshape(n, t, c, h, w).transpose(1, 2) if kernel[0] == 1
+            else frames.reshape(n, c, t, h, w))
+    torch.testing.assert_close(as3d, out["conv3d"], atol=1e-5, rtol=1e-5)
+
+
+def test_kernels_without_a_2d_form_and_inputs_not_channels_last():
+    call = conv_rates.ConvCall((1, 4, 4, 8, 8), 4, (3, 3, 3), (1, 1, 1), (1, 1, 1))
+    assert conv_rates.frames2d_view(torch.zeros(1, 4, 4, 8, 8).contiguous(memory_format=torch.channels_last_3d),
+                                    call) is None
+    assert set(conv_rates._steps(call)) == {"conv3d", "onednn"}
+    strided = conv_rates.ConvCall((1, 4, 4, 8, 8), 4, (3, 1, 1), (1, 2, 2), (1, 0, 0))
+    assert "frames2d" not in conv_rates._steps(strided)
+    with pytest.raises(ValueError, match="channels_last_3d"):
+        conv_rates.frames2d_view(torch.zeros(1, 4, 4, 8, 8), call)
+
+
+@pytest.mark.parametrize("impl", ["efficient", "reference"])
+def test_convs_are_credited_with_fvcores_flops(impl):
+    """Useful FLOPs summed over calls equal fvcore's count inside the CAKES layers and dense convs."""
+    model = benchmark.build_from_spec(f"{R3D}@MODEL.TEMPORAL_OP=cakes", SMALL, cakes_impl=impl).eval()
+    x = torch.randn(1, 3, 4, 32, 32).contiguous(memory_format=torch.channels_last_3d)
+    uses = conv_rates.collect_convs(model, x)
+    flops = conv_linear_gflops_by_module(to_reference(model), (3, 4, 32, 32))
+    for role, names in (("cakes", time_breakdown.cakes_layer_names(model)),
+                        ("dense", time_breakdown.dense_conv_names(model))):
+        mine = [u for u in uses if u.role == role]
+        assert sorted({m for u in mine for m in u.modules}) == sorted(names)
+        assert sum(u.gflops * len(u.modules) for u in mine) == pytest.approx(sum(flops[n] for n in names))
+    layer = dict(model.named_modules())[time_breakdown.cakes_layer_names(model)[0]]
+    first = [u.call for u in uses if u.modules[0] == time_breakdown.cakes_layer_names(model)[0]]
+    assert [c.out_channels for c in first] == [  # a planned conv runs its zero rows too
+        sum(b - a for _, a, b in rows) + z for (_, rows), z in zip(layer.plan, layer.plan_zero_rows)]
+
+
+def test_tool_reports_every_conv_with_rates_and_totals(tmp_path, capsys):
+    out = tmp_path / "rates.json"
+    argv = [R3D, f"{R3D}@MODEL.TEMPORAL_OP=cakes", "--frames", "4", "--size", "32", "--runs", "2",
+            "--opts", *SMALL, "--json", str(out)]
+    assert benchmark_conv.main(argv) == 0
+    report = json.loads(out.read_text())
+    assert list(report) == ["r3d_18", "r3d_18@MODEL.TEMPORAL_OP=cakes"]
+    assert {r["role"] for r in report["r3d_18"]} == {"dense"}
+    rows = report["r3d_18@MODEL.TEMPORAL_OP=cakes"]
+    assert {r["role"] for r in rows} == {"cakes", "dense"}  # the 3x7x7 stem is a dense conv
+    for r in rows:
+        for path in ("conv3d", "onednn"):
+            assert r[f"{path}_ms"] > 0 and r[f"{path}_gflops_per_s"] > 0
+        call = conv_rates.ConvCall(tuple(r["input_shape"]), r["out_channels"], tuple(r["kernel"]),
+                                   tuple(r["stride"]), tuple(r["padding"]))
+        x = torch.zeros(call.input_shape).contiguous(memory_format=torch.channels_last_3d)
+        assert (r["frames2d_ms"] is None) == (conv_rates.frames2d_view(x, call) is None)
+    assert any(r["frames2d_ms"] is not None for r in rows) and any(r["frames2d_ms"] is None for r in rows)
+    totals = conv_rates.totals(rows, "cakes")
+    assert totals["onednn_ms"] == pytest.approx(sum(r["onednn_ms"] * r["calls_per_forward"]
+                                                    for r in rows if r["role"] == "cakes"))
+    printed = capsys.readouterr().out
+    assert printed.count("all (per forward)") == 3 and "frames2d ms / GF/s" in printed
+
+
+def test_tool_rejects_bad_sizes(capsys):
+    with pytest.raises(SystemExit):
+        benchmark_conv.parse_args([R3D, "--frames", "0", "--size", "32"])
+    assert "--frames must be >= 1" in capsys.readouterr().err

@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""FLOP rate of every convolution a model's CAKES layers and dense convs run, per CPU call path.
+
+    tools/benchmark_conv.py CFG [CFG ...] --frames 16 --size 112 [--batch 1] [--threads 2] [--runs 20]
+
+CFG is as for tools/benchmark_net.py (YAML with optional @KEY=VALUE overrides, or torchvision:NAME).
+Each distinct convolution (CAKES layers: the efficient layer's planned convs, or with
+--cakes-impl reference one per sub-kernel) is timed alone through F.conv3d, a direct oneDNN call
+(what --fuse runs) and, where one exists, a 2D form on a view over frames; rates count useful
+FLOPs only. Definitions: cakes_video/utils/conv_rates.py.
+"""
+import argparse
+import json
+import sys
+
+import torch
+
+from cakes_video.utils import benchmark, conv_rates
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("configs", nargs="+", help="YAML configs (optionally @KEY=VALUE) or torchvision:NAME")
+    p.add_argument("--frames", type=int, required=True, help="frames per clip (T)")
+    p.add_argument("--size", type=int, required=True, help="crop size (H = W)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--runs", type=int, default=20, help="timed runs per convolution and path (median reported)")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    p.add_argument("--cakes-impl", choices=("efficient", "reference"), default="efficient")
+    p.add_argument("--opts", nargs="*", default=[], help="KEY VALUE overrides for every YAML config")
+    p.add_argument("--json", help="write {config name: rows} to this file")
+    args = p.parse_args(argv)
+    for key in ("frames", "size", "batch", "runs"):
+        if getattr(args, key) < 1:
+            p.error(f"--{key} must be >= 1")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    x = benchmark.make_input(args.batch, args.frames, args.size)
+    report = {}
+    for spec in args.configs:
+        model = benchmark.build_from_spec(spec, args.opts, cakes_impl=args.cakes_impl)
+        model = model.to(memory_format=torch.channels_last_3d)
+        rows = conv_rates.time_convs(conv_rates.collect_convs(model, x), runs=args.runs)
+        report[benchmark.spec_name(spec)] = rows
+        print(f"== {benchmark.spec_name(spec)}: input {list(x.shape)}, {torch.get_num_threads()} threads, "
+              f"median of {args.runs} runs, GFLOP/s of useful FLOPs")
+        print(conv_rates.format_rows(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
