@@ -23,7 +23,7 @@ SMALL = ["MODEL.DEPTH", "10", "MODEL.NUM_CLASSES", "5"]
 
 
 def _outputs(call):
-    return {path: step() for path, step in conv_rates._steps(call).items()}
+    return {path: step() for path, step in conv_rates.calls_by_path(call).items()}
 
 
 @pytest.mark.parametrize("kernel,stride", [((1, 3, 3), (1, 2, 2)), ((1, 3, 3), (1, 1, 1)),
@@ -48,9 +48,9 @@ def test_kernels_without_a_2d_form_and_inputs_not_channels_last():
     call = conv_rates.ConvCall((1, 4, 4, 8, 8), 4, (3, 3, 3), (1, 1, 1), (1, 1, 1))
     assert conv_rates.frames2d_view(torch.zeros(1, 4, 4, 8, 8).contiguous(memory_format=torch.channels_last_3d),
                                     call) is None
-    assert set(conv_rates._steps(call)) == {"conv3d", "onednn"}
+    assert set(conv_rates.calls_by_path(call)) == {"conv3d", "onednn"}
     strided = conv_rates.ConvCall((1, 4, 4, 8, 8), 4, (3, 1, 1), (1, 2, 2), (1, 0, 0))
-    assert "frames2d" not in conv_rates._steps(strided)
+    assert "frames2d" not in conv_rates.calls_by_path(strided)
     with pytest.raises(ValueError, match="channels_last_3d"):
         conv_rates.frames2d_view(torch.zeros(1, 4, 4, 8, 8), call)
 
@@ -60,7 +60,8 @@ def test_convs_are_credited_with_fvcores_flops(impl):
     """Useful FLOPs summed over calls equal fvcore's count inside the CAKES layers and dense convs."""
     model = benchmark.build_from_spec(f"{R3D}@MODEL.TEMPORAL_OP=cakes", SMALL, cakes_impl=impl).eval()
     x = torch.randn(1, 3, 4, 32, 32).contiguous(memory_format=torch.channels_last_3d)
-    uses = conv_rates.collect_convs(model, x)
+    uses = conv_rates.collect_convs(model.train(), x)
+    assert model.training  # the caller's mode is kept
     flops = conv_linear_gflops_by_module(to_reference(model), (3, 4, 32, 32))
     for role, names in (("cakes", time_breakdown.cakes_layer_names(model)),
                         ("dense", time_breakdown.dense_conv_names(model))):

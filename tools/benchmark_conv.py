@@ -44,7 +44,6 @@ def main(argv=None) -> int:
     report = {}
     for spec in args.configs:
         model = benchmark.build_from_spec(spec, args.opts, cakes_impl=args.cakes_impl)
-        model = model.to(memory_format=torch.channels_last_3d)
         rows = conv_rates.time_convs(conv_rates.collect_convs(model, x), runs=args.runs)
         report[benchmark.spec_name(spec)] = rows
         print(f"== {benchmark.spec_name(spec)}: input {list(x.shape)}, {torch.get_num_threads()} threads, "

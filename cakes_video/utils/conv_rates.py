@@ -19,6 +19,7 @@ FLOPs are multiply-adds of the rows a convolution is there for (fvcore's count i
 reference layer): a planned conv's zero output rows, and the zero taps of channels it runs
 inside a larger kernel, count as waste, not work. Rates are those FLOPs per second.
 """
+import math
 import statistics
 from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -69,22 +70,15 @@ def _cakes_calls(layer: nn.Module, input_shape: Tuple[int, ...]) -> List[Tuple[C
         kernel = kernel_shape(kernel_name, layer.kernel_size)
         n = sum(stop - first for _, first, stop in rows)
         call = ConvCall(input_shape, n + zero_rows, kernel, tuple(layer.stride), same_padding(kernel))
-        volume = sum((stop - first) * _prod(kernel_shape(s, layer.kernel_size)) for s, first, stop in rows)
-        calls.append((call, volume * input_shape[0] * input_shape[1] * _prod(call.output_thw()) / 1e9))
+        volume = sum((stop - first) * math.prod(kernel_shape(s, layer.kernel_size)) for s, first, stop in rows)
+        calls.append((call, volume * input_shape[0] * input_shape[1] * math.prod(call.output_thw()) / 1e9))
     return calls
 
 
 def _dense_call(conv: nn.Conv3d, input_shape: Tuple[int, ...]) -> Tuple[ConvCall, float]:
     call = ConvCall(input_shape, conv.out_channels, tuple(conv.kernel_size), tuple(conv.stride), tuple(conv.padding))
-    macs = conv.weight.numel() * input_shape[0] * _prod(call.output_thw())  # weight holds C_in / groups
+    macs = conv.weight.numel() * input_shape[0] * math.prod(call.output_thw())  # weight holds C_in / groups
     return call, macs / 1e9
-
-
-def _prod(values: Sequence[int]) -> int:
-    out = 1
-    for v in values:
-        out *= v
-    return out
 
 
 def collect_convs(model: nn.Module, x: torch.Tensor) -> List[ConvUse]:
@@ -108,10 +102,12 @@ def collect_convs(model: nn.Module, x: torch.Tensor) -> List[ConvUse]:
         return hook
 
     handles = [modules[n].register_forward_pre_hook(record(n)) for n in watched]
+    training = model.training
     try:
         with torch.inference_mode():
             model.eval()(x)
     finally:
+        model.train(training)
         for h in handles:
             h.remove()
     return list(uses.values())
@@ -132,8 +128,9 @@ def frames2d_view(x: torch.Tensor, call: ConvCall) -> Optional[Tuple[torch.Tenso
     return None
 
 
-def _steps(call: ConvCall, seed: int = 0) -> Dict[str, Callable[[], None]]:
-    """One zero-argument callable per applicable path, on random channels-last-3d data."""
+def calls_by_path(call: ConvCall, seed: int = 0) -> Dict[str, Callable[[], None]]:
+    """Path name -> a zero-argument callable running ``call`` that way (output ``[N, C_out, T', H', W']``,
+    or its 2D view for ``frames2d``), on random channels-last-3d data; only the paths that apply."""
     from ..models.fusion import FusedConv3d
 
     gen = torch.Generator().manual_seed(seed)
@@ -157,7 +154,7 @@ def time_convs(uses: Sequence[ConvUse], runs: int = 20, warmup: int = 3) -> List
     path does not apply; plus ``calls_per_forward`` and the call's shape fields."""
     results = []
     for use in uses:
-        steps = _steps(use.call)
+        steps = calls_by_path(use.call)
         with torch.inference_mode():
             times = interleaved_times(steps, runs, warmup, sync=lambda: None)
         row = dict(role=use.role, first_module=use.modules[0], calls_per_forward=len(use.modules),
