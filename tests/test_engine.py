@@ -170,11 +170,11 @@ def test_validation_names_the_key(key, value, match):
         validate_cfg(cfg)
 
 
-def test_results_json_helper_is_atomic(tmp_path, monkeypatch):
-    from cakes_video.engine.reports import write_results
+def test_json_reports_are_written_atomically(tmp_path, monkeypatch):
+    from cakes_video.utils.io import write_json
 
     path = tmp_path / "results.json"
-    write_results(str(path), {"top1": 1.0})
+    write_json(str(path), {"top1": 1.0})
     assert json.loads(path.read_text()) == {"top1": 1.0}
     assert os.listdir(tmp_path) == ["results.json"]
 
@@ -184,7 +184,7 @@ def test_results_json_helper_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(json, "dump", broken_dump)
     with pytest.raises(OSError, match="disk full"):
-        write_results(str(path), {"top1": 2.0})
+        write_json(str(path), {"top1": 2.0})
     monkeypatch.undo()
     assert json.loads(path.read_text()) == {"top1": 1.0}  # the old results survive a failed write
     assert os.listdir(tmp_path) == ["results.json"]  # and no temporary file is left

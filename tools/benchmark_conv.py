@@ -10,12 +10,12 @@ Each distinct convolution (CAKES layers: the efficient layer's planned convs, or
 FLOPs only. Definitions: cakes_video/utils/conv_rates.py.
 """
 import argparse
-import json
 import sys
 
 import torch
 
 from cakes_video.utils import benchmark, conv_rates
+from cakes_video.utils.io import write_json
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -50,8 +50,7 @@ def main(argv=None) -> int:
               f"median of {args.runs} runs, GFLOP/s of useful FLOPs")
         print(conv_rates.format_rows(rows))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
+        write_json(args.json, report)
     return 0
 
 

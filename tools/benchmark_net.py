@@ -40,12 +40,12 @@ second table (one row per key) and added to the JSON (ms per forward of the batc
 The logic lives in cakes_video/utils/benchmark.py and cakes_video/utils/time_breakdown.py.
 """
 import argparse
-import json
 import sys
 
 import torch
 
 from cakes_video.utils import benchmark
+from cakes_video.utils.io import write_json
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -114,8 +114,7 @@ def main(argv=None) -> int:
         print("\nper layer (the base's dense convs, each CAKES model's CAKES layers)")
         print(benchmark.format_layers(results))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+        write_json(args.json, results)
     return 0
 
 

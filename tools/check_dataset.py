@@ -9,7 +9,7 @@ summary line; exits with status 1 when any video failed. Details: cakes_video/da
 import argparse
 import sys
 
-from cakes_video.datasets.check import check_videos, read_list, summary, write_json
+from cakes_video.datasets.check import check_videos, read_list, summary, write_report
 
 
 def main(argv=None) -> int:
@@ -29,7 +29,7 @@ def main(argv=None) -> int:
         if not result["ok"]:
             print(f"FAILED {result['error']}")  # the error names the path
     if args.json:
-        write_json(results, args.json, args.backend)
+        write_report(results, args.json, args.backend)
     print(summary(results))
     return 0 if all(r["ok"] for r in results) else 1
 

@@ -29,6 +29,7 @@ import torch
 
 from ..config import get_cfg
 from ..config.validate import validate_cfg
+from ..utils.io import write_json
 from .catalog import read_video_list
 from .decoding import DecodeError, open_video
 from .loader import build_loader
@@ -193,6 +194,5 @@ def main(argv: List[str] = None) -> Dict:
     print(text)
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
+        write_json(args.json, report, indent=1)
     return report

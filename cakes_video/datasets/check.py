@@ -7,13 +7,12 @@ often keeps a header that promises the whole clip). Each result is a dict with `
 ``height`` (displayed size, after rotation; None when the video does not open).
 """
 import errno
-import json
 import os
 from multiprocessing import Pool
 
 from tqdm import tqdm
 
-from ..utils.io import path_manager
+from ..utils.io import path_manager, write_json
 from .catalog import annotation_lines, join_root
 from .decoding import DecodeError, open_video
 
@@ -88,10 +87,9 @@ def summary(results: list) -> str:
     return f"{len(results) - failed} ok, {failed} failed"
 
 
-def write_json(results: list, json_path: str, backend: str) -> None:
+def write_report(results: list, json_path: str, backend: str) -> None:
     """Writes {"backend", "summary": {"ok", "failed"}, "videos": [result, ...]}."""
     failed = sum(not r["ok"] for r in results)
     report = {"backend": backend, "summary": {"ok": len(results) - failed, "failed": failed},
               "videos": results}
-    with open(json_path, "w") as out:
-        json.dump(report, out, indent=1)
+    write_json(json_path, report, indent=1)

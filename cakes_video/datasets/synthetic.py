@@ -20,11 +20,12 @@ seed. ``make_synthetic(out_dir, seed)`` writes::
 ``flip_label_map.json`` maps moving right <-> left and clockwise <-> anticlockwise: a
 horizontal flip turns one into the other, so training with flips must remap those labels.
 """
-import json
 import os
 
 import av
 import numpy as np
+
+from ..utils.io import write_json
 
 # One motion per pair; the pair's first class is the rendered direction, the second its reversal.
 MOTIONS = ("horizontal", "vertical", "rotation", "scale", "opacity")
@@ -195,9 +196,7 @@ def _write_text(path: str, lines) -> str:
 
 
 def _write_json(path: str, obj) -> str:
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.write("\n")
+    write_json(path, obj, indent=1)
     return path
 
 

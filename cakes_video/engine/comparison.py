@@ -4,7 +4,6 @@ Trains and tests one model per op code (``MODEL.TEMPORAL_OP``: "2d" = C2D, "3d",
 "cakes", ...) from one config on one synthetic benchmark, then measures every model's CPU
 latency in one interleaved benchmark run, and writes ``OUTPUT_DIR/comparison.{json,md}``.
 """
-import json
 import os
 from typing import Dict, List, Sequence
 
@@ -12,6 +11,7 @@ import torch
 
 from ..config import load_config
 from ..utils.benchmark import run_benchmark
+from ..utils.io import write_json
 from .demo import (DEFAULT_CONFIG, SYNTHETIC_FRAMES, SYNTHETIC_SIZE, SYNTHETIC_VIDEOS_PER_CLASS, data_overrides,
                    ensure_synthetic)
 from .testing import run_test
@@ -59,8 +59,7 @@ def _add_latency(rows: List[Dict], config: str, overrides: Sequence[str], frames
 
 
 def _write(output_dir: str, rows: List[Dict]) -> None:
-    with open(os.path.join(output_dir, "comparison.json"), "w") as f:
-        json.dump(rows, f, indent=2)
+    write_json(os.path.join(output_dir, "comparison.json"), rows)
     p = rows[0]["protocol"]
     lines = [f"Synthetic benchmark, {p['num_frames']}x{p['crop_size']}x{p['crop_size']} input, "
              f"{p['num_ensemble_views']} clip x {p['num_spatial_crops']} crops ({p['temporal_protocol']}); "

@@ -8,9 +8,9 @@ from typing import Dict, Sequence
 from ..config import load_config
 from ..datasets.catalog import read_video_list
 from ..datasets.synthetic import make_synthetic
+from ..utils.io import write_json
 from .monitor import setup_logging
 from .predict import class_names_of, load_trained_model, predict_video
-from .reports import write_results
 from .testing import run_test
 from .train import train
 
@@ -58,7 +58,7 @@ def run_demo(output_dir: str, config: str = DEFAULT_CONFIG, overrides: Sequence[
                        "chance_top1": 100.0 / len(names), "seconds": round(time.time() - start, 1),
                        "prediction": {"video": os.path.relpath(record.path, data_dir), "label": names[record.label],
                                       "top5": [{"class": n, "score": s} for n, s in ranked]}}
-    write_results(os.path.join(output_dir, "results.json"), results)
+    write_json(os.path.join(output_dir, "results.json"), results)
     print(summary(results))
     return results
 

@@ -1,15 +1,13 @@
 """Files a test run writes: predictions.csv, per_class_accuracy.csv, confusion_matrix.csv,
-confusion_matrix.png (a small built-in PNG writer, no matplotlib) and results.json."""
+confusion_matrix.png (a small built-in PNG writer, no matplotlib); results.json goes through
+:func:`cakes_video.utils.io.write_json`."""
 import csv
-import json
 import math
 import struct
 import zlib
 from typing import Dict, List, Sequence
 
 import torch
-
-from ..utils.io import replace_atomically
 
 
 def write_predictions(path: str, rows: List[Dict], class_names: Sequence[str]) -> None:
@@ -71,12 +69,3 @@ def _write_png(path: str, rgb: torch.Tensor) -> None:
         f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6))
                 + chunk(b"IEND", b""))
 
-
-def write_results(path: str, results: Dict) -> None:
-    """results.json, written atomically (see :func:`replace_atomically`)."""
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(results, f, indent=2)
-            f.write("\n")
-
-    replace_atomically(path, write)

@@ -11,11 +11,12 @@ from torch import nn
 
 from ..config import ConfigError
 from ..models import build_model
+from ..utils.io import write_json
 from .checkpointer import Checkpointer, load_weights
 from .distributed import all_gather_objects, barrier, broadcast_object, get_world_size, is_main
 from .evaluate import aggregate_views, confusion_matrix, mean_class_accuracy, per_class_accuracy, topk_correct
 from .monitor import progress, setup_logging
-from .reports import write_confusion_csv, write_confusion_png, write_per_class, write_predictions, write_results
+from .reports import write_confusion_csv, write_confusion_png, write_per_class, write_predictions
 from .runtime import check_failures, prepare_run, resolve_loader_fn
 
 logger = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ def _report(cfg, complexity: Dict, merged: Dict, class_names: List[str], checkpo
                                       for n, a in zip(class_names, m["per_class"].tolist())},
                "model": {"arch": cfg.MODEL.ARCH, "depth": cfg.MODEL.DEPTH, "temporal_op": cfg.MODEL.TEMPORAL_OP},
                "inference_form": {"deploy": cfg.TEST.DEPLOY, "fuse": cfg.TEST.FUSE, "cakes_impl": cfg.MODEL.CAKES.IMPL}}
-    write_results(os.path.join(out, "results.json"), results)
+    write_json(os.path.join(out, "results.json"), results)
     logger.info("test: top-1 %.2f%%, top-5 %.2f%%, mean class acc %.2f%% over %d videos (%d failed); "
                 "%.3g M params, %.3g GFLOPs/view x %d views", results["top1"], results["top5"],
                 results["mean_class_acc"], results["num_videos"], results["num_failed"], results["params"] / 1e6,

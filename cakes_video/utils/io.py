@@ -1,5 +1,7 @@
 """File access through iopath: local paths and http(s) URLs alike, with a local cache for URLs;
-and :func:`replace_atomically`, which checkpoints and results.json are written through."""
+and :func:`replace_atomically`, which checkpoints and every JSON report (:func:`write_json`)
+are written through."""
+import json
 import os
 from typing import Callable
 
@@ -20,3 +22,13 @@ def replace_atomically(path: str, write: Callable[[str], None]) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def write_json(path: str, obj, indent: int = 2) -> None:
+    """``obj`` as JSON, with a final newline, at ``path``, written atomically (:func:`replace_atomically`)."""
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=indent)
+            f.write("\n")
+
+    replace_atomically(path, write)
