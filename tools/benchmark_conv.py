@@ -20,19 +20,11 @@ from cakes_video.utils.io import write_json
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("configs", nargs="+", help="YAML configs (optionally @KEY=VALUE) or torchvision:NAME")
-    p.add_argument("--frames", type=int, required=True, help="frames per clip (T)")
-    p.add_argument("--size", type=int, required=True, help="crop size (H = W)")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--runs", type=int, default=20, help="timed runs per convolution and path (median reported)")
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    benchmark.add_model_input_arguments(p, runs=20, runs_help="timed runs per convolution and path (median reported)")
     p.add_argument("--cakes-impl", choices=("efficient", "reference"), default="efficient")
-    p.add_argument("--opts", nargs="*", default=[], help="KEY VALUE overrides for every YAML config")
     p.add_argument("--json", help="write {config name: rows} to this file")
     args = p.parse_args(argv)
-    for key in ("frames", "size", "batch", "runs"):
-        if getattr(args, key) < 1:
-            p.error(f"--{key} must be >= 1")
+    benchmark.check_model_input_arguments(p, args)
     return args
 
 

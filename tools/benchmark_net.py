@@ -50,13 +50,8 @@ from cakes_video.utils.io import write_json
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("configs", nargs="+", help="YAML configs or torchvision:NAME; with --compare the first is the base")
-    p.add_argument("--frames", type=int, required=True, help="frames per clip (T)")
-    p.add_argument("--size", type=int, required=True, help="crop size (H = W)")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--runs", type=int, default=10, help="timed runs per model (median reported)")
+    benchmark.add_model_input_arguments(p, runs=10, runs_help="timed runs per model (median reported)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs per model first")
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--compare", action="store_true", help="efficiency against the first config")
     p.add_argument("--deploy", action="store_true", help="fold every BatchNorm into its conv (inference form)")
@@ -67,7 +62,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="torch.compile (inductor) every model, weights frozen for inference; compiles in the "
                         "first warm-up run (reported as compile_seconds)")
     p.add_argument("--memory-format", choices=("channels_last", "contiguous"), default="channels_last")
-    p.add_argument("--opts", nargs="*", default=[], help="KEY VALUE overrides for every YAML config")
     p.add_argument("--timer", choices=("wall", "cpu"), default="wall",
                    help="cpu: process CPU time, robust on a loaded machine with --threads 1")
     p.add_argument("--breakdown", action="store_true",
@@ -77,9 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true", help="print a torch.profiler op table per model")
     p.add_argument("--json", help="write the results (a list, one object per config) to this file")
     args = p.parse_args(argv)
-    for key in ("frames", "size", "batch", "runs"):
-        if getattr(args, key) < 1:
-            p.error(f"--{key} must be >= 1")
+    benchmark.check_model_input_arguments(p, args)
     if args.warmup < 0:
         p.error("--warmup must be >= 0")
     try:

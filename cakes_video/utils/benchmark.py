@@ -16,6 +16,7 @@ With ``breakdown`` (and ``compare``), separate hooked passes then measure the ti
 inside the CAKES layers and the base's dense convolutions, and the speedup / efficiency they
 cap (keys defined in :mod:`.time_breakdown`; :data:`BREAKDOWN_COLUMNS` is their table).
 """
+import argparse
 import contextlib
 import os
 import statistics
@@ -260,6 +261,24 @@ def build_entries(specs: Sequence[str], frames: int, size: int, *, path: Executi
         entry.model = path.prepare(model)
         entries.append(entry)
     return entries
+
+
+def add_model_input_arguments(p: argparse.ArgumentParser, runs: int, runs_help: str) -> None:
+    """The arguments every model benchmark tool takes: configs, input size, runs, threads, overrides."""
+    p.add_argument("configs", nargs="+", help="YAML configs (optionally @KEY=VALUE) or torchvision:NAME")
+    p.add_argument("--frames", type=int, required=True, help="frames per clip (T)")
+    p.add_argument("--size", type=int, required=True, help="crop size (H = W)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--runs", type=int, default=runs, help=runs_help)
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    p.add_argument("--opts", nargs="*", default=[], help="KEY VALUE overrides for every YAML config")
+
+
+def check_model_input_arguments(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exits through ``p.error`` naming the first of --frames, --size, --batch, --runs below 1."""
+    for key in ("frames", "size", "batch", "runs"):
+        if getattr(args, key) < 1:
+            p.error(f"--{key} must be >= 1")
 
 
 def make_input(batch: int, frames: int, size: int, path: ExecutionPath = ExecutionPath()) -> torch.Tensor:
