@@ -4,13 +4,16 @@ No test asserts a timing: the FLOPs each convolution is credited with, the 2D fo
 and the report's schema.
 """
 import json
+import math
 import os
 import sys
 
 import pytest
 import torch
+from torch import nn
 
-from cakes_video.models.cakes import to_reference
+from cakes_video.models.cakes import CakesConv3d, EfficientCakesConv3d, kernel_shape, to_reference
+from cakes_video.models.deploy import deploy
 from cakes_video.utils import benchmark, conv_rates, time_breakdown
 from cakes_video.utils.complexity import conv_linear_gflops_by_module
 
@@ -30,7 +33,7 @@ def _outputs(call):
                                            ((3, 1, 1), (2, 1, 1)), ((3, 1, 1), (1, 1, 1))])
 def test_every_path_computes_the_same_convolution(kernel, stride):
     padding = tuple(k // 2 for k in kernel)
-    call = conv_rates.ConvCall((2, 8, 4, 9, 9), 5, kernel, stride, padding)
+    call = conv_rates.ConvCall((2, 8, 4, 9, 7), 5, kernel, stride, padding)  # H != W: strides must not swap
     with torch.inference_mode():
         out = _outputs(call)
     assert set(out) == set(conv_rates.PATHS)
@@ -55,23 +58,44 @@ def test_kernels_without_a_2d_form_and_inputs_not_channels_last():
         conv_rates.frames2d_view(torch.zeros(1, 4, 4, 8, 8), call)
 
 
+R50_123D_P = os.path.join(REPO, "model_zoo", "configs", "cakes123d_p_r50_ssv1.yaml")
+
+
+@pytest.mark.parametrize("spec,overrides", [(f"{R3D}@MODEL.TEMPORAL_OP=cakes", SMALL),
+                                            (R50_123D_P, ["MODEL.NUM_CLASSES", "5"])])  # layers differ per block
 @pytest.mark.parametrize("impl", ["efficient", "reference"])
-def test_convs_are_credited_with_fvcores_flops(impl):
+def test_convs_are_credited_with_fvcores_flops(spec, overrides, impl):
     """Useful FLOPs summed over calls equal fvcore's count inside the CAKES layers and dense convs."""
-    model = benchmark.build_from_spec(f"{R3D}@MODEL.TEMPORAL_OP=cakes", SMALL, cakes_impl=impl).eval()
+    model = benchmark.build_from_spec(spec, overrides, cakes_impl=impl)
     x = torch.randn(1, 3, 4, 32, 32).contiguous(memory_format=torch.channels_last_3d)
-    uses = conv_rates.collect_convs(model.train(), x)
-    assert model.training  # the caller's mode is kept
+    uses = conv_rates.collect_convs(model, x)
     flops = conv_linear_gflops_by_module(to_reference(model), (3, 4, 32, 32))
     for role, names in (("cakes", time_breakdown.cakes_layer_names(model)),
                         ("dense", time_breakdown.dense_conv_names(model))):
         mine = [u for u in uses if u.role == role]
         assert sorted({m for u in mine for m in u.modules}) == sorted(names)
         assert sum(u.gflops * len(u.modules) for u in mine) == pytest.approx(sum(flops[n] for n in names))
-    layer = dict(model.named_modules())[time_breakdown.cakes_layer_names(model)[0]]
-    first = [u.call for u in uses if u.modules[0] == time_breakdown.cakes_layer_names(model)[0]]
-    assert [c.out_channels for c in first] == [  # a planned conv runs its zero rows too
+
+
+def test_planned_convs_run_their_zero_rows_as_waste():
+    layer = EfficientCakesConv3d(8, {"kxkxk": 5, "1xkxk": 7, "kx1x1": 3}, channel_block=16)
+    assert any(layer.plan_zero_rows)
+    x = torch.randn(1, 8, 3, 6, 5).contiguous(memory_format=torch.channels_last_3d)
+    uses = conv_rates.collect_convs(nn.Sequential(layer), x)
+    assert [u.call.out_channels for u in uses] == [  # rows of the plan, then its zero rows
         sum(b - a for _, a, b in rows) + z for (_, rows), z in zip(layer.plan, layer.plan_zero_rows)]
+    assert all(u.call.out_channels % 16 == 0 for u in uses)
+    useful = sum(n * 8 * math.prod(kernel_shape(s)) for s, n in layer.counts.items()) * 3 * 6 * 5 / 1e9
+    assert sum(u.gflops for u in uses) == pytest.approx(useful)
+
+
+def test_deployed_and_unusual_convolutions_are_refused():
+    model = nn.Sequential(CakesConv3d(4, {"kxkxk": 2, "1xkxk": 2}).eval())
+    with pytest.raises(ValueError, match="undeployed"):
+        conv_rates.collect_convs(deploy(model), torch.zeros(1, 4, 2, 4, 4))
+    grouped = nn.Sequential(nn.Conv3d(4, 4, 3, padding=1, groups=2))
+    with pytest.raises(ValueError, match="^0: conv rates time plain convolutions"):
+        conv_rates.collect_convs(grouped, torch.zeros(1, 4, 2, 4, 4))
 
 
 def test_tool_reports_every_conv_with_rates_and_totals(tmp_path, capsys):
@@ -92,14 +116,21 @@ def test_tool_reports_every_conv_with_rates_and_totals(tmp_path, capsys):
         x = torch.zeros(call.input_shape).contiguous(memory_format=torch.channels_last_3d)
         assert (r["frames2d_ms"] is None) == (conv_rates.frames2d_view(x, call) is None)
     assert any(r["frames2d_ms"] is not None for r in rows) and any(r["frames2d_ms"] is None for r in rows)
-    totals = conv_rates.totals(rows, "cakes")
-    assert totals["onednn_ms"] == pytest.approx(sum(r["onednn_ms"] * r["calls_per_forward"]
-                                                    for r in rows if r["role"] == "cakes"))
+    totals = conv_rates.totals(rows, "cakes")  # frames2d counts onednn's time where it has no 2D form
+    assert totals["frames2d_ms"] == pytest.approx(sum(
+        (r["frames2d_ms"] if r["frames2d_ms"] is not None else r["onednn_ms"]) * r["calls_per_forward"]
+        for r in rows if r["role"] == "cakes"))
+    assert totals["gflops"] == pytest.approx(sum(r["gflops"] * r["calls_per_forward"]
+                                                 for r in rows if r["role"] == "cakes"))
     printed = capsys.readouterr().out
     assert printed.count("all (per forward)") == 3 and "frames2d ms / GF/s" in printed
 
 
-def test_tool_rejects_bad_sizes(capsys):
+@pytest.mark.parametrize("argv,message", [([R3D, "--frames", "0", "--size", "32"], "--frames must be >= 1"),
+                                          ([R3D, "--frames", "4", "--size", "32", "--warmup", "-1"],
+                                           "--warmup must be >= 0"),
+                                          ([R3D, R3D, "--frames", "4", "--size", "32"], "a config is given twice")])
+def test_tool_rejects_bad_arguments(argv, message, capsys):
     with pytest.raises(SystemExit):
-        benchmark_conv.parse_args([R3D, "--frames", "0", "--size", "32"])
-    assert "--frames must be >= 1" in capsys.readouterr().err
+        benchmark_conv.parse_args(argv)
+    assert message in capsys.readouterr().err

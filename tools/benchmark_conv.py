@@ -20,8 +20,9 @@ from cakes_video.utils.io import write_json
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    benchmark.add_model_input_arguments(p, runs=20, runs_help="timed runs per convolution and path (median reported)")
-    p.add_argument("--cakes-impl", choices=("efficient", "reference"), default="efficient")
+    benchmark.add_model_input_arguments(p, runs=20, warmup=3, timed="convolution and path")
+    p.add_argument("--cakes-impl", choices=("efficient", "reference"), default="efficient",
+                   help="CAKES layers to read: the efficient layer's planned convs or the reference one per sub-kernel")
     p.add_argument("--json", help="write {config name: rows} to this file")
     args = p.parse_args(argv)
     benchmark.check_model_input_arguments(p, args)
@@ -36,7 +37,7 @@ def main(argv=None) -> int:
     report = {}
     for spec in args.configs:
         model = benchmark.build_from_spec(spec, args.opts, cakes_impl=args.cakes_impl)
-        rows = conv_rates.time_convs(conv_rates.collect_convs(model, x), runs=args.runs)
+        rows = conv_rates.time_convs(conv_rates.collect_convs(model, x), runs=args.runs, warmup=args.warmup)
         report[benchmark.spec_name(spec)] = rows
         print(f"== {benchmark.spec_name(spec)}: input {list(x.shape)}, {torch.get_num_threads()} threads, "
               f"median of {args.runs} runs, GFLOP/s of useful FLOPs")

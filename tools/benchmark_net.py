@@ -50,8 +50,8 @@ from cakes_video.utils.io import write_json
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    benchmark.add_model_input_arguments(p, runs=10, runs_help="timed runs per model (median reported)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed runs per model first")
+    benchmark.add_model_input_arguments(p, runs=10, warmup=2, timed="model",
+                                        configs_help="; with --compare the first is the base")
     p.add_argument("--device", default="cpu")
     p.add_argument("--compare", action="store_true", help="efficiency against the first config")
     p.add_argument("--deploy", action="store_true", help="fold every BatchNorm into its conv (inference form)")
@@ -72,8 +72,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--json", help="write the results (a list, one object per config) to this file")
     args = p.parse_args(argv)
     benchmark.check_model_input_arguments(p, args)
-    if args.warmup < 0:
-        p.error("--warmup must be >= 0")
     try:
         args.path = benchmark.ExecutionPath(
             device=args.device, channels_last=args.memory_format == "channels_last", deploy=args.deploy,

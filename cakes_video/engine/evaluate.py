@@ -5,6 +5,7 @@ from typing import Dict, Sequence
 import torch
 from torch import nn
 
+from ..utils.modes import evaluating
 from .distributed import all_reduce_sum
 from .monitor import progress
 
@@ -68,21 +69,20 @@ def validate(model: nn.Module, loader, device: torch.device, criterion: nn.Modul
     Returns global (all-rank) ``loss``, ``top1``, ``top5`` (percent), ``num_videos``, ``num_failed``.
     Sums stay on ``device`` until the end: one transfer per pass, not per batch.
     """
-    was_training = model.training
-    model.eval()
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss*n, top-1 hits, top-5 hits
     num_videos = num_failed = 0  # known on the host from the batch dicts
-    for batch in progress(loader, "val", None, progress_enabled):
-        num_failed += len(batch.get("failed", ()))
-        if len(batch["label"]) == 0:
-            continue
-        video, labels = batch["video"].to(device, non_blocking=True), batch["label"].to(device)
-        logits = model(video).float()
-        hits = topk_correct(logits, labels)
-        n = labels.numel()
-        sums += torch.stack([criterion(logits, labels).double() * n, hits[1].sum().double(), hits[5].sum().double()])
-        num_videos += n
-    model.train(was_training)
+    with evaluating(model):
+        for batch in progress(loader, "val", None, progress_enabled):
+            num_failed += len(batch.get("failed", ()))
+            if len(batch["label"]) == 0:
+                continue
+            video, labels = batch["video"].to(device, non_blocking=True), batch["label"].to(device)
+            logits = model(video).float()
+            hits = topk_correct(logits, labels)
+            n = labels.numel()
+            sums += torch.stack([criterion(logits, labels).double() * n, hits[1].sum().double(),
+                                 hits[5].sum().double()])
+            num_videos += n
     counts = torch.tensor([num_videos, num_failed], dtype=torch.float64)
     loss_sum, top1, top5, num_videos, num_failed = all_reduce_sum(torch.cat([sums.cpu(), counts])).tolist()
     n = max(num_videos, 1.0)

@@ -1,6 +1,5 @@
 """Files a test run writes: predictions.csv, per_class_accuracy.csv, confusion_matrix.csv,
-confusion_matrix.png (a small built-in PNG writer, no matplotlib); results.json goes through
-:func:`cakes_video.utils.io.write_json`."""
+confusion_matrix.png (a small built-in PNG writer, no matplotlib)."""
 import csv
 import math
 import struct
@@ -68,4 +67,3 @@ def _write_png(path: str, rgb: torch.Tensor) -> None:
     with open(path, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6))
                 + chunk(b"IEND", b""))
-

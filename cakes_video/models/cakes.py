@@ -220,13 +220,14 @@ class CakesConv3d(nn.Module):
         return list(itertools.accumulate(self.out_splits[:-1], initial=0))
 
     def _set_plan(self, plan: ConvPlan, channel_block: int = 1) -> None:
-        """Sets ``plan`` and, once, its per-conv padding, ``(conv index, first, stop, F.pad)`` rows
-        and ``plan_zero_rows``: zero output rows that round each conv up to a multiple of ``channel_block``."""
+        """Sets ``plan`` and, once, ``plan_padding`` (each planned conv's (pt, ph, pw)), its
+        ``(conv index, first, stop, F.pad)`` rows and ``plan_zero_rows``: zero output rows that
+        round each conv up to a multiple of ``channel_block``."""
         self.plan = plan
-        self._plan_padding, self._plan_rows, self.plan_zero_rows = [], [], []
+        self.plan_padding, self._plan_rows, self.plan_zero_rows = [], [], []
         for kernel, rows in plan:
             shape = kernel_shape(kernel, self.kernel_size)
-            self._plan_padding.append(same_padding(shape))
+            self.plan_padding.append(same_padding(shape))
             self._plan_rows.append([(self.subkernels.index(s), first, stop,
                                      _centring_pads(kernel_shape(s, self.kernel_size), shape))
                                     for s, first, stop in rows])
@@ -382,7 +383,7 @@ class EfficientCakesConv3d(CakesConv3d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outputs = [F.conv3d(x, w, None, self.stride, padding)
-                   for w, padding in zip(self.planned_weights(), self._plan_padding)]
+                   for w, padding in zip(self.planned_weights(), self.plan_padding)]
         return self.relu(self.bn(assemble(outputs, self.segments)))
 
 

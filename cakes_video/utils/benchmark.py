@@ -263,22 +263,32 @@ def build_entries(specs: Sequence[str], frames: int, size: int, *, path: Executi
     return entries
 
 
-def add_model_input_arguments(p: argparse.ArgumentParser, runs: int, runs_help: str) -> None:
-    """The arguments every model benchmark tool takes: configs, input size, runs, threads, overrides."""
-    p.add_argument("configs", nargs="+", help="YAML configs (optionally @KEY=VALUE) or torchvision:NAME")
+def add_model_input_arguments(p: argparse.ArgumentParser, runs: int, warmup: int, timed: str,
+                              configs_help: str = "") -> None:
+    """The arguments every model benchmark tool takes: configs, input size, runs and warm-up runs
+    (of each ``timed`` thing), threads, overrides."""
+    p.add_argument("configs", nargs="+",
+                   help="YAML configs (optionally @KEY=VALUE) or torchvision:NAME" + configs_help)
     p.add_argument("--frames", type=int, required=True, help="frames per clip (T)")
     p.add_argument("--size", type=int, required=True, help="crop size (H = W)")
     p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--runs", type=int, default=runs, help=runs_help)
+    p.add_argument("--runs", type=int, default=runs, help=f"timed runs per {timed} (median reported)")
+    p.add_argument("--warmup", type=int, default=warmup, help=f"untimed runs per {timed} first")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     p.add_argument("--opts", nargs="*", default=[], help="KEY VALUE overrides for every YAML config")
 
 
 def check_model_input_arguments(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Exits through ``p.error`` naming the first of --frames, --size, --batch, --runs below 1."""
+    """Exits through ``p.error`` naming the first of --frames, --size, --batch, --runs below 1,
+    --warmup below 0, or a config given twice (results are keyed by name)."""
     for key in ("frames", "size", "batch", "runs"):
         if getattr(args, key) < 1:
             p.error(f"--{key} must be >= 1")
+    if args.warmup < 0:
+        p.error("--warmup must be >= 0")
+    names = [spec_name(s) for s in args.configs]
+    if len(set(names)) < len(names):
+        p.error(f"a config is given twice: {names}; results are keyed by name")
 
 
 def make_input(batch: int, frames: int, size: int, path: ExecutionPath = ExecutionPath()) -> torch.Tensor:
@@ -389,7 +399,7 @@ def format_table(results: Sequence[Dict], columns: Sequence[Tuple[str, str]] = t
     per ``(key, format)`` of ``columns`` that some result has ("-" where one lacks it)."""
     cols = [(k, f) for k, f in columns if any(k in r for r in results)]
     rows = [[k for k, _ in cols]] + [[f.format(r[k]) if k in r else "-" for k, f in cols] for r in results]
-    return _aligned(rows)
+    return aligned(rows)
 
 
 def format_breakdown(results: Sequence[Dict]) -> str:
@@ -397,7 +407,7 @@ def format_breakdown(results: Sequence[Dict]) -> str:
     keys = [(k, f) for k, f in BREAKDOWN_COLUMNS if any(k in r for r in results)]
     rows = [["name"] + [r["name"] for r in results]]
     rows += [[k] + [f.format(r[k]) if k in r else "-" for r in results] for k, f in keys]
-    return _aligned(rows)
+    return aligned(rows)
 
 
 def format_layers(results: Sequence[Dict]) -> str:
@@ -407,10 +417,10 @@ def format_layers(results: Sequence[Dict]) -> str:
         for layer in r.get("dense_convs", []) + r.get("cakes_layers", []):
             rows.append([r["name"], layer["name"], f"{layer['ms']:.2f}", f"{layer['gflops']:.3f}",
                          f"{layer['gflops_per_s']:.1f}"])
-    return _aligned(rows)
+    return aligned(rows)
 
 
-def _aligned(rows: Sequence[Sequence[str]]) -> str:
+def aligned(rows: Sequence[Sequence[str]]) -> str:
     """Rows of cells as text: first column left-aligned, the others right-aligned, two spaces apart."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))

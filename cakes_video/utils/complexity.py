@@ -17,6 +17,8 @@ from typing import Dict, Sequence, Tuple
 import torch
 from torch import nn
 
+from .modes import evaluating
+
 # fvcore operator names (see fvcore.nn.flop_count) that are convolutions or linear maps.
 CONV_LINEAR_OPS = ("conv", "linear", "matmul", "addmm", "bmm", "einsum")
 
@@ -72,18 +74,13 @@ def _by_module_and_operator(model: nn.Module, input_shape: Sequence[int]) -> Dic
         raise ValueError(f"input_shape must be (C, T, H, W), got {tuple(input_shape)}")
     model = to_reference(model)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        with _quiet_fvcore():
-            from fvcore.nn import FlopCountAnalysis  # imported here: its import warns too
+    with evaluating(model), _quiet_fvcore():
+        from fvcore.nn import FlopCountAnalysis  # imported here: its import warns too
 
-            analysis = FlopCountAnalysis(model, torch.zeros(1, *input_shape, device=device))
-            analysis.unsupported_ops_warnings(False)
-            analysis.uncalled_modules_warnings(False)
-            return analysis.by_module_and_operator()
-    finally:
-        model.train(was_training)
+        analysis = FlopCountAnalysis(model, torch.zeros(1, *input_shape, device=device))
+        analysis.unsupported_ops_warnings(False)
+        analysis.uncalled_modules_warnings(False)
+        return analysis.by_module_and_operator()
 
 
 class _quiet_fvcore:

@@ -1,23 +1,26 @@
 """FLOP rates of the single convolutions a model runs, through each way of calling them on the CPU.
 
-``--breakdown`` times whole CAKES layers; this goes one level down. One forward pass records
-the input of every CAKES layer (its planned convolutions, see
+``--breakdown`` times whole CAKES layers; this goes one level down. One forward pass of an
+undeployed model records the input of every CAKES layer (its planned convolutions, see
 :func:`~cakes_video.models.cakes.plan_convs`) and of every dense convolution (every kernel
 dimension > 1, outside CAKES layers). Each distinct convolution is then timed alone, on random
 channels-last-3d data, through three paths, interleaved run by run:
 
 - ``conv3d``: ``F.conv3d``, as an eval-mode or ``--deploy`` model calls it. PyTorch's CPU
-  dispatcher picks the kernel; for a batch-1 input with ``N * C_in * T * H <= 20480`` (e.g.
-  R3D-18's stages 3-4 at 16x112x112) it picks its native kernel instead of oneDNN.
+  dispatcher picks the kernel, and reorders the weight to oneDNN's layout on every call when it
+  picks oneDNN. For a batch-1 input with ``N * C_in * T * H <= 20480`` it picks its native
+  kernel instead, unless kernel H and W are both > 3 (e.g. a 3x7x7 stem).
 - ``onednn``: one oneDNN call with the weight reordered once, as ``--fuse`` runs it
   (:class:`~cakes_video.models.fusion.FusedConv3d` without a post-op).
-- ``frames2d``: the convolution as a 2D one on a view of the same memory, no copy: ``1xkxk``
+- ``frames2d``: the same convolution as a 2D one on a view of the same memory (no copy), one
+  oneDNN call with the 2D weight reordered once, so like for like with ``onednn``: ``1xkxk``
   as ``kxk`` over the ``N * T`` frames, ``kx1x1`` (spatial stride 1) as ``kx1`` over
   ``(T, H * W)``; other kernels have no such form (None).
 
-FLOPs are multiply-adds of the rows a convolution is there for (fvcore's count in the
-reference layer): a planned conv's zero output rows, and the zero taps of channels it runs
-inside a larger kernel, count as waste, not work. Rates are those FLOPs per second.
+FLOPs are the multiply-adds of the output channels the layer keeps, each at its own
+sub-kernel's size (fvcore's count of the reference layer): the zero rows a planned conv
+appends, and the zero taps of channels it runs inside a larger kernel, are waste, not work.
+Rates are those FLOPs per second.
 """
 import math
 import statistics
@@ -26,9 +29,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from .benchmark import interleaved_times
+from .benchmark import aligned, interleaved_times
 
 PATHS = ("conv3d", "onednn", "frames2d")
 
@@ -36,7 +38,8 @@ PATHS = ("conv3d", "onednn", "frames2d")
 @dataclass(frozen=True)
 class ConvCall:
     """One convolution as a model runs it: input ``[N, C_in, T, H, W]``, weight
-    ``[out_channels, C_in, *kernel]`` (``out_channels`` counts a planned conv's zero rows)."""
+    ``[out_channels, C_in, *kernel]`` (``out_channels`` counts a planned conv's zero rows);
+    no groups, no dilation."""
 
     input_shape: Tuple[int, ...]
     out_channels: int
@@ -45,6 +48,7 @@ class ConvCall:
     padding: Tuple[int, int, int]
 
     def output_thw(self) -> Tuple[int, ...]:
+        """``(T', H', W')`` of the output."""
         return tuple((i + 2 * p - k) // s + 1
                      for i, k, s, p in zip(self.input_shape[2:], self.kernel, self.stride, self.padding))
 
@@ -63,72 +67,82 @@ class ConvUse:
 def _cakes_calls(layer: nn.Module, input_shape: Tuple[int, ...]) -> List[Tuple[ConvCall, float]]:
     """(call, useful GFLOPs) of each planned convolution of a CAKES layer on ``input_shape``."""
     from ..models.cakes import kernel_shape
-    from ..models.conv import same_padding
 
     calls = []
-    for (kernel_name, rows), zero_rows in zip(layer.plan, layer.plan_zero_rows):
-        kernel = kernel_shape(kernel_name, layer.kernel_size)
+    for (kernel_name, rows), zero_rows, padding in zip(layer.plan, layer.plan_zero_rows, layer.plan_padding):
         n = sum(stop - first for _, first, stop in rows)
-        call = ConvCall(input_shape, n + zero_rows, kernel, tuple(layer.stride), same_padding(kernel))
+        call = ConvCall(input_shape, n + zero_rows, kernel_shape(kernel_name, layer.kernel_size),
+                        tuple(layer.stride), tuple(padding))
         volume = sum((stop - first) * math.prod(kernel_shape(s, layer.kernel_size)) for s, first, stop in rows)
         calls.append((call, volume * input_shape[0] * input_shape[1] * math.prod(call.output_thw()) / 1e9))
     return calls
 
 
-def _dense_call(conv: nn.Conv3d, input_shape: Tuple[int, ...]) -> Tuple[ConvCall, float]:
+def _dense_call(name: str, conv: nn.Conv3d, input_shape: Tuple[int, ...]) -> Tuple[ConvCall, float]:
+    """(call, GFLOPs) of a dense Conv3d on ``input_shape``."""
+    if conv.groups != 1 or tuple(conv.dilation) != (1, 1, 1) or isinstance(conv.padding, str):
+        raise ValueError(f"{name}: conv rates time plain convolutions (groups 1, dilation 1, explicit padding)")
     call = ConvCall(input_shape, conv.out_channels, tuple(conv.kernel_size), tuple(conv.stride), tuple(conv.padding))
-    macs = conv.weight.numel() * input_shape[0] * math.prod(call.output_thw())  # weight holds C_in / groups
-    return call, macs / 1e9
+    return call, conv.weight.numel() * input_shape[0] * math.prod(call.output_thw()) / 1e9
 
 
 def collect_convs(model: nn.Module, x: torch.Tensor) -> List[ConvUse]:
     """Every distinct convolution of ``model``'s CAKES layers and dense convs on input ``x``
-    ``[B, 3, T, H, W]`` (one forward pass with hooks), in first-use order; repeats are merged."""
+    ``[B, 3, T, H, W]`` (one eval-mode forward pass with hooks; ``model`` keeps its modes), in
+    first-use order. Calls of one shape and the same useful FLOPs are merged into one use."""
     from ..models.cakes import CakesConv3d
+    from ..models.deploy import DeployedCakesConv3d
+    from ..models.fusion import FusedConv3d
+    from .modes import evaluating
     from .time_breakdown import dense_conv_names
 
     modules = dict(model.named_modules())
+    if any(isinstance(m, (DeployedCakesConv3d, FusedConv3d)) for m in modules.values()):
+        raise ValueError("collect_convs reads undeployed models: their layers know their own convolutions")
     dense = set(dense_conv_names(model))
-    watched = [n for n, m in modules.items() if isinstance(m, CakesConv3d) or n in dense]
-    uses: Dict[Tuple[ConvCall, str], ConvUse] = {}
+    uses: Dict[Tuple[ConvCall, str, float], ConvUse] = {}
 
     def record(name: str) -> Callable:
         def hook(module, args):
             shape = tuple(args[0].shape)
             role = "dense" if name in dense else "cakes"
-            found = [_dense_call(module, shape)] if role == "dense" else _cakes_calls(module, shape)
+            found = [_dense_call(name, module, shape)] if role == "dense" else _cakes_calls(module, shape)
             for call, gflops in found:
-                uses.setdefault((call, role), ConvUse(call, role, [], gflops)).modules.append(name)
+                uses.setdefault((call, role, gflops), ConvUse(call, role, [], gflops)).modules.append(name)
         return hook
 
+    watched = [n for n, m in modules.items() if isinstance(m, CakesConv3d) or n in dense]
     handles = [modules[n].register_forward_pre_hook(record(n)) for n in watched]
-    training = model.training
     try:
-        with torch.inference_mode():
-            model.eval()(x)
+        with torch.inference_mode(), evaluating(model):
+            model(x)
     finally:
-        model.train(training)
         for h in handles:
             h.remove()
     return list(uses.values())
 
 
-def frames2d_view(x: torch.Tensor, call: ConvCall) -> Optional[Tuple[torch.Tensor, dict]]:
-    """``(x2d, conv2d kwargs)`` running ``call`` as a 2D convolution on a view of channels-last-3d
-    ``x``, or None when the call has no 2D form. ``1xkxk``: ``x2d`` = ``[N*T, C, H, W]``;
-    ``kx1x1`` with spatial stride 1: ``x2d`` = ``[N, C, T, H*W]``."""
+def frames2d_view(x: torch.Tensor, call: ConvCall
+                  ) -> Optional[Tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor], List[int], List[int]]]:
+    """``(x2d, to_2d_weight, stride, padding)`` running ``call`` as a 2D convolution on a view of
+    channels-last-3d ``x``, or None when the call has no 2D form. ``1xkxk``: ``x2d`` =
+    ``[N*T, C, H, W]``, weight ``[O, C, 1, k, k] -> [O, C, k, k]``; ``kx1x1`` with spatial stride 1:
+    ``x2d`` = ``[N, C, T, H*W]``, weight ``[O, C, k, 1, 1] -> [O, C, k, 1]``. Outputs are views of
+    ``[N, O, T', H', W']`` channels-last-3d data likewise."""
     n, c, t, h, w = x.shape
     if not x.is_contiguous(memory_format=torch.channels_last_3d):
         raise ValueError("frames2d_view needs a channels_last_3d input")
     (kt, kh, kw), (st, sh, sw), (pt, ph, pw) = call.kernel, call.stride, call.padding
     if kt == 1 and st == 1 and pt == 0:
-        return x.as_strided((n * t, c, h, w), (h * w * c, 1, w * c, c)), dict(stride=(sh, sw), padding=(ph, pw))
+        frames = x.as_strided((n * t, c, h, w), (h * w * c, 1, w * c, c))
+        return frames, lambda weight: weight[:, :, 0], [sh, sw], [ph, pw]
     if kh == kw == 1 and sh == sw == 1 and ph == pw == 0:
-        return x.as_strided((n, c, t, h * w), (t * h * w * c, 1, h * w * c, c)), dict(stride=(st, 1), padding=(pt, 0))
+        rows = x.as_strided((n, c, t, h * w), (t * h * w * c, 1, h * w * c, c))
+        return rows, lambda weight: weight[..., 0], [st, 1], [pt, 0]
     return None
 
 
-def calls_by_path(call: ConvCall, seed: int = 0) -> Dict[str, Callable[[], None]]:
+def calls_by_path(call: ConvCall, seed: int = 0) -> Dict[str, Callable[[], torch.Tensor]]:
     """Path name -> a zero-argument callable running ``call`` that way (output ``[N, C_out, T', H', W']``,
     or its 2D view for ``frames2d``), on random channels-last-3d data; only the paths that apply."""
     from ..models.fusion import FusedConv3d
@@ -141,17 +155,20 @@ def calls_by_path(call: ConvCall, seed: int = 0) -> Dict[str, Callable[[], None]
     steps = {"conv3d": lambda: conv(x), "onednn": lambda: fused(x)}
     view = frames2d_view(x, call)
     if view is not None:
-        x2d, kwargs = view
-        w2d = conv.weight.detach().flatten(2, 3) if call.kernel[0] > 1 else conv.weight.detach()[:, :, 0]
-        w2d = w2d.contiguous(memory_format=torch.channels_last)
-        steps["frames2d"] = lambda: F.conv2d(x2d, w2d, **kwargs)
+        x2d, to_2d_weight, stride, padding = view
+        args = (padding, stride, [1, 1], 1)  # padding, stride, dilation, groups
+        weight = to_2d_weight(conv.weight.detach()).contiguous(memory_format=torch.channels_last)
+        packed = torch.ops.mkldnn._reorder_convolution_weight(weight, *args, list(x2d.shape))
+        steps["frames2d"] = lambda: torch.ops.mkldnn._convolution_pointwise(x2d, packed, None, *args,
+                                                                            "none", [None], "")
     return steps
 
 
 def time_convs(uses: Sequence[ConvUse], runs: int = 20, warmup: int = 3) -> List[Dict]:
-    """Times every use's call through each path (:data:`PATHS`): one result dict per use, with
-    ``{path}_ms`` (median ms per call) and ``{path}_gflops_per_s`` (useful FLOPs), None where a
-    path does not apply; plus ``calls_per_forward`` and the call's shape fields."""
+    """Times every use's call through each path (:data:`PATHS`, interleaved; medians). One row per
+    use: ``role``, ``first_module``, ``calls_per_forward``, ``gflops`` (useful, per call), the
+    :class:`ConvCall` fields, and per path ``{path}_ms`` (ms per call) and ``{path}_gflops_per_s``,
+    both None where the path does not apply."""
     results = []
     for use in uses:
         steps = calls_by_path(use.call)
@@ -169,7 +186,7 @@ def time_convs(uses: Sequence[ConvUse], runs: int = 20, warmup: int = 3) -> List
 
 def totals(rows: Sequence[Dict], role: str) -> Dict[str, Optional[float]]:
     """Per path: ms per forward (each call times ``calls_per_forward``) of the ``role`` convs and
-    their useful GFLOP/s; ``frames2d`` falls back to ``onednn`` where it does not apply."""
+    their useful GFLOP/s; ``frames2d`` counts ``onednn``'s time where it does not apply."""
     mine = [r for r in rows if r["role"] == role]
     gflops = sum(r["gflops"] * r["calls_per_forward"] for r in mine)
     out: Dict[str, Optional[float]] = {"gflops": gflops}
@@ -183,19 +200,17 @@ def totals(rows: Sequence[Dict], role: str) -> Dict[str, Optional[float]]:
 
 def format_rows(rows: Sequence[Dict]) -> str:
     """A text table: one line per convolution, then one line of totals per role."""
-    def rate(value: Optional[float]) -> str:
-        return "-" if value is None else f"{value:.0f}"
+    def cell(ms: Optional[float], rate: Optional[float], digits: int) -> str:
+        return "-" if ms is None else f"{ms:.{digits}f} / {rate:.0f}"
 
     lines = [["role", "first module", "calls", "input", "kernel", "out", "GFLOPs"]
              + [f"{p} ms / GF/s" for p in PATHS]]
     for r in rows:
         lines.append([r["role"], r["first_module"], str(r["calls_per_forward"]), "x".join(map(str, r["input_shape"])),
                       "x".join(map(str, r["kernel"])), str(r["out_channels"]), f"{r['gflops']:.3f}"]
-                     + ["-" if r[f"{p}_ms"] is None else f"{r[f'{p}_ms']:.2f} / {rate(r[f'{p}_gflops_per_s'])}"
-                        for p in PATHS])
+                     + [cell(r[f"{p}_ms"], r[f"{p}_gflops_per_s"], 2) for p in PATHS])
     for role in sorted({r["role"] for r in rows}):
         t = totals(rows, role)
         lines.append([role, "all (per forward)", "", "", "", "", f"{t['gflops']:.3f}"]
-                     + [f"{t[f'{p}_ms']:.1f} / {rate(t[f'{p}_gflops_per_s'])}" for p in PATHS])
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+                     + [cell(t[f"{p}_ms"], t[f"{p}_gflops_per_s"], 1) for p in PATHS])
+    return aligned(lines)
