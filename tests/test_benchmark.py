@@ -100,10 +100,13 @@ def test_json_schema_compare_deployed(tmp_path):
     assert "speedup_vs_reference" not in other
 
 
-def test_compare_train_step_reports_speedup_of_cakes_models(tmp_path):
+def test_compare_train_step_reports_speedup_of_cakes_models(tmp_path, capsys):
     r3d = _config("r3d_18")
-    with pytest.raises(ValueError, match="twice"):
+    with pytest.raises(SystemExit):  # the tool refuses before building anything
         _run(tmp_path, r3d, r3d)
+    assert "a config is given twice" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="twice"):  # and so does the library
+        benchmark.build_entries([r3d, r3d], 4, 32)
     # One step each: a train step of these nets is slow on a loaded CPU.
     results = _run(tmp_path, r3d, r3d + "@MODEL.TEMPORAL_OP=cakes", "--compare", "--train-step", fast=True)
     _check_schema(results, ["r3d_18", "r3d_18@MODEL.TEMPORAL_OP=cakes"])
