@@ -214,24 +214,3 @@ def test_deploy_folds_torchvision_conv_subclasses():
     x = torch.randn(1, 3, 4, 32, 32)
     with torch.no_grad():
         assert _max_diff(deployed(x), net(x)) < 1e-4
-
-
-@pytest.mark.parametrize("kernel,stride,form", [
-    ((1, 3, 3), (1, 2, 2), "frames"), ((1, 7, 7), (1, 2, 2), "frames"), ((1, 1, 1), (1, 1, 1), "frames"),
-    ((3, 1, 1), (2, 1, 1), "rows"), ((3, 3, 3), (1, 1, 1), None), ((3, 1, 1), (1, 2, 2), None)])
-def test_fused_conv_runs_2d_forms_on_views_with_the_same_results(kernel, stride, form):
-    conv = nn.Conv3d(8, 6, kernel, stride, tuple(k // 2 for k in kernel)).eval()
-    fused = FusedConv3d(conv, relu=True)
-    assert fused.form == form
-    x = torch.randn(2, 8, 4, 9, 7).contiguous(memory_format=torch.channels_last_3d)  # H != W: no swapped strides
-    with torch.no_grad():
-        expected = conv(x)
-        other = torch.randn_like(expected).contiguous(memory_format=torch.channels_last_3d)
-        for inputs, want in (((x,), expected.relu()), ((x, other), (expected + other).relu()),
-                             ((x.contiguous(),), expected.relu())):  # not channels-last: the 3D call
-            y = fused(*inputs)
-            assert y.shape == want.shape and _max_diff(y, want) < 1e-5
-            assert y.is_contiguous(memory_format=torch.channels_last_3d) or not inputs[0].is_contiguous(
-                memory_format=torch.channels_last_3d)
-    shapes = {len(shape) for shape in fused._packed}  # weights packed for the 2D view and the 3D input
-    assert shapes == ({4, 5} if form else {5})

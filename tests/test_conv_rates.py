@@ -14,7 +14,6 @@ from torch import nn
 
 from cakes_video.models.cakes import CakesConv3d, EfficientCakesConv3d, kernel_shape, to_reference
 from cakes_video.models.deploy import deploy
-from cakes_video.models.fusion import frames2d_form
 from cakes_video.utils import benchmark, conv_rates, time_breakdown
 from cakes_video.utils.complexity import conv_linear_gflops_by_module
 
@@ -26,18 +25,37 @@ R3D = os.path.join(REPO, "model_zoo", "configs", "r3d_18.yaml")
 SMALL = ["MODEL.DEPTH", "10", "MODEL.NUM_CLASSES", "5"]
 
 
-@pytest.mark.parametrize("kernel,stride", [((1, 3, 3), (1, 2, 2)), ((3, 1, 1), (2, 1, 1)), ((3, 3, 3), (1, 1, 1))])
+def _outputs(call):
+    return {path: step() for path, step in conv_rates.calls_by_path(call).items()}
+
+
+@pytest.mark.parametrize("kernel,stride", [((1, 3, 3), (1, 2, 2)), ((1, 3, 3), (1, 1, 1)),
+                                           ((3, 1, 1), (2, 1, 1)), ((3, 1, 1), (1, 1, 1))])
 def test_every_path_computes_the_same_convolution(kernel, stride):
     padding = tuple(k // 2 for k in kernel)
-    call = conv_rates.ConvCall((2, 8, 4, 9, 7), 5, kernel, stride, padding)
+    call = conv_rates.ConvCall((2, 8, 4, 9, 7), 5, kernel, stride, padding)  # H != W: strides must not swap
     with torch.inference_mode():
-        out = {path: step() for path, step in conv_rates.calls_by_path(call).items()}
-    assert set(out) == (set(conv_rates.PATHS) if kernel != (3, 3, 3) else {"conv3d", "onednn"})
-    assert out["conv3d"].shape[2:] == call.output_thw()
-    for path in out:
-        torch.testing.assert_close(out[path], out["conv3d"], atol=1e-5, rtol=1e-5)
-    assert "frames2d" not in conv_rates.calls_by_path(  # kx1x1 with a spatial stride has no 2D form
-        conv_rates.ConvCall((1, 4, 4, 8, 8), 4, (3, 1, 1), (1, 2, 2), (1, 0, 0)))
+        out = _outputs(call)
+    assert set(out) == set(conv_rates.PATHS)
+    n, c, t, h, w = out["conv3d"].shape
+    assert (t, h, w) == call.output_thw()
+    torch.testing.assert_close(out["onednn"], out["conv3d"], atol=1e-5, rtol=1e-5)
+    # the 2D form's output is a view of the same [N, C, T, H, W] channels-last data
+    frames = out["frames2d"]
+    as3d = (frames.reshape(n, t, c, h, w).transpose(1, 2) if kernel[0] == 1
+            else frames.reshape(n, c, t, h, w))
+    torch.testing.assert_close(as3d, out["conv3d"], atol=1e-5, rtol=1e-5)
+
+
+def test_kernels_without_a_2d_form_and_inputs_not_channels_last():
+    call = conv_rates.ConvCall((1, 4, 4, 8, 8), 4, (3, 3, 3), (1, 1, 1), (1, 1, 1))
+    assert conv_rates.frames2d_view(torch.zeros(1, 4, 4, 8, 8).contiguous(memory_format=torch.channels_last_3d),
+                                    call) is None
+    assert set(conv_rates.calls_by_path(call)) == {"conv3d", "onednn"}
+    strided = conv_rates.ConvCall((1, 4, 4, 8, 8), 4, (3, 1, 1), (1, 2, 2), (1, 0, 0))
+    assert "frames2d" not in conv_rates.calls_by_path(strided)
+    with pytest.raises(ValueError, match="channels_last_3d"):
+        conv_rates.frames2d_view(torch.zeros(1, 4, 4, 8, 8), call)
 
 
 R50_123D_P = os.path.join(REPO, "model_zoo", "configs", "cakes123d_p_r50_ssv1.yaml")
@@ -95,7 +113,8 @@ def test_tool_reports_every_conv_with_rates_and_totals(tmp_path, capsys):
             assert r[f"{path}_ms"] > 0 and r[f"{path}_gflops_per_s"] > 0
         call = conv_rates.ConvCall(tuple(r["input_shape"]), r["out_channels"], tuple(r["kernel"]),
                                    tuple(r["stride"]), tuple(r["padding"]))
-        assert (r["frames2d_ms"] is None) == (frames2d_form(call.kernel, call.stride, call.padding) is None)
+        x = torch.zeros(call.input_shape).contiguous(memory_format=torch.channels_last_3d)
+        assert (r["frames2d_ms"] is None) == (conv_rates.frames2d_view(x, call) is None)
     assert any(r["frames2d_ms"] is not None for r in rows) and any(r["frames2d_ms"] is None for r in rows)
     totals = conv_rates.totals(rows, "cakes")  # frames2d counts onednn's time where it has no 2D form
     assert totals["frames2d_ms"] == pytest.approx(sum(

@@ -6,12 +6,6 @@ following ReLU, or residual add (+ ReLU), applied in the same pass, and the weig
 to oneDNN's blocked layout once per input shape instead of on every call. CAKES layers in
 inference form get the ReLU fused into each of their convolutions. Off the CPU (or without
 oneDNN) a FusedConv3d runs the plain ops, so results never depend on the backend.
-
-A convolution with a 2D form (:func:`frames2d_form`: ``1xkxk`` over the frames, ``kx1x1`` over
-``(T, H*W)``) runs as that 2D convolution on a view of the same channels-last-3d memory, no
-copy: oneDNN runs it as fast as the 3D one or faster (up to 1.2x on small convolutions and
-1.1x on a 1x7x7 stem, ``tools/benchmark_conv.py``). Every model's convs get this alike: a
-dense 3x3x3 has no 2D form, so it is simply left as it is.
 """
 import operator
 from typing import Dict, Optional, Tuple
@@ -23,57 +17,13 @@ from torch.nn import functional as F
 from .deploy import DeployedCakesConv3d, set_module
 
 _RELUS = (F.relu, torch.relu, torch.relu_)
-Triple = Tuple[int, int, int]
-
-
-def frames2d_form(kernel: Triple, stride: Triple, padding: Triple) -> Optional[str]:
-    """How a 3D convolution runs as a 2D one on a view of channels-last-3d data, or None:
-    "frames" for ``1xkxk`` with no temporal stride or padding (``kxk`` over the ``N*T`` frames),
-    "rows" for ``kx1x1`` with spatial stride 1 and no spatial padding (``kx1`` over ``(T, H*W)``)."""
-    if kernel[0] == 1 and stride[0] == 1 and padding[0] == 0:
-        return "frames"
-    if kernel[1:] == (1, 1) and stride[1:] == (1, 1) and padding[1:] == (0, 0):
-        return "rows"
-    return None
-
-
-def as_2d(x: torch.Tensor, form: str) -> torch.Tensor:
-    """View of channels-last-3d ``x`` ``[N, C, T, H, W]``: "frames" ``[N*T, C, H, W]``, "rows"
-    ``[N, C, T, H*W]``, both channels-last, sharing ``x``'s memory."""
-    n, c, t, h, w = x.shape
-    if form == "frames":
-        return x.as_strided((n * t, c, h, w), (h * w * c, 1, w * c, c))
-    return x.as_strided((n, c, t, h * w), (t * h * w * c, 1, h * w * c, c))
-
-
-def from_2d(y: torch.Tensor, form: str, n: int, hw: Tuple[int, int]) -> torch.Tensor:
-    """The output ``y`` of a 2D form (channels-last) as ``[N, C, T', H', W']`` channels-last-3d,
-    no copy; ``n`` is the batch, ``hw`` the (H', W') of a "rows" output."""
-    if form == "frames":
-        nt, c, h, w = y.shape
-        t = nt // n
-    else:
-        _, c, t, _ = y.shape
-        h, w = hw
-    y = y.contiguous(memory_format=torch.channels_last)  # a no-op for oneDNN's output; the view needs it
-    return y.as_strided((n, c, t, h, w), (t * h * w * c, 1, h * w * c, w * c, c))
-
-
-def _weight_2d(weight: torch.Tensor, form: str) -> torch.Tensor:
-    """``[O, C, 1, k, k] -> [O, C, k, k]`` ("frames") or ``[O, C, k, 1, 1] -> [O, C, k, 1]`` ("rows")."""
-    w = weight[:, :, 0] if form == "frames" else weight[..., 0]
-    return w.contiguous(memory_format=torch.channels_last)
 _ADDS = (operator.add, torch.add, operator.iadd)
 
 
 class FusedConv3d(nn.Module):
-    """``relu?(conv(x) [+ other])`` in one oneDNN call. ``[N, C_in, T, H, W] -> [N, C_out, T', H', W']``.
+    """``relu?(conv(x) [+ other])`` in one oneDNN call. ``[N, C_in, T, H, W] -> [N, C_out, T', H', W']``."""
 
-    ``frames2d``: run a conv that has a 2D form (:func:`frames2d_form`) as that 2D conv when
-    ``x`` (and ``other``) are channels-last-3d; False always runs the 3D conv.
-    """
-
-    def __init__(self, conv: nn.Conv3d, relu: bool = False, frames2d: bool = True):
+    def __init__(self, conv: nn.Conv3d, relu: bool = False):
         super().__init__()
         if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
             raise ValueError("FusedConv3d needs explicit zero padding")
@@ -81,20 +31,12 @@ class FusedConv3d(nn.Module):
         self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone())
         self.args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
         self.relu = relu
-        plain = conv.groups == 1 and tuple(conv.dilation) == (1, 1, 1)
-        self.form = frames2d_form(conv.kernel_size, conv.stride, conv.padding) if frames2d and plain else None
-        self._packed: Dict[Tuple[int, ...], torch.Tensor] = {}  # input shape (3D or 2D view) -> blocked weight
+        self._packed: Dict[Tuple[int, ...], torch.Tensor] = {}  # input shape -> blocked weight
 
-    def _args_2d(self) -> tuple:
-        """(padding, stride, dilation, groups) of the 2D form."""
-        (pt, ph, pw), (st, sh, sw) = self.args[0], self.args[1]
-        return ([ph, pw], [sh, sw], [1, 1], 1) if self.form == "frames" else ([pt, 0], [st, 1], [1, 1], 1)
-
-    def _weight_for(self, x: torch.Tensor, args: tuple) -> torch.Tensor:
+    def _weight_for(self, x: torch.Tensor) -> torch.Tensor:
         shape = tuple(x.shape)
         if shape not in self._packed:
-            weight = self.weight if x.dim() == 5 else _weight_2d(self.weight, self.form)
-            self._packed[shape] = torch.ops.mkldnn._reorder_convolution_weight(weight, *args, list(shape))
+            self._packed[shape] = torch.ops.mkldnn._reorder_convolution_weight(self.weight, *self.args, list(shape))
         return self._packed[shape]
 
     def forward(self, x: torch.Tensor, other: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -102,20 +44,12 @@ class FusedConv3d(nn.Module):
             y = F.conv3d(x, self.weight, self.bias, *[tuple(a) for a in self.args[:3]], self.args[3])
             y = y if other is None else y + other
             return y.relu_() if self.relu else y
-        layout = torch.channels_last_3d
-        if self.form and x.is_contiguous(memory_format=layout) and (other is None or other.is_contiguous(
-                memory_format=layout)):
-            y = self._onednn(as_2d(x, self.form), None if other is None else as_2d(other, self.form), self._args_2d())
-            return from_2d(y, self.form, x.shape[0], x.shape[3:])
-        return self._onednn(x, other, self.args)
-
-    def _onednn(self, x: torch.Tensor, other: Optional[torch.Tensor], args: tuple) -> torch.Tensor:
         unary = "relu" if self.relu else "none"
         if other is None:
-            return torch.ops.mkldnn._convolution_pointwise(x, self._weight_for(x, args), self.bias, *args,
+            return torch.ops.mkldnn._convolution_pointwise(x, self._weight_for(x), self.bias, *self.args,
                                                            unary, [None], "")
         return torch.ops.mkldnn._convolution_pointwise.binary(
-            x, other, self._weight_for(x, args), self.bias, *args, "add", None, unary if self.relu else None,
+            x, other, self._weight_for(x), self.bias, *self.args, "add", None, unary if self.relu else None,
             [None], "")
 
 

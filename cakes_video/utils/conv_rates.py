@@ -10,13 +10,12 @@ channels-last-3d data, through three paths, interleaved run by run:
   dispatcher picks the kernel, and reorders the weight to oneDNN's layout on every call when it
   picks oneDNN. For a batch-1 input with ``N * C_in * T * H <= 20480`` it picks its native
   kernel instead, unless kernel H and W are both > 3 (e.g. a 3x7x7 stem).
-- ``onednn``: one oneDNN call with the weight reordered once, as ``--fuse`` runs a 3x3x3
-  (:class:`~cakes_video.models.fusion.FusedConv3d` without a post-op, kept 3D).
+- ``onednn``: one oneDNN call with the weight reordered once, as ``--fuse`` runs it
+  (:class:`~cakes_video.models.fusion.FusedConv3d` without a post-op).
 - ``frames2d``: the same convolution as a 2D one on a view of the same memory (no copy), one
   oneDNN call with the 2D weight reordered once, so like for like with ``onednn``: ``1xkxk``
   as ``kxk`` over the ``N * T`` frames, ``kx1x1`` (spatial stride 1) as ``kx1`` over
-  ``(T, H * W)``; other kernels have no such form (None). ``--fuse`` runs this form wherever
-  it exists (:func:`~cakes_video.models.fusion.frames2d_form`).
+  ``(T, H * W)``; other kernels have no such form (None).
 
 FLOPs are the multiply-adds of the output channels the layer keeps, each at its own
 sub-kernel's size (fvcore's count of the reference layer): the zero rows a planned conv
@@ -123,21 +122,45 @@ def collect_convs(model: nn.Module, x: torch.Tensor) -> List[ConvUse]:
     return list(uses.values())
 
 
+def frames2d_view(x: torch.Tensor, call: ConvCall
+                  ) -> Optional[Tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor], List[int], List[int]]]:
+    """``(x2d, to_2d_weight, stride, padding)`` running ``call`` as a 2D convolution on a view of
+    channels-last-3d ``x``, or None when the call has no 2D form. ``1xkxk``: ``x2d`` =
+    ``[N*T, C, H, W]``, weight ``[O, C, 1, k, k] -> [O, C, k, k]``; ``kx1x1`` with spatial stride 1:
+    ``x2d`` = ``[N, C, T, H*W]``, weight ``[O, C, k, 1, 1] -> [O, C, k, 1]``. Outputs are views of
+    ``[N, O, T', H', W']`` channels-last-3d data likewise."""
+    n, c, t, h, w = x.shape
+    if not x.is_contiguous(memory_format=torch.channels_last_3d):
+        raise ValueError("frames2d_view needs a channels_last_3d input")
+    (kt, kh, kw), (st, sh, sw), (pt, ph, pw) = call.kernel, call.stride, call.padding
+    if kt == 1 and st == 1 and pt == 0:
+        frames = x.as_strided((n * t, c, h, w), (h * w * c, 1, w * c, c))
+        return frames, lambda weight: weight[:, :, 0], [sh, sw], [ph, pw]
+    if kh == kw == 1 and sh == sw == 1 and ph == pw == 0:
+        rows = x.as_strided((n, c, t, h * w), (t * h * w * c, 1, h * w * c, c))
+        return rows, lambda weight: weight[..., 0], [st, 1], [pt, 0]
+    return None
+
+
 def calls_by_path(call: ConvCall, seed: int = 0) -> Dict[str, Callable[[], torch.Tensor]]:
-    """Path name -> a zero-argument callable running ``call`` that way (output ``[N, C_out, T', H', W']``),
-    on random channels-last-3d data; only the paths that apply (``frames2d``: see
-    :func:`~cakes_video.models.fusion.frames2d_form`)."""
-    from ..models.fusion import FusedConv3d, frames2d_form
+    """Path name -> a zero-argument callable running ``call`` that way (output ``[N, C_out, T', H', W']``,
+    or its 2D view for ``frames2d``), on random channels-last-3d data; only the paths that apply."""
+    from ..models.fusion import FusedConv3d
 
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(call.input_shape, generator=gen).contiguous(memory_format=torch.channels_last_3d)
     conv = nn.Conv3d(call.input_shape[1], call.out_channels, call.kernel, call.stride, call.padding, bias=False)
     conv = conv.to(memory_format=torch.channels_last_3d).eval()
-    as_3d = FusedConv3d(conv, frames2d=False)
-    steps = {"conv3d": lambda: conv(x), "onednn": lambda: as_3d(x)}
-    if frames2d_form(call.kernel, call.stride, call.padding):
-        as_2d = FusedConv3d(conv)
-        steps["frames2d"] = lambda: as_2d(x)
+    fused = FusedConv3d(conv)
+    steps = {"conv3d": lambda: conv(x), "onednn": lambda: fused(x)}
+    view = frames2d_view(x, call)
+    if view is not None:
+        x2d, to_2d_weight, stride, padding = view
+        args = (padding, stride, [1, 1], 1)  # padding, stride, dilation, groups
+        weight = to_2d_weight(conv.weight.detach()).contiguous(memory_format=torch.channels_last)
+        packed = torch.ops.mkldnn._reorder_convolution_weight(weight, *args, list(x2d.shape))
+        steps["frames2d"] = lambda: torch.ops.mkldnn._convolution_pointwise(x2d, packed, None, *args,
+                                                                            "none", [None], "")
     return steps
 
 
