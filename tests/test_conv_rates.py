@@ -52,8 +52,10 @@ def test_kernels_without_a_2d_form_and_inputs_not_channels_last():
     assert conv_rates.frames2d_view(torch.zeros(1, 4, 4, 8, 8).contiguous(memory_format=torch.channels_last_3d),
                                     call) is None
     assert set(conv_rates.calls_by_path(call)) == {"conv3d", "onednn"}
-    strided = conv_rates.ConvCall((1, 4, 4, 8, 8), 4, (3, 1, 1), (1, 2, 2), (1, 0, 0))
-    assert "frames2d" not in conv_rates.calls_by_path(strided)
+    for kernel, stride, padding in (((3, 1, 1), (1, 2, 2), (1, 0, 0)), ((1, 3, 3), (2, 1, 1), (0, 1, 1)),
+                                    ((1, 3, 3), (1, 1, 1), (1, 1, 1))):  # folded-away axis strided or padded
+        assert "frames2d" not in conv_rates.calls_by_path(conv_rates.ConvCall((1, 4, 4, 8, 8), 4, kernel, stride,
+                                                                              padding))
     with pytest.raises(ValueError, match="channels_last_3d"):
         conv_rates.frames2d_view(torch.zeros(1, 4, 4, 8, 8), call)
 

@@ -6,7 +6,8 @@
 CFG is as for tools/benchmark_net.py (YAML with optional @KEY=VALUE overrides, or torchvision:NAME).
 Each distinct convolution (CAKES layers: the efficient layer's planned convs, or with
 --cakes-impl reference one per sub-kernel) is timed alone through F.conv3d, a direct oneDNN call
-(what --fuse runs) and, where one exists, a 2D form on a view over frames; rates count useful
+(what --fuse runs) and, where one exists, a 2D form on a view of the same memory (1xkxk over
+the frames, kx1x1 over (T, H*W)); rates count useful
 FLOPs only. Definitions: cakes_video/utils/conv_rates.py.
 """
 import argparse

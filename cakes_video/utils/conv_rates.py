@@ -8,8 +8,9 @@ channels-last-3d data, through three paths, interleaved run by run:
 
 - ``conv3d``: ``F.conv3d``, as an eval-mode or ``--deploy`` model calls it. PyTorch's CPU
   dispatcher picks the kernel, and reorders the weight to oneDNN's layout on every call when it
-  picks oneDNN. For a batch-1 input with ``N * C_in * T * H <= 20480`` it picks its native
-  kernel instead, unless kernel H and W are both > 3 (e.g. a 3x7x7 stem).
+  picks oneDNN. For a float32 batch-1 input with ``N * C_in * T * H <= 20480`` it picks its
+  native kernel instead, unless kernel H and W are both > 3 (e.g. a 3x7x7 stem) or groups > 1;
+  with one thread it also does for stride-1 kernels that are 1x1 in H and W when N < 16.
 - ``onednn``: one oneDNN call with the weight reordered once, as ``--fuse`` runs it
   (:class:`~cakes_video.models.fusion.FusedConv3d` without a post-op).
 - ``frames2d``: the same convolution as a 2D one on a view of the same memory (no copy), one
