@@ -136,3 +136,12 @@ def test_tool_rejects_bad_arguments(argv, message, capsys):
     with pytest.raises(SystemExit):
         benchmark_conv.parse_args(argv)
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spec,message", [("missing.yaml", "config file not found: missing.yaml"),
+                                          ("torchvision:r4d", "torchvision:r4d: torchvision.models.video has no model 'r4d'")])
+def test_tools_name_a_bad_config_in_one_line(spec, message, caplog):
+    from cakes_video.engine.cli import run_tool
+
+    assert run_tool(lambda: benchmark_conv.main([spec, "--frames", "4", "--size", "32"])) == 1
+    assert [r.getMessage() for r in caplog.records] == [f"ConfigError: {message}"]

@@ -44,6 +44,7 @@ import sys
 
 import torch
 
+from cakes_video.engine.cli import run_tool
 from cakes_video.utils import benchmark
 from cakes_video.utils.io import write_json
 
@@ -109,4 +110,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))  # a bad config or spec: one line naming it, exit status 1

@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ..config import ConfigError
 from .complexity import count_gflops_and_modules, count_params
 
 TORCHVISION_PREFIX = "torchvision:"
@@ -56,7 +57,7 @@ def split_spec(spec: str) -> Tuple[str, List[str]]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"{spec}: per-model overrides are written @KEY=VALUE, got {pair!r}")
+            raise ConfigError(f"{spec}: per-model overrides are written @KEY=VALUE, got {pair!r}")
         overrides += [key, value]
     return path, overrides
 
@@ -77,7 +78,7 @@ def build_from_spec(spec: str, overrides: Sequence[str] = (), cakes_impl: str = 
 
         name = spec[len(TORCHVISION_PREFIX):]
         if not name or name.startswith("_") or not callable(getattr(video, name, None)):
-            raise ValueError(f"{spec}: torchvision.models.video has no model {name!r}")
+            raise ConfigError(f"{spec}: torchvision.models.video has no model {name!r}")
         return getattr(video, name)(weights=None)
     from ..config import load_config
     from ..models import build_model
