@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from cakes_video.datasets.catalog import AnnotationError
 from cakes_video.datasets.check import check_videos, read_list, summary
+from cakes_video.engine.cli import run_tool
 from video_factory import index_frame
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,14 +54,15 @@ def test_read_list_strips_labels_comments_and_joins_root(dataset):
 def test_read_list_keeps_a_last_word_that_is_no_label_and_names_a_missing_list(tmp_path):
     (tmp_path / "list.txt").write_text("  a b.mp4 x  \n#skip 1\n/abs/c.mp4 -2\n")
     assert read_list(str(tmp_path / "list.txt"), root="r") == ["r/a b.mp4 x", "/abs/c.mp4"]
-    with pytest.raises(FileNotFoundError, match="nope.txt"):
+    with pytest.raises(AnnotationError, match="annotation file not found: .*nope.txt"):
         read_list(str(tmp_path / "nope.txt"))
 
 
-def test_tool_reports_every_file_in_json(dataset, tmp_path, capsys):
+def test_tool_reports_every_file_in_json(dataset, tmp_path, capsys, caplog):
     out = tmp_path / "report.json"
-    status = _load_tool().main([str(dataset / "list.txt"), "--root", str(dataset), "--json", str(out)])
-    assert status == 1
+    tool = _load_tool()
+    status = run_tool(lambda: tool.main([str(dataset / "list.txt"), "--root", str(dataset), "--json", str(out)]))
+    assert status == 1 and not caplog.records  # videos failed: the tool's own status, no error raised
     printed = capsys.readouterr().out
     assert printed.strip().splitlines()[-1] == "1 ok, 5 failed"
     assert printed.count("FAILED") == 5
@@ -94,3 +97,9 @@ def test_frame_folders(tmp_path):
                            template="img_{:05d}.jpg", start_index=0)
     assert results[0]["ok"] and (results[0]["num_frames"], results[0]["width"]) == (5, 32)
     assert not results[1]["ok"] and "no frame named 'img_00000.jpg'" in results[1]["error"]
+
+
+def test_tool_names_a_missing_list_in_one_line(tmp_path, caplog):
+    tool = _load_tool()
+    assert run_tool(lambda: tool.main([str(tmp_path / "nope.txt")])) == 1
+    assert [r.getMessage() for r in caplog.records] == [f"AnnotationError: annotation file not found: {tmp_path / 'nope.txt'}"]

@@ -4,7 +4,10 @@
 Without --data it runs on a fresh synthetic set in a temporary folder. The report's keys
 are documented in cakes_video/datasets/benchmark.py.
 """
+import sys
+
 from cakes_video.datasets.benchmark import main
+from cakes_video.engine.cli import run_tool
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_tool(main))  # a bad list or video folder: one line naming it, exit status 1

@@ -9,6 +9,7 @@ summary line; exits with status 1 when any video failed. Details: cakes_video/da
 import argparse
 import sys
 
+from cakes_video.engine.cli import run_tool
 from cakes_video.datasets.check import check_videos, read_list, summary, write_report
 
 
@@ -35,4 +36,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))  # a missing list: one line naming it, exit status 1

@@ -6,13 +6,12 @@ often keeps a header that promises the whole clip). Each result is a dict with `
 ``ok``, ``error`` (None or the DecodeError message), ``num_frames``, ``fps``, ``width``,
 ``height`` (displayed size, after rotation; None when the video does not open).
 """
-import errno
 import os
 from multiprocessing import Pool
 
 from tqdm import tqdm
 
-from ..utils.io import path_manager, write_json
+from ..utils.io import write_json
 from .catalog import annotation_lines, join_root
 from .decoding import DecodeError, open_video
 
@@ -23,9 +22,7 @@ MIN_CONTENT_FRACTION = 0.9
 def read_list(list_path: str, root: str = "") -> list:
     """Paths of a video list: one per line, optionally followed by an integer label (whitespace
     separated); blank lines and ``#`` comments are skipped; relative paths join ``root``.
-    A missing list raises FileNotFoundError."""
-    if not path_manager.exists(list_path):  # catalog says AnnotationError; the tool has always said this
-        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), list_path)
+    A missing list raises AnnotationError naming it."""
     return [join_root(root, _without_label(text)) for _, text in annotation_lines(list_path)]
 
 

@@ -21,10 +21,11 @@ def expected_errors() -> tuple:
 
 
 def run_tool(main: Callable) -> int:
-    """Runs ``main()``; returns the exit status (0 on success, 1 on an expected error)."""
+    """Runs ``main()``; returns the exit status: main's own when it returns an int, else 0;
+    1 on an expected error."""
     try:
-        main()
-        return 0
+        status = main()
+        return status if isinstance(status, int) else 0
     except expected_errors() as e:
         logging.getLogger("cakes_video").error("%s: %s", type(e).__name__, e)
         return 1
