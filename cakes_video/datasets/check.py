@@ -6,7 +6,6 @@ often keeps a header that promises the whole clip). Each result is a dict with `
 ``ok``, ``error`` (None or the DecodeError message), ``num_frames``, ``fps``, ``width``,
 ``height`` (displayed size, after rotation; None when the video does not open).
 """
-import os
 from multiprocessing import Pool
 
 from tqdm import tqdm
