@@ -239,12 +239,42 @@ def test_hook_timer_fires_on_every_deployed_cakes_layer():
     names = time_breakdown.cakes_layer_names(gm)
     assert names == time_breakdown.cakes_layer_names(model) and len(names) == 8  # 4 blocks x 2 layers
     assert time_breakdown.dense_conv_names(gm) == ["stem.conv"]  # CAKES layers' own convs are not "dense"
-    with time_breakdown.HookTimer(gm, {"cakes": names}, lambda: None) as timer, torch.inference_mode():
+    clock = time_breakdown.WallClock(lambda: None)
+    with time_breakdown.HookTimer(gm, {"cakes": names}, clock) as timer, torch.inference_mode():
         gm(torch.zeros(1, 3, 4, 32, 32))
     assert timer.calls == {"cakes": 8, "total": 1}
     assert 0 < timer.seconds["cakes"] < timer.seconds["total"]
     gm(torch.zeros(1, 3, 4, 32, 32))  # hooks removed on exit: nothing more is counted
     assert timer.calls == {"cakes": 8, "total": 1}
+
+
+class _DeferredClock:
+    """A clock like CudaEventClock: marks are only readable after settle()."""
+
+    def __init__(self):
+        self.ticks, self.settled = 0, False
+
+    def mark(self):
+        self.ticks += 1
+        return self.ticks
+
+    def settle(self):
+        self.settled = True
+
+    def seconds(self, start, end):
+        assert self.settled, "a span was read before the clock settled"
+        return float(end - start)
+
+
+def test_hook_timer_reads_spans_only_after_the_clock_settles():
+    net = nn.Sequential(nn.Conv3d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv3d(4, 4, 3, padding=1))
+    clock = _DeferredClock()
+    with time_breakdown.HookTimer(net, {"convs": ["0", "2"]}, clock) as timer:
+        net(torch.zeros(1, 3, 2, 4, 4))
+        assert timer.calls == {"convs": 0, "total": 0}  # nothing read mid-pass
+    # marks: total start 1, conv0 2-3, conv2 4-5, total end 6
+    assert timer.calls == {"convs": 2, "total": 1} and timer.seconds == {"convs": 2.0, "total": 5.0}
+    assert isinstance(time_breakdown.clock_for("cpu", lambda: None), time_breakdown.WallClock)
 
 
 def test_dense_convs_and_flops_by_module():
@@ -288,10 +318,23 @@ def test_breakdown_without_dense_base_omits_the_dense_rate_keys():
     (dict(fuse=True, train=True), r"fuse \(--fuse\)"),
     (dict(deploy=True, fuse=True, compile=True), r"fuse \(--fuse\) cannot go with compile \(--compile\)"),
     (dict(device="gpu0"), r"device \(--device\) 'gpu0'"),
+    (dict(device="meta", deploy=True, fuse=True), r"fuse \(--fuse\) fuses oneDNN calls, on the CPU only"),
 ])
 def test_execution_path_rejects_invalid_combinations(flags, message):
     with pytest.raises(ValueError, match=message):
         benchmark.ExecutionPath(**flags)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_cuda_without_a_gpu_is_refused_before_any_model_is_built():
+    with pytest.raises(ValueError, match=r"device \(--device\) 'cuda': this torch sees no CUDA device"):
+        benchmark.ExecutionPath(device="cuda")
+
+
+def test_cpu_timer_only_on_the_cpu():
+    with pytest.raises(ValueError, match="--timer cpu counts this process's CPU time"):
+        benchmark.check_run(benchmark.ExecutionPath(device="meta"), 1, False, False, "cpu")
+    benchmark.check_run(benchmark.ExecutionPath(), 1, False, False, "cpu")  # fine on the CPU
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -214,3 +214,16 @@ def test_deploy_folds_torchvision_conv_subclasses():
     x = torch.randn(1, 3, 4, 32, 32)
     with torch.no_grad():
         assert _max_diff(deployed(x), net(x)) < 1e-4
+
+
+def test_fused_conv_off_onednn_runs_the_same_convolution():
+    """Off oneDNN (a GPU, or here float64) the plain ops run: stride and padding must not swap."""
+    conv = nn.Conv3d(3, 4, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3)).double().eval()
+    fused = FusedConv3d(conv, relu=True).double()
+    x = torch.randn(1, 3, 2, 9, 11, dtype=torch.float64)
+    with torch.no_grad():
+        expected = conv(x)
+        other = torch.randn_like(expected)
+        assert _max_diff(fused(x), expected.relu()) < 1e-12
+        assert _max_diff(fused(x, other), (expected + other).relu()) < 1e-12
+    assert not fused._packed  # oneDNN never ran

@@ -41,7 +41,8 @@ class FusedConv3d(nn.Module):
 
     def forward(self, x: torch.Tensor, other: Optional[torch.Tensor] = None) -> torch.Tensor:
         if x.device.type != "cpu" or not torch.backends.mkldnn.is_available() or x.dtype != torch.float32:
-            y = F.conv3d(x, self.weight, self.bias, *[tuple(a) for a in self.args[:3]], self.args[3])
+            padding, stride, dilation, groups = self.args  # oneDNN's order, not F.conv3d's
+            y = F.conv3d(x, self.weight, self.bias, tuple(stride), tuple(padding), tuple(dilation), groups)
             y = y if other is None else y + other
             return y.relu_() if self.relu else y
         unary = "relu" if self.relu else "none"

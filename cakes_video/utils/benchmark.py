@@ -152,9 +152,13 @@ class ExecutionPath:
                              "compiled graph; compile with weight freezing already fuses conv + ReLU / add "
                              "(oneDNN post-ops), so use --deploy --compile")
         try:
-            torch.device(self.device)
+            kind = torch.device(self.device).type
         except RuntimeError as err:
             raise ValueError(f"device (--device) {self.device!r} is not a torch device: {err}") from None
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device (--device) {self.device!r}: this torch sees no CUDA device")
+        if self.fuse and kind != "cpu":
+            raise ValueError("fuse (--fuse) fuses oneDNN calls, on the CPU only; drop it off the CPU")
         if self.amp is not None and self.amp not in AMP_DTYPES:
             raise ValueError(f"amp (--amp) {self.amp!r}: expected one of {sorted(AMP_DTYPES)}")
         if self.amp is not None and self.fuse:
@@ -179,11 +183,16 @@ class ExecutionPath:
         return CompiledModel(model, freeze=not self.train) if self.compile else model
 
     def describe(self) -> str:
-        """One line, e.g. ``"inference, deployed, compiled; cpu, channels_last"``."""
+        """One line, e.g. ``"inference, deployed, compiled; cpu, channels_last"``; on CUDA it
+        also names the GPU and says whether cuDNN may run float32 convolutions in TF32."""
         flags = [name for on, name in ((self.deploy, "deployed"), (self.fuse, "fused"), (self.compile, "compiled"),
                                        (self.amp, f"autocast {self.amp}")) if on]
         memory = "channels_last" if self.channels_last else "contiguous"
-        return ", ".join(["train step" if self.train else "inference"] + flags) + f"; {self.device}, {memory}"
+        where = f"{self.device}, {memory}"
+        if torch.device(self.device).type == "cuda":
+            tf32 = "on" if torch.backends.cudnn.allow_tf32 else "off"
+            where += f", {torch.cuda.get_device_name(self.device)}, cuDNN TF32 {tf32}"
+        return ", ".join(["train step" if self.train else "inference"] + flags) + f"; {where}"
 
 
 def make_step(model: nn.Module, x: torch.Tensor, path: ExecutionPath) -> Callable[[], None]:
@@ -303,6 +312,8 @@ def check_run(path: ExecutionPath, warmup: int, compare: bool, breakdown: bool, 
     (:func:`run_benchmark`'s arguments of the same names; ``path`` for ``--compile``)."""
     if timer not in TIMERS:
         raise ValueError(f"unknown timer {timer!r}; expected one of {list(TIMERS)}")
+    if timer == "cpu" and torch.device(path.device).type != "cpu":
+        raise ValueError("--timer cpu counts this process's CPU time, not the device's; use wall time off the CPU")
     if breakdown and not compare:
         raise ValueError("--breakdown needs --compare: its rates and ceilings are relative to the base "
                          "(first) model and to each CAKES model's reference twin")
@@ -345,7 +356,9 @@ def measure(entries: Sequence[Entry], frames: int, size: int, *, path: Execution
     machine with ``--threads 1`` it ignores time spent descheduled (with more threads it
     also counts OpenMP spin-waiting, so use it single-threaded).
     ``breakdown`` (needs ``compare``, not ``path.compile``) adds the keys of :mod:`.time_breakdown`
-    from separate hooked passes (always wall time), run after the timed ones.
+    from separate hooked passes (wall time; CUDA events on a GPU), run after the timed ones.
+    Every result also names its ``execution`` (:meth:`ExecutionPath.describe`). On CUDA, cuDNN
+    autotunes each convolution during the warm-up (so keep ``warmup >= 1``).
     """
     x = make_input(batch, frames, size, path)
     steps = {}
@@ -353,16 +366,31 @@ def measure(entries: Sequence[Entry], frames: int, size: int, *, path: Execution
         steps[e.name] = make_step(e.model, x, path)
         if e.reference is not None:
             steps[e.name + "[reference]"] = make_step(e.reference, x, path)
-    sync = torch.cuda.synchronize if str(path.device).startswith("cuda") else (lambda: None)
-    first = first_call_seconds(steps, sync) if warmup else {}
-    times = interleaved_times(steps, runs, max(warmup - 1, 0), sync, TIMERS[timer])
-    base = entries[0] if compare else None
-    results = [dict(_summarise(e, times, batch, base, first if path.compile else None), timer=timer) for e in entries]
-    if breakdown:
-        from .time_breakdown import add_breakdown  # it imports this module
+    on_cuda = torch.device(path.device).type == "cuda"
+    sync = (lambda: torch.cuda.synchronize(path.device)) if on_cuda else (lambda: None)
+    with _cudnn_autotune(on_cuda):
+        first = first_call_seconds(steps, sync) if warmup else {}
+        times = interleaved_times(steps, runs, max(warmup - 1, 0), sync, TIMERS[timer])
+        base = entries[0] if compare else None
+        results = [dict(_summarise(e, times, batch, base, first if path.compile else None), timer=timer,
+                        execution=path.describe()) for e in entries]
+        if breakdown:
+            from .time_breakdown import add_breakdown  # it imports this module
 
-        add_breakdown(results, entries, x, path=path, runs=runs, sync=sync)
+            add_breakdown(results, entries, x, path=path, runs=runs, sync=sync)
     return results
+
+
+@contextlib.contextmanager
+def _cudnn_autotune(on: bool):
+    """With ``on``, cuDNN times each convolution's algorithms at its first call (a warm-up call)
+    and keeps the fastest, for the timed and the hooked passes alike; the setting is restored after."""
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = on or previous
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
 
 
 def _summarise(e: Entry, times: Dict[str, List[float]], batch: int, base: Optional[Entry],
@@ -432,8 +460,12 @@ def profile_table(model: nn.Module, x: torch.Tensor, path: ExecutionPath = Execu
     """torch.profiler table of one inference forward (under ``path``'s autocast): the ops that take the time."""
     from torch.profiler import ProfilerActivity, profile
 
+    on_cuda = torch.device(path.device).type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_cuda else [])
     with torch.inference_mode(), path.autocast():
         model(x)
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with profile(activities=activities) as prof:
             model(x)
-    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+    # on a GPU, the kernels' time; the CPU side there is only launching them
+    return prof.key_averages().table(sort_by="self_device_time_total" if on_cuda else "self_cpu_time_total",
+                                     row_limit=rows)

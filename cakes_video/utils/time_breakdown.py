@@ -4,8 +4,9 @@
 ``runs`` hooked passes per model (the same input and the same
 :class:`~cakes_video.utils.benchmark.ExecutionPath` call, inference or train step, as the timed
 runs, interleaved the same way; medians reported). Not with ``--compile``: forward hooks do not
-fire inside a compiled graph. Forward pre/post hooks read the
-wall clock (``time.perf_counter``; on CUDA they synchronise first) around:
+fire inside a compiled graph. Forward pre/post hooks mark the time (:func:`clock_for`: the
+wall clock on the CPU; CUDA events on a GPU, read once the pass is over, so the GPU's queue is
+never drained mid-pass) around:
 
 - every *CAKES layer*: a :class:`~cakes_video.models.cakes.CakesConv3d` (reference or
   efficient) or, after ``--deploy``, a :class:`~cakes_video.models.deploy.DeployedCakesConv3d`;
@@ -85,15 +86,60 @@ def dense_conv_names(model: nn.Module) -> List[str]:
     return names
 
 
+class WallClock:
+    """Marks that read ``time.perf_counter()`` after ``sync()``: the CPU's clock."""
+
+    def __init__(self, sync: Callable[[], None]):
+        self._sync = sync
+
+    def mark(self) -> float:
+        self._sync()
+        return time.perf_counter()
+
+    def settle(self) -> None:
+        """Nothing to wait for: a mark is final when taken."""
+
+    @staticmethod
+    def seconds(start: float, end: float) -> float:
+        return end - start
+
+
+class CudaEventClock:
+    """Marks that are CUDA events recorded on the current stream, without a sync: the GPU's
+    queue stays full as in the timed runs, so a span is GPU time, not launch time plus a drained
+    queue. ``settle()`` waits once, after a pass, before spans are read."""
+
+    def __init__(self, device: str):
+        self._device = device
+
+    def mark(self) -> "torch.cuda.Event":
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def settle(self) -> None:
+        torch.cuda.synchronize(self._device)
+
+    @staticmethod
+    def seconds(start: "torch.cuda.Event", end: "torch.cuda.Event") -> float:
+        return start.elapsed_time(end) / 1e3
+
+
+def clock_for(device: str, sync: Callable[[], None]):
+    """:class:`CudaEventClock` on a CUDA device, else :class:`WallClock`."""
+    return CudaEventClock(device) if torch.device(device).type == "cuda" else WallClock(sync)
+
+
 class HookTimer:
     """Seconds and calls inside groups of submodules, and in the whole forward, during one pass.
 
     A context manager: hooks are attached on entry and removed on exit. ``reset()`` before each
-    pass; then ``seconds[group]`` sums the wall time of every call of the group's modules and
+    pass and ``settle()`` after it (exit settles too); then ``seconds[group]`` sums the time of
+    every call of the group's modules, as ``clock`` measures it (:func:`clock_for`), and
     ``seconds["total"]`` the root module's forward; ``calls`` counts the calls likewise.
     """
 
-    def __init__(self, model: nn.Module, watch: Watch, sync: Callable[[], None]):
+    def __init__(self, model: nn.Module, watch: Watch, clock):
         modules = dict(model.named_modules())
         groups_of: Dict[str, List[str]] = {"": ["total"]}  # module name -> the groups it counts in
         for group, names in watch.items():
@@ -101,16 +147,27 @@ class HookTimer:
                 groups_of.setdefault(name, []).append(group)
         self._targets = [(groups, modules[name]) for name, groups in groups_of.items()]  # one hook pair each
         self._groups = list(watch) + ["total"]  # an empty group stays: its 0 calls show it was never timed
-        self._sync, self._handles = sync, []
+        self._clock, self._handles = clock, []
         self.reset()
 
     def reset(self) -> None:
         self.seconds: Dict[str, float] = dict.fromkeys(self._groups, 0.0)
         self.calls: Dict[str, int] = dict.fromkeys(self._groups, 0)
+        self._spans: List[Tuple[List[str], object, object]] = []  # (groups, start mark, end mark)
+
+    def settle(self) -> None:
+        """Waits for the clock, then adds the pass's spans to ``seconds`` and ``calls``."""
+        self._clock.settle()
+        for groups, start, end in self._spans:
+            seconds = self._clock.seconds(start, end)
+            for group in groups:
+                self.seconds[group] += seconds
+                self.calls[group] += 1
+        self._spans = []
 
     def __enter__(self) -> "HookTimer":
         for groups, module in self._targets:
-            starts: List[float] = []  # a stack: a module may be re-entered (recursion)
+            starts: List[object] = []  # a stack: a module may be re-entered (recursion)
             self._handles += [module.register_forward_pre_hook(self._pre(starts)),
                               module.register_forward_hook(self._post(groups, starts))]
         return self
@@ -119,38 +176,38 @@ class HookTimer:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        self.settle()
         return False
 
-    def _pre(self, starts: List[float]) -> Callable:
+    def _pre(self, starts: List[object]) -> Callable:
         def hook(module, args):
-            self._sync()
-            starts.append(time.perf_counter())
+            starts.append(self._clock.mark())
         return hook
 
-    def _post(self, groups: List[str], starts: List[float]) -> Callable:
+    def _post(self, groups: List[str], starts: List[object]) -> Callable:
         def hook(module, args, output):
-            self._sync()
-            seconds = time.perf_counter() - starts.pop()
-            for group in groups:
-                self.seconds[group] += seconds
-                self.calls[group] += 1
+            end = self._clock.mark()
+            self._spans.append((groups, starts.pop(), end))
         return hook
 
 
 def hooked_passes(models: Dict[str, Tuple[nn.Module, Callable[[], None], Watch]], runs: int,
-                  sync: Callable[[], None]) -> Dict[str, Dict[str, float]]:
+                  sync: Callable[[], None], clock=None) -> Dict[str, Dict[str, float]]:
     """Median ms per pass of each watched group and of ``"total"``, per model name.
 
     ``models`` maps a name to (module, the call that runs one pass, its watch groups); the passes
-    are interleaved as the timed runs are. Raises RuntimeError when a group's hooks never fire.
+    are interleaved as the timed runs are. ``clock`` times the hooks (default
+    ``WallClock(sync)``). Raises RuntimeError when a group's hooks never fire.
     """
-    timers = {name: HookTimer(model, watch, sync) for name, (model, _, watch) in models.items()}
+    clock = clock or WallClock(sync)
+    timers = {name: HookTimer(model, watch, clock) for name, (model, _, watch) in models.items()}
     samples: Dict[str, Dict[str, List[float]]] = {name: {} for name in models}
 
     def hooked(name: str, step: Callable[[], None]) -> Callable[[], None]:
         def run():
             timers[name].reset()
             step()
+            timers[name].settle()
             for group, calls in timers[name].calls.items():
                 if calls == 0:
                     raise RuntimeError(f"{name}: the forward hooks of {group!r} never fired")
@@ -196,7 +253,7 @@ def add_breakdown(results: List[Dict], entries: Sequence[Entry], x: torch.Tensor
                                               {"cakes": cakes_layer_names(e.reference)})
         layers = {LAYER + n: [n] for n in watch.get("dense", []) + watch.get("cakes", [])}
         models[e.name] = (e.model, make_step(e.model, x, path), {**watch, **layers})
-    medians = hooked_passes(models, runs, sync)
+    medians = hooked_passes(models, runs, sync, clock_for(path.device, sync))
     batch = x.shape[0]
     dense = watches[base.name].get("dense")
     rate = _dense_keys(results[0], base, dense, medians[base.name], batch) if dense else None
