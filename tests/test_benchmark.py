@@ -86,6 +86,7 @@ def test_json_schema_plain_run(tmp_path, capsys):
     results = _run(tmp_path, r3d, r3d.replace("r3d_18", "r2plus1d_18"))
     _check_schema(results, ["r3d_18", "r2plus1d_18"])
     assert "efficiency" not in results[0]
+    assert {r["execution"] for r in results} == {"inference; cpu, channels_last"}
     assert "r2plus1d_18" in capsys.readouterr().out  # the printed table
 
 
@@ -94,6 +95,7 @@ def test_json_schema_compare_deployed(tmp_path):
     results = _run(tmp_path, r3d, r3d.replace("r3d_18", "mc3_18"), "--compare", "--deploy")
     _check_schema(results, ["r3d_18", "mc3_18"])
     assert results[0]["efficiency"] == pytest.approx(1.0)
+    assert {r["execution"] for r in results} == {"inference, deployed; cpu, channels_last"}
     base, other = results
     expected = (base["latency_ms"] / other["latency_ms"]) / (base["gflops"] / other["gflops"])
     assert other["efficiency"] == pytest.approx(expected)
@@ -255,7 +257,7 @@ class _DeferredClock:
         self.ticks, self.settled = 0, False
 
     def mark(self):
-        self.ticks += 1
+        self.ticks, self.settled = self.ticks + 1, False
         return self.ticks
 
     def settle(self):
@@ -275,6 +277,18 @@ def test_hook_timer_reads_spans_only_after_the_clock_settles():
     # marks: total start 1, conv0 2-3, conv2 4-5, total end 6
     assert timer.calls == {"convs": 2, "total": 1} and timer.seconds == {"convs": 2.0, "total": 5.0}
     assert isinstance(time_breakdown.clock_for("cpu", lambda: None), time_breakdown.WallClock)
+    step = benchmark.make_step(net, torch.zeros(1, 3, 2, 4, 4), benchmark.ExecutionPath())
+    medians = time_breakdown.hooked_passes({"net": (net, step, {"convs": ["0", "2"]})}, 3, lambda: None,
+                                           _DeferredClock())  # each pass settles before it is read
+    assert medians == {"net": {"convs": 2000.0, "total": 5000.0}}
+
+
+def test_tool_names_a_bad_spec_in_one_line(caplog):
+    from cakes_video.engine.cli import run_tool
+
+    assert run_tool(lambda: benchmark_net.main(["torchvision:r4d", "--frames", "4", "--size", "32"])) == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "ConfigError: torchvision:r4d: torchvision.models.video has no model 'r4d'"]
 
 
 def test_dense_convs_and_flops_by_module():
@@ -318,23 +332,30 @@ def test_breakdown_without_dense_base_omits_the_dense_rate_keys():
     (dict(fuse=True, train=True), r"fuse \(--fuse\)"),
     (dict(deploy=True, fuse=True, compile=True), r"fuse \(--fuse\) cannot go with compile \(--compile\)"),
     (dict(device="gpu0"), r"device \(--device\) 'gpu0'"),
-    (dict(device="meta", deploy=True, fuse=True), r"fuse \(--fuse\) fuses oneDNN calls, on the CPU only"),
+    (dict(device="meta"), r"device \(--device\) 'meta': runs are timed on the CPU or on CUDA only"),
 ])
 def test_execution_path_rejects_invalid_combinations(flags, message):
     with pytest.raises(ValueError, match=message):
         benchmark.ExecutionPath(**flags)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
-def test_cuda_without_a_gpu_is_refused_before_any_model_is_built():
-    with pytest.raises(ValueError, match=r"device \(--device\) 'cuda': this torch sees no CUDA device"):
+def test_cuda_checks_refuse_before_any_model_is_built(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"device \(--device\) 'cuda': this torch sees \d+ CUDA device"):
         benchmark.ExecutionPath(device="cuda")
-
-
-def test_cpu_timer_only_on_the_cpu():
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a one-GPU machine
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match=r"'cuda:1': this torch sees 1 CUDA device"):
+        benchmark.ExecutionPath(device="cuda:1")
+    with pytest.raises(ValueError, match=r"fuse \(--fuse\) fuses oneDNN calls, on the CPU only"):
+        benchmark.ExecutionPath(device="cuda", deploy=True, fuse=True)
+    gpu = benchmark.ExecutionPath(device="cuda:0")
     with pytest.raises(ValueError, match="--timer cpu counts this process's CPU time"):
-        benchmark.check_run(benchmark.ExecutionPath(device="meta"), 1, False, False, "cpu")
-    benchmark.check_run(benchmark.ExecutionPath(), 1, False, False, "cpu")  # fine on the CPU
+        benchmark.check_run(gpu, 1, False, False, "cpu")
+    with pytest.raises(ValueError, match="--device cuda needs --warmup >= 1"):
+        benchmark.check_run(gpu, 0, False, False, "wall")
+    benchmark.check_run(benchmark.ExecutionPath(), 0, False, False, "cpu")  # all fine on the CPU
+    assert isinstance(time_breakdown.clock_for("cuda:0", lambda: None), time_breakdown.CudaEventClock)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -25,8 +25,9 @@ compile_seconds (reference_compile_seconds for a twin). Not with --breakdown (fo
 do not fire in a compiled graph); with --profile the op table is the compiled graph's.
 
 ``--breakdown`` (needs ``--compare``) then runs ``--runs`` separate hooked passes per model
-(same input and call, wall time, medians) that measure where the time goes, printed in a
-second table (one row per key) and added to the JSON (ms per forward of the batch):
+(same input and call; wall time, CUDA-event time on a GPU; medians) that measure where the
+time goes, printed in a second table (one row per key) and added to the JSON (ms per forward
+of the batch):
   base:  dense_conv_ms, dense_conv_gflops (per view), dense_gflops_per_s = R, the rate of
          its convs with every kernel dim > 1 (3x3x3, 3x7x7 stem);
   CAKES: cakes_layers_ms (efficient), reference_cakes_layers_ms = L and
@@ -100,7 +101,8 @@ def main(argv=None) -> int:
           f"{args.runs} ({args.timer} time)")
     print(benchmark.format_table(results))
     if args.breakdown:
-        print(f"\nwhere the time goes: {args.runs} hooked passes per model (wall time, medians, ms per forward)")
+        clock = "CUDA-event time" if args.path.device.startswith("cuda") else "wall time"
+        print(f"\nwhere the time goes: {args.runs} hooked passes per model ({clock}, medians, ms per forward)")
         print(benchmark.format_breakdown(results))
         print("\nper layer (the base's dense convs, each CAKES model's CAKES layers)")
         print(benchmark.format_layers(results))

@@ -4,7 +4,8 @@
     tools/check_dataset.py LIST [--backend B] [--root DIR] [--json FILE] [--workers N]
 
 LIST has one path per line, optionally followed by a label. Prints each failure and a
-summary line; exits with status 1 when any video failed. Details: cakes_video/datasets/check.py.
+summary line; exits with status 1 when any video failed, or (with one line naming it) when
+the list cannot be read. Details: cakes_video/datasets/check.py.
 """
 import argparse
 import sys

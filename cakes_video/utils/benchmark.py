@@ -155,8 +155,12 @@ class ExecutionPath:
             kind = torch.device(self.device).type
         except RuntimeError as err:
             raise ValueError(f"device (--device) {self.device!r} is not a torch device: {err}") from None
-        if kind == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device (--device) {self.device!r}: this torch sees no CUDA device")
+        if kind not in ("cpu", "cuda"):
+            raise ValueError(f"device (--device) {self.device!r}: runs are timed on the CPU or on CUDA only")
+        index = torch.device(self.device).index
+        if kind == "cuda" and not (torch.cuda.is_available() and (index or 0) < torch.cuda.device_count()):
+            raise ValueError(f"device (--device) {self.device!r}: this torch sees {torch.cuda.device_count()} "
+                             f"CUDA device(s)")
         if self.fuse and kind != "cpu":
             raise ValueError("fuse (--fuse) fuses oneDNN calls, on the CPU only; drop it off the CPU")
         if self.amp is not None and self.amp not in AMP_DTYPES:
@@ -190,9 +194,15 @@ class ExecutionPath:
         memory = "channels_last" if self.channels_last else "contiguous"
         where = f"{self.device}, {memory}"
         if torch.device(self.device).type == "cuda":
-            tf32 = "on" if torch.backends.cudnn.allow_tf32 else "off"
-            where += f", {torch.cuda.get_device_name(self.device)}, cuDNN TF32 {tf32}"
+            where += f", {torch.cuda.get_device_name(self.device)}, cuDNN TF32 {'on' if _cudnn_tf32() else 'off'}"
         return ", ".join(["train step" if self.train else "inference"] + flags) + f"; {where}"
+
+
+def _cudnn_tf32() -> bool:
+    """Whether cuDNN may run float32 convolutions in TF32 (``allow_tf32`` raises in torch >= 2.9
+    once the newer per-op precision settings disagree; the conv one is what counts here)."""
+    conv = getattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision", None)
+    return conv == "tf32" if conv is not None else torch.backends.cudnn.allow_tf32
 
 
 def make_step(model: nn.Module, x: torch.Tensor, path: ExecutionPath) -> Callable[[], None]:
@@ -314,6 +324,9 @@ def check_run(path: ExecutionPath, warmup: int, compare: bool, breakdown: bool, 
         raise ValueError(f"unknown timer {timer!r}; expected one of {list(TIMERS)}")
     if timer == "cpu" and torch.device(path.device).type != "cpu":
         raise ValueError("--timer cpu counts this process's CPU time, not the device's; use wall time off the CPU")
+    if warmup < 1 and torch.device(path.device).type == "cuda":
+        raise ValueError("--device cuda needs --warmup >= 1: cuDNN autotunes every convolution in its first "
+                         "call, which must not be timed")
     if breakdown and not compare:
         raise ValueError("--breakdown needs --compare: its rates and ceilings are relative to the base "
                          "(first) model and to each CAKES model's reference twin")

@@ -48,6 +48,7 @@ every CAKES model (one with a reference twin):
     inference and a forward-only figure with ``--train-step``.
 """
 import statistics
+import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -114,7 +115,7 @@ class CudaEventClock:
 
     def mark(self) -> "torch.cuda.Event":
         event = torch.cuda.Event(enable_timing=True)
-        event.record()
+        event.record(torch.cuda.current_stream(self._device))  # the stream the model's kernels run on
         return event
 
     def settle(self) -> None:
@@ -176,7 +177,8 @@ class HookTimer:
         for handle in self._handles:
             handle.remove()
         self._handles = []
-        self.settle()
+        if not exc or exc[0] is None:  # after an error, a sync could raise again and hide it
+            self.settle()
         return False
 
     def _pre(self, starts: List[object]) -> Callable:
@@ -221,7 +223,7 @@ def hooked_passes(models: Dict[str, Tuple[nn.Module, Callable[[], None], Watch]]
         interleaved_times(steps, runs, 0, sync)
     finally:
         for timer in timers.values():
-            timer.__exit__()
+            timer.__exit__(*sys.exc_info())
     return {name: {g: statistics.median(v) * 1e3 for g, v in groups.items()} for name, groups in samples.items()}
 
 
