@@ -152,13 +152,13 @@ class ExecutionPath:
                              "compiled graph; compile with weight freezing already fuses conv + ReLU / add "
                              "(oneDNN post-ops), so use --deploy --compile")
         try:
-            kind = torch.device(self.device).type
+            device = torch.device(self.device)
         except RuntimeError as err:
             raise ValueError(f"device (--device) {self.device!r} is not a torch device: {err}") from None
+        kind = device.type
         if kind not in ("cpu", "cuda"):
             raise ValueError(f"device (--device) {self.device!r}: runs are timed on the CPU or on CUDA only")
-        index = torch.device(self.device).index
-        if kind == "cuda" and not (torch.cuda.is_available() and (index or 0) < torch.cuda.device_count()):
+        if kind == "cuda" and not (torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
             raise ValueError(f"device (--device) {self.device!r}: this torch sees {torch.cuda.device_count()} "
                              f"CUDA device(s)")
         if self.fuse and kind != "cpu":
@@ -261,10 +261,7 @@ def build_entries(specs: Sequence[str], frames: int, size: int, *, path: Executi
     With ``path.compile``, Dynamo's caches are reset first (``torch.compiler.reset()``, process-wide):
     graphs left by earlier runs would count against its recompile limit.
     """
-    names = [spec_name(s) for s in specs]
-    for name in names:
-        if names.count(name) > 1:
-            raise ValueError(f"model {name!r} is given twice; results are keyed by name")
+    check_unique_specs(specs)
     if path.compile:
         torch.compiler.reset()
     from ..models.cakes import to_reference
@@ -306,9 +303,17 @@ def check_model_input_arguments(p: argparse.ArgumentParser, args: argparse.Names
             p.error(f"--{key} must be >= 1")
     if args.warmup < 0:
         p.error("--warmup must be >= 0")
-    names = [spec_name(s) for s in args.configs]
+    try:
+        check_unique_specs(args.configs)
+    except ValueError as err:
+        p.error(str(err))
+
+
+def check_unique_specs(specs: Sequence[str]) -> None:
+    """Raises ValueError when two specs share a display name (:func:`spec_name`): results are keyed by it."""
+    names = [spec_name(s) for s in specs]
     if len(set(names)) < len(names):
-        p.error(f"a config is given twice: {names}; results are keyed by name")
+        raise ValueError(f"a config is given twice: {names}; results are keyed by name")
 
 
 def make_input(batch: int, frames: int, size: int, path: ExecutionPath = ExecutionPath()) -> torch.Tensor:
@@ -381,12 +386,13 @@ def measure(entries: Sequence[Entry], frames: int, size: int, *, path: Execution
             steps[e.name + "[reference]"] = make_step(e.reference, x, path)
     on_cuda = torch.device(path.device).type == "cuda"
     sync = (lambda: torch.cuda.synchronize(path.device)) if on_cuda else (lambda: None)
+    execution = path.describe()
     with _cudnn_autotune(on_cuda):
         first = first_call_seconds(steps, sync) if warmup else {}
         times = interleaved_times(steps, runs, max(warmup - 1, 0), sync, TIMERS[timer])
         base = entries[0] if compare else None
         results = [dict(_summarise(e, times, batch, base, first if path.compile else None), timer=timer,
-                        execution=path.describe()) for e in entries]
+                        execution=execution) for e in entries]
         if breakdown:
             from .time_breakdown import add_breakdown  # it imports this module
 

@@ -66,16 +66,17 @@ class ConvUse:
 
 
 def _cakes_calls(layer: nn.Module, input_shape: Tuple[int, ...]) -> List[Tuple[ConvCall, float]]:
-    """(call, useful GFLOPs) of each planned convolution of a CAKES layer on ``input_shape``."""
-    from ..models.cakes import kernel_shape
+    """(call, useful GFLOPs) of each planned convolution of a CAKES layer on ``input_shape``:
+    the layer's own cost model (:func:`~cakes_video.models.cakes.conv_cost`) of the rows it computes."""
+    from ..models.cakes import conv_cost, kernel_shape
 
     calls = []
     for (kernel_name, rows), zero_rows, padding in zip(layer.plan, layer.plan_zero_rows, layer.plan_padding):
-        n = sum(stop - first for _, first, stop in rows)
-        call = ConvCall(input_shape, n + zero_rows, kernel_shape(kernel_name, layer.kernel_size),
+        counts = {s: stop - first for s, first, stop in rows}  # a sub-kernel has one row range per conv
+        call = ConvCall(input_shape, sum(counts.values()) + zero_rows, kernel_shape(kernel_name, layer.kernel_size),
                         tuple(layer.stride), tuple(padding))
-        volume = sum((stop - first) * math.prod(kernel_shape(s, layer.kernel_size)) for s, first, stop in rows)
-        calls.append((call, volume * input_shape[0] * input_shape[1] * math.prod(call.output_thw()) / 1e9))
+        _, macs = conv_cost(counts, input_shape[1], call.output_thw(), layer.kernel_size)
+        calls.append((call, macs * input_shape[0] / 1e9))
     return calls
 
 
