@@ -93,6 +93,20 @@ def test_every_zoo_config_loads_and_builds(path):
     assert model.head.fc.out_features == cfg.MODEL.NUM_CLASSES
 
 
+def test_block16_channel_config_needs_no_replanning():
+    """Every group of the 16-aligned CAKES-18 split fills whole 16-channel blocks, so the
+    efficient layer's plan is one conv per sub-kernel, as even as blocks allow."""
+    from cakes_video.models.cakes import cakes_layer_widths, plan_convs, resolve_channel_config
+
+    path = os.path.join(REPO, "model_zoo", "channel_configs", "cakes_18_block16.yaml")
+    widths = cakes_layer_widths(18)
+    for counts, (width, _) in zip(resolve_channel_config(path, widths), widths):
+        assert all(n % 16 == 0 and abs(n - width / 3) < 16 for n in counts.values()), counts
+        assert plan_convs(counts, block=16) == [(s, [(s, 0, n)]) for s, n in counts.items()]
+    cfg = load_config(os.path.join(ZOO, "r3d_18.yaml"), ["MODEL.TEMPORAL_OP", "cakes", "MODEL.CAKES.CONV_CONFIG", path])
+    assert build_model(cfg).layer1[0].conv1.counts == {"kxkxk": 16, "1xkxk": 32, "kx1x1": 16}
+
+
 @pytest.mark.parametrize("arch", sorted(convert.TORCHVISION_SETTINGS))
 def test_torchvision_zoo_configs_match_the_converter(arch):
     assert load_config(os.path.join(ZOO, f"{arch}.yaml")) == convert.torchvision_config(arch)
