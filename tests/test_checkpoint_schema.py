@@ -64,5 +64,9 @@ def test_allow_missing_prefix_for_a_new_head():
     state = {k: v for k, v in source.state_dict().items() if not k.startswith("1.")}
     with pytest.raises(CheckpointError, match=r"missing \(5\): 1\.weight"):
         load_model_state(target, state, allow_missing=["0."])  # a prefix that covers none of the missing keys
+    with torch.no_grad():
+        target[1].weight.uniform_(2.0, 3.0)  # unlike source's, so a load of it would show
+    own = target[1].weight.clone()
     load_model_state(target, state, allow_missing=["1."])
     assert torch.equal(target[0].weight, source[0].weight)  # the kept keys loaded
+    assert torch.equal(target[1].weight, own)  # the allowed-missing part keeps its own values

@@ -36,6 +36,11 @@ class CrashAfterStep(Hook):
             raise KeyboardInterrupt("simulated crash")
 
 
+def _csv_dicts(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
 def _iter_losses(out_dir):
     return {r["iteration"]: r["loss"] for r in read_metrics(str(out_dir), "train_iter")}
 
@@ -151,11 +156,11 @@ def test_train_then_test_writes_the_reports(tmp_path):
     assert saved["num_videos"] == 8 and saved["num_failed"] == 1 and saved["failed_videos"] == ["video_008.mp4"]
     assert saved["protocol"]["views_per_video"] == 2 and saved["protocol"]["aggregation"] == "mean_softmax"
     assert saved["params"] == sum(p.numel() for p in build_model(cfg).parameters()) and saved["gflops_per_view"] > 0
-    with open(tmp_path / "predictions.csv") as f:
-        rows = list(csv.DictReader(f))
+    rows = _csv_dicts(tmp_path / "predictions.csv")
     assert sorted(r["video_id"] for r in rows) == [f"video_{i:03d}" for i in range(8)]
     assert sum(int(r["correct"]) for r in rows) / 8 * 100 == pytest.approx(saved["top1"])
-    confusion = list(csv.reader(open(tmp_path / "confusion_matrix.csv")))
+    with open(tmp_path / "confusion_matrix.csv") as f:
+        confusion = list(csv.reader(f))
     assert sum(int(v) for row in confusion[1:] for v in row[1:]) == 8
     assert (tmp_path / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     epochs = read_metrics(str(tmp_path), "epoch")
@@ -168,7 +173,7 @@ def test_deployed_test_gives_the_same_scores(tmp_path, monkeypatch):
     cfg = tiny_cfg(tmp_path)
     train(cfg, FakeLoaderFn(num_videos=8))
     plain = run_test(cfg, FakeLoaderFn(num_videos=8))
-    plain_rows = list(csv.DictReader(open(tmp_path / "predictions.csv")))
+    plain_rows = _csv_dicts(tmp_path / "predictions.csv")
     deployed_cfg = tiny_cfg(tmp_path, "TEST.DEPLOY", True, "TEST.FUSE", True)
     model = load_trained_model(deployed_cfg)  # what run_test and predict run: BN folded, convs fused
     kinds = {type(m) for m in model.modules()}
@@ -181,7 +186,7 @@ def test_deployed_test_gives_the_same_scores(tmp_path, monkeypatch):
     monkeypatch.setattr(testing, "inference_model", spy)
     deployed = run_test(deployed_cfg, FakeLoaderFn(num_videos=8))
     assert [type(m) for m in ran] == [ChannelsLast3d]
-    rows = list(csv.DictReader(open(tmp_path / "predictions.csv")))
+    rows = _csv_dicts(tmp_path / "predictions.csv")
     assert deployed["top1"] == plain["top1"] and deployed["gflops_per_view"] == plain["gflops_per_view"]
     assert plain["inference_form"] == {"deploy": False, "fuse": False, "cakes_impl": "reference"}
     assert deployed["inference_form"] == {"deploy": True, "fuse": True, "cakes_impl": "reference"}

@@ -10,7 +10,6 @@ Only ``format`` and ``model`` are required; converted weights carry ``cfg`` too.
 value is a tensor, number, string, or container of those, so ``torch.load(weights_only=True)``
 reads it.
 """
-import os
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -32,13 +31,10 @@ def save_checkpoint(path: str, model_state: Dict[str, torch.Tensor], **fields) -
     mid-save leaves any previous file at ``path`` intact.
     """
     local = path_manager.get_local_path(path) if "://" in path else path
-    os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             torch.save({"format": FORMAT, "model": model_state, **fields}, f)
-            f.flush()
-            os.fsync(f.fileno())  # on disk before the rename: a crash never leaves a renamed, empty file
 
     replace_atomically(local, write)
     return path

@@ -19,7 +19,6 @@ JSON report (times are wall-clock seconds on this machine)::
 """
 import argparse
 import json
-import os
 import tempfile
 import time
 from typing import Dict, List, Sequence
@@ -193,6 +192,5 @@ def main(argv: List[str] = None) -> Dict:
     text = json.dumps(report, indent=1)
     print(text)
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         write_json(args.json, report, indent=1)
     return report

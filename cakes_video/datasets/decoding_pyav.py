@@ -70,16 +70,8 @@ def demux_packets(path: str) -> Demuxed:
 
 
 def _read_packets(container, stream, path: str) -> Demuxed:
-    """Demuxes every video packet of an open container (it is left at the end of the file).
-
-    On DecodeError the container is closed first, so a caller keeping it on success needs no
-    cleanup of its own.
-    """
-    try:
-        rows = _packet_rows(container, stream, path)
-    except DecodeError:
-        container.close()
-        raise
+    """Demuxes every video packet of an open container (it is left at the end of the file)."""
+    rows = _packet_rows(container, stream, path)
     reorders = bool(stream.codec_context.has_b_frames)
     return Demuxed(rows, stream.time_base, container.format.name, reorders)
 
@@ -137,7 +129,16 @@ class PyAVDecoder(Decoder):
         super().__init__(path)
         self._num_threads = num_threads
         container, stream = _open_container(path)
-        demuxed = _read_packets(container, stream, path)  # closes the container if it fails
+        try:  # whatever fails (corrupt packets, no frame, no frame rate) closes the container
+            self._start(container, stream)
+        except BaseException:
+            container.close()
+            raise
+
+    def _start(self, container, stream) -> None:
+        """Reads the packet table of the open ``container``, keeps it open for decoding, and
+        decodes the first frame for :attr:`meta`."""
+        demuxed = _read_packets(container, stream, self.path)
         self._table = _table_from_rows(demuxed.rows, demuxed.time_base)
         # A codec that reorders frames behind packet pts already in decode order (AVI) means
         # the pts are not presentation times: count frames in output order instead.
@@ -154,11 +155,7 @@ class PyAVDecoder(Decoder):
         # One swscale context for every frame: a new one per frame (what frame.to_ndarray
         # makes) starts its threads each time, which costs more than converting a small frame.
         self._to_rgb = VideoReformatter()
-        try:
-            first = self._read_sorted([0])[0]
-        except DecodeError:
-            self.close()
-            raise
+        first = self._read_sorted([0])[0]
         self.meta = self._make_meta(first.shape[:2])
 
     def _set_threads(self) -> None:

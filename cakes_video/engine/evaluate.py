@@ -83,8 +83,8 @@ def validate(model: nn.Module, loader, device: torch.device, criterion: nn.Modul
             sums += torch.stack([criterion(logits, labels).double() * n, hits[1].sum().double(),
                                  hits[5].sum().double()])
             num_videos += n
-    counts = torch.tensor([num_videos, num_failed], dtype=torch.float64)
-    loss_sum, top1, top5, num_videos, num_failed = all_reduce_sum(torch.cat([sums.cpu(), counts])).tolist()
+    counts = torch.tensor([num_videos, num_failed], dtype=torch.float64, device=device)
+    loss_sum, top1, top5, num_videos, num_failed = all_reduce_sum(torch.cat([sums, counts])).tolist()
     n = max(num_videos, 1.0)
     return {"loss": loss_sum / n, "top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n,
             "num_videos": int(num_videos), "num_failed": int(num_failed)}

@@ -221,9 +221,11 @@ class CakesConv3d(nn.Module):
 
     def _set_plan(self, plan: ConvPlan, channel_block: int = 1) -> None:
         """Sets ``plan`` and, once, ``plan_padding`` (each planned conv's (pt, ph, pw)), its
-        ``(conv index, first, stop, F.pad)`` rows and ``plan_zero_rows``: zero output rows that
-        round each conv up to a multiple of ``channel_block``."""
+        ``(conv index, first, stop, F.pad)`` rows, ``plan_zero_rows`` (zero output rows that
+        round each conv up to a multiple of ``channel_block``) and ``segments`` (how the
+        planned convs' outputs go back in vocabulary order, :func:`output_segments`)."""
         self.plan = plan
+        self.segments = output_segments(plan, self.subkernels)
         self.plan_padding, self._plan_rows, self.plan_zero_rows = [], [], []
         for kernel, rows in plan:
             shape = kernel_shape(kernel, self.kernel_size)
@@ -246,8 +248,9 @@ class CakesConv3d(nn.Module):
             for c, first, stop, pads in rows:
                 w = self.convs[c].weight[first:stop]
                 parts.append(F.pad(w, pads) if any(pads) else w)
-            w = parts[0] if len(parts) == 1 else torch.cat(parts)
-            weights.append(F.pad(w, (0, 0) * (w.dim() - 1) + (0, zero_rows)) if zero_rows else w)
+            if zero_rows:  # one more part, so the weight is built with a single copy
+                parts.append(parts[0].new_zeros(zero_rows, *parts[0].shape[1:]))
+            weights.append(parts[0] if len(parts) == 1 else torch.cat(parts))
         return weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -379,7 +382,6 @@ class EfficientCakesConv3d(CakesConv3d):
         super().__init__(in_channels, counts, stride, kernel_size, relu)
         block = channel_block or default_channel_block()
         self._set_plan(plan_convs(self.counts, block, kernel_size), block)
-        self.segments = output_segments(self.plan, self.subkernels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outputs = [F.conv3d(x, w, None, self.stride, padding)

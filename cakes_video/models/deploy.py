@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 import torch
 from torch import fx, nn
 
-from .cakes import CakesConv3d, assemble, output_segments, replace_modules
+from .cakes import CakesConv3d, assemble, replace_modules
 from .conv import conv3d_same
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -61,7 +61,7 @@ class DeployedCakesConv3d(nn.Module):
             folded_w, folded_b = fold_bn(weight.detach(), None, torch.cat([scale[channels], zeros]),
                                          torch.cat([shift[channels], zeros]))
             self.convs.append(_conv_with(folded_w, folded_b, layer.stride))
-        self.segments = output_segments(layer.plan, layer.subkernels)
+        self.segments = layer.segments
         self.relu = isinstance(layer.relu, nn.ReLU)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

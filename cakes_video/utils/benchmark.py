@@ -87,12 +87,6 @@ def build_from_spec(spec: str, overrides: Sequence[str] = (), cakes_impl: str = 
     return build_model(load_config(path, list(overrides) + own + ["MODEL.CAKES.IMPL", cakes_impl]))
 
 
-def has_cakes(model: nn.Module) -> bool:
-    from ..models.cakes import CakesConv3d
-
-    return any(isinstance(m, CakesConv3d) for m in model.modules())
-
-
 class CompiledModel(nn.Module):
     """``torch.compile(model)`` (inductor), called with the config it needs: ``[N, 3, T, H, W]`` -> logits.
 

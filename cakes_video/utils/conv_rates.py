@@ -32,6 +32,8 @@ import torch
 from torch import nn
 
 from .benchmark import aligned, interleaved_times
+from .modes import evaluating
+from .time_breakdown import dense_conv_names
 
 PATHS = ("conv3d", "onednn", "frames2d")
 
@@ -95,8 +97,6 @@ def collect_convs(model: nn.Module, x: torch.Tensor) -> List[ConvUse]:
     from ..models.cakes import CakesConv3d
     from ..models.deploy import DeployedCakesConv3d
     from ..models.fusion import FusedConv3d
-    from .modes import evaluating
-    from .time_breakdown import dense_conv_names
 
     modules = dict(model.named_modules())
     if any(isinstance(m, (DeployedCakesConv3d, FusedConv3d)) for m in modules.values()):

@@ -12,12 +12,16 @@ path_manager.register_handler(HTTPURLHandler())
 
 
 def replace_atomically(path: str, write: Callable[[str], None]) -> None:
-    """Calls ``write(tmp)`` on a sibling temporary file, then renames it over ``path`` in one
-    step: readers see the old file or the new one, never a partial write. When ``write`` fails
-    the temporary file is removed and ``path`` keeps its old content."""
+    """Calls ``write(tmp)`` on a sibling temporary file, flushes it to disk, then renames it over
+    ``path`` in one step: readers (and a machine that crashed) see the old file or the new one,
+    never a partial or empty write. When ``write`` fails the temporary file is removed and
+    ``path`` keeps its old content. Creates ``path``'s folder when missing."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp.{os.getpid()}"
     try:
         write(tmp)
+        with open(tmp, "rb") as f:  # on disk before the rename: a crash never leaves a renamed, empty file
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

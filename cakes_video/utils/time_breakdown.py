@@ -47,8 +47,8 @@ every CAKES model (one with a reference twin):
     ``hooked_total_ms`` of the base and of this model), comparable to ``efficiency`` for
     inference and a forward-only figure with ``--train-step``.
 """
+import contextlib
 import statistics
-import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -217,13 +217,10 @@ def hooked_passes(models: Dict[str, Tuple[nn.Module, Callable[[], None], Watch]]
         return run
 
     steps = {name: hooked(name, step) for name, (_, step, _) in models.items()}
-    for timer in timers.values():
-        timer.__enter__()
-    try:
-        interleaved_times(steps, runs, 0, sync)
-    finally:
+    with contextlib.ExitStack() as stack:
         for timer in timers.values():
-            timer.__exit__(*sys.exc_info())
+            stack.enter_context(timer)
+        interleaved_times(steps, runs, 0, sync)
     return {name: {g: statistics.median(v) * 1e3 for g, v in groups.items()} for name, groups in samples.items()}
 
 
