@@ -16,7 +16,7 @@ from torch import nn
 
 from cakes_video.checkpoint import load_checkpoint
 from cakes_video.config import ConfigError
-from cakes_video.engine.distributed import shutdown_distributed, wrap_model
+from cakes_video.utils.distributed import shutdown_distributed, wrap_model
 from cakes_video.engine.monitor import read_metrics
 from cakes_video.engine.testing import run_test
 from cakes_video.engine.train import train

@@ -16,7 +16,7 @@ from cakes_video.engine import testing
 from cakes_video.engine.monitor import read_metrics
 from cakes_video.engine.predict import load_trained_model
 from cakes_video.engine.runtime import amp_dtype
-from cakes_video.engine.schedule import lr_function
+from cakes_video.solver import lr_function
 from cakes_video.engine.setup import build_trainer
 from cakes_video.engine.testing import inference_model, run_test
 from cakes_video.engine.train import Hook, NonFiniteLossError, train

@@ -26,7 +26,7 @@ def add_config(cfg: CfgNode) -> None:
 
 
 def validate(cfg: CfgNode) -> None:
-    from ..engine.evaluate import AGGREGATIONS  # the methods aggregate_views implements
+    from ..utils.metrics import AGGREGATIONS  # the methods aggregate_views implements
 
     t = cfg.TEST
     check(t.BATCH_SIZE >= 1, "TEST.BATCH_SIZE", "must be >= 1")

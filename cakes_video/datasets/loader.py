@@ -12,14 +12,14 @@ B can be 0 when every video of a batch failed ("video" is then an empty tensor):
 skips the step but still counts the failures (see :func:`check_failure_fraction`).
 """
 import random
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from ..config import ConfigError
+from ..utils.distributed import get_rank, get_world_size, is_dist
 from .registry import build_dataset
 
 
@@ -78,13 +78,6 @@ def seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
-def _world() -> Optional[Tuple[int, int]]:
-    """(rank, world size) when torch.distributed is initialised, else None."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return None
-
-
 def _uses_cuda(cfg) -> bool:
     return cfg.DEVICE == "cuda" or (cfg.DEVICE == "auto" and torch.cuda.is_available())
 
@@ -97,11 +90,11 @@ def per_process_batch_size(global_batch: int, world_size: int, key: str) -> int:
     return global_batch // world_size
 
 
-def _sampler(dataset, split: str, seed: int, world: Optional[Tuple[int, int]]) -> Optional[Sampler]:
+def _sampler(dataset, split: str, seed: int) -> Optional[Sampler]:
     """None without torch.distributed (the DataLoader shuffles train itself); else per-rank."""
-    if world is None:
+    if not is_dist():
         return None
-    rank, world_size = world
+    rank, world_size = get_rank(), get_world_size()
     if split == "train":
         return DistributedSampler(dataset, world_size, rank, shuffle=True, seed=seed, drop_last=True)
     return ShardSampler(len(dataset), rank, world_size)
@@ -117,15 +110,14 @@ def build_loader(cfg, split: str) -> DataLoader:
     ``cfg.SEED`` and the epoch number.
     """
     dataset = build_dataset(cfg, split)
-    world = _world()
-    world_size = world[1] if world else 1
+    world_size = get_world_size()
     key = "TEST.BATCH_SIZE" if split == "test" else "TRAIN.BATCH_SIZE"  # val clips cost what train clips do
     global_batch = cfg.TEST.BATCH_SIZE if split == "test" else cfg.TRAIN.BATCH_SIZE
     batch_size = per_process_batch_size(global_batch, world_size, key)
     if split == "train" and len(dataset) < global_batch:
         raise ValueError(f"DATA.TRAIN_LIST: {len(dataset)} videos make no full batch of TRAIN.BATCH_SIZE="
                          f"{global_batch} (the last partial batch is dropped)")
-    sampler = _sampler(dataset, split, cfg.SEED, world)
+    sampler = _sampler(dataset, split, cfg.SEED)
     workers = cfg.DATA_LOADER.NUM_WORKERS
     loader = DataLoader(
         dataset, batch_size=batch_size, shuffle=split == "train" and sampler is None, sampler=sampler,

@@ -3,7 +3,7 @@ status 1 instead of a traceback; the process group is always closed."""
 import logging
 from typing import Callable
 
-from .distributed import shutdown_distributed
+from ..utils.distributed import shutdown_distributed
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Dict, Iterable, Optional
 
 from tqdm import tqdm
 
-from .distributed import is_main
+from ..utils.distributed import is_main
 
 LOGGER_NAME = "cakes_video"
 HANDLER_NAME = "cakes_video.setup_logging"  # marks the handlers setup_logging owns

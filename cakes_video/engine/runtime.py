@@ -11,8 +11,9 @@ import torch.distributed as dist
 from torch import nn
 
 from ..config import ConfigError
+from ..utils.modes import AMP_DTYPES
 from ..datasets.loader import build_loader, check_failure_fraction, per_process_batch_size
-from .distributed import get_rank, get_world_size, init_distributed, is_dist, resolve_device
+from ..utils.distributed import get_rank, get_world_size, init_distributed, is_dist, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +48,10 @@ def prepare_run(cfg, batch_keys: Sequence[str]) -> torch.device:
 
 def amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
     """The autocast dtype of TRAIN.MIXED_PRECISION, or None (off, or on the CPU)."""
-    if mode == "off":
-        return None
-    if device.type != "cuda":
+    if AMP_DTYPES[mode] is not None and device.type != "cuda":
         logger.info("TRAIN.MIXED_PRECISION=%s ignored on %s: mixed precision runs on CUDA only", mode, device)
         return None
-    return torch.bfloat16 if mode == "bf16" else torch.float16
+    return AMP_DTYPES[mode]
 
 
 def check_data_files(cfg, splits: Sequence[str]) -> None:

@@ -9,10 +9,10 @@ from torch import nn
 
 from ..models import build_model
 from .checkpointer import Checkpointer, load_for_finetuning
-from .distributed import get_world_size, is_main, wrap_model
+from ..utils.distributed import get_world_size, is_main, wrap_model
 from .monitor import MetricWriter, setup_logging
 from .runtime import amp_dtype, prepare_run, resolve_loader_fn
-from .schedule import IterationScheduler, build_optimizer, lr_function
+from ..solver import IterationScheduler, build_optimizer, lr_function
 from .train import Hook, Trainer, resume
 
 logger = logging.getLogger(__name__)

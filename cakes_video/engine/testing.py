@@ -13,8 +13,8 @@ from ..config import ConfigError
 from ..models import build_model
 from ..utils.io import write_json
 from .checkpointer import Checkpointer, load_weights
-from .distributed import all_gather_objects, barrier, broadcast_object, get_world_size, is_main
-from .evaluate import aggregate_views, confusion_matrix, mean_class_accuracy, per_class_accuracy, topk_correct
+from ..utils.distributed import all_gather_objects, barrier, broadcast_object, get_world_size, is_main
+from ..utils.metrics import aggregate_views, confusion_matrix, mean_class_accuracy, per_class_accuracy, topk_correct
 from .monitor import progress, setup_logging
 from .reports import write_confusion_csv, write_confusion_png, write_per_class, write_predictions
 from .runtime import check_failures, prepare_run, resolve_loader_fn

@@ -15,9 +15,10 @@ from torch import nn
 
 from ..datasets.loader import set_loader_epoch
 from .checkpointer import Checkpointer, load_weights, rng_state, set_rng_state
-from .distributed import (all_gather_objects, all_reduce_sum, barrier, get_rank, get_world_size, is_main,
+from ..utils.distributed import (all_gather_objects, all_reduce_sum, barrier, get_rank, get_world_size, is_main,
                           unwrap)
-from .evaluate import topk_correct, validate
+from ..utils.metrics import topk_correct
+from .evaluate import validate
 from .monitor import MetricWriter, progress
 from .runtime import check_failures, update_bn_stats
 

@@ -1,8 +1,13 @@
-"""Train / eval mode of a module tree, switched for a while and put back exactly."""
+"""How a module runs: train / eval mode switched for a while and put back exactly, and the
+autocast dtypes of mixed precision."""
 import contextlib
 from typing import Iterator
 
+import torch
 from torch import nn
+
+# TRAIN.MIXED_PRECISION (and the benchmarks' --amp) -> autocast dtype; "off" runs float32.
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @contextlib.contextmanager

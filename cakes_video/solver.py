@@ -33,27 +33,44 @@ def param_groups(model: nn.Module, weight_decay: float, zero_wd_norm_bias: bool)
     return [g for g in groups if g["params"]]
 
 
+def _sgd(groups: List[Dict], solver) -> torch.optim.Optimizer:
+    return torch.optim.SGD(groups, lr=solver.BASE_LR, momentum=solver.MOMENTUM, nesterov=solver.NESTEROV)
+
+
+def _adamw(groups: List[Dict], solver) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(groups, lr=solver.BASE_LR, betas=tuple(solver.ADAMW_BETAS), eps=solver.ADAMW_EPS)
+
+
+OPTIMIZERS = {"sgd": _sgd, "adamw": _adamw}  # SOLVER.OPTIMIZER -> builder(param groups, cfg.SOLVER)
+
+
 def build_optimizer(model: nn.Module, solver) -> torch.optim.Optimizer:
     """SGD (momentum, Nesterov) or AdamW over :func:`param_groups`; ``solver`` is cfg.SOLVER."""
-    groups = param_groups(model, solver.WEIGHT_DECAY, solver.ZERO_WD_NORM_BIAS)
-    if solver.OPTIMIZER == "sgd":
-        return torch.optim.SGD(groups, lr=solver.BASE_LR, momentum=solver.MOMENTUM,
-                               nesterov=solver.NESTEROV)
-    if solver.OPTIMIZER == "adamw":
-        return torch.optim.AdamW(groups, lr=solver.BASE_LR, betas=tuple(solver.ADAMW_BETAS),
-                                 eps=solver.ADAMW_EPS)
-    raise ValueError(f"SOLVER.OPTIMIZER: unknown optimizer {solver.OPTIMIZER!r}")
+    if solver.OPTIMIZER not in OPTIMIZERS:
+        raise ValueError(f"SOLVER.OPTIMIZER: unknown optimizer {solver.OPTIMIZER!r}; expected one of {list(OPTIMIZERS)}")
+    return OPTIMIZERS[solver.OPTIMIZER](param_groups(model, solver.WEIGHT_DECAY, solver.ZERO_WD_NORM_BIAS), solver)
+
+
+def _cosine(solver, iters_per_epoch: int) -> Callable[[int], float]:
+    base, end, total = solver.BASE_LR, solver.COSINE_END_LR, solver.MAX_EPOCH * iters_per_epoch
+    return lambda it: end + (base - end) * 0.5 * (1.0 + math.cos(math.pi * min(it, total) / total))
+
+
+def _steps(solver, iters_per_epoch: int) -> Callable[[int], float]:
+    base, gamma = solver.BASE_LR, solver.GAMMA
+    boundaries = [int(round(e * iters_per_epoch)) for e in solver.STEPS]
+    return lambda it: base * gamma ** bisect.bisect_right(boundaries, it)
+
+
+# SOLVER.LR_POLICY -> lr(iteration) of the main schedule (before warm-up) for (cfg.SOLVER, steps per epoch).
+LR_POLICIES = {"cosine": _cosine, "steps": _steps}
 
 
 def lr_function(solver, iters_per_epoch: int) -> Callable[[int], float]:
     """``lr(iteration)`` for cfg.SOLVER: cosine or steps, with linear warm-up; iteration counts
     optimizer steps from 0. The warm-up ends at the main schedule's value, so there is no jump."""
-    total = solver.MAX_EPOCH * iters_per_epoch
     warmup = int(round(solver.WARMUP_EPOCHS * iters_per_epoch))
-    if solver.LR_POLICY == "cosine":
-        main = _cosine(solver.BASE_LR, solver.COSINE_END_LR, total)
-    else:
-        main = _steps(solver.BASE_LR, solver.GAMMA, [int(round(e * iters_per_epoch)) for e in solver.STEPS])
+    main = LR_POLICIES[solver.LR_POLICY](solver, iters_per_epoch)
     if warmup == 0:
         return main
     start, end = solver.WARMUP_START_LR, main(warmup)
@@ -62,14 +79,6 @@ def lr_function(solver, iters_per_epoch: int) -> Callable[[int], float]:
         return start + (end - start) * it / warmup if it < warmup else main(it)
 
     return lr
-
-
-def _cosine(base: float, end: float, total: int) -> Callable[[int], float]:
-    return lambda it: end + (base - end) * 0.5 * (1.0 + math.cos(math.pi * min(it, total) / total))
-
-
-def _steps(base: float, gamma: float, boundaries: List[int]) -> Callable[[int], float]:
-    return lambda it: base * gamma ** bisect.bisect_right(boundaries, it)
 
 
 class IterationScheduler:
