@@ -3,10 +3,12 @@ import pytest
 import torch
 from torch import nn
 
-from cakes_video.models.cakes import (CakesConv3d, EfficientCakesConv3d, build_cakes_layer,
-                                      official_channel_config, output_segments, plan_convs, to_reference,
-                                      uniform_channel_config)
-from cakes_video.models.deploy import DeployedCakesConv3d, deploy
+from cakes_video.models.cakes import CakesConv3d, EfficientCakesConv3d, build_cakes_layer
+from cakes_video.models.plan import output_segments, plan_convs
+from cakes_video.models.rewrite import to_efficient, to_reference
+from cakes_video.models.subkernels import official_channel_config, uniform_channel_config
+from cakes_video.models.deploy import DeployedCakesConv3d
+from cakes_video.models.inference import inference_form
 from cakes_video.models.fusion import FusedConv3d
 from cakes_video.models.resnet3d import ResNet3D
 
@@ -179,7 +181,7 @@ def _tiny_net(op, impl="reference"):
 def test_deploy_network_folds_every_batchnorm(op, fuse):
     net = _tiny_net(op, "efficient" if op == "cakes" else "reference")
     x = torch.randn(1, 3, 4, 32, 32)
-    deployed = deploy(net, fuse=fuse)
+    deployed = inference_form(net, fuse=fuse, channels_last=False)
     assert not any(isinstance(m, nn.BatchNorm3d) for m in deployed.modules())
     fused = [m for m in deployed.modules() if isinstance(m, FusedConv3d)]
     assert bool(fused) == fuse
@@ -191,6 +193,22 @@ def test_deploy_network_folds_every_batchnorm(op, fuse):
         assert _max_diff(deployed(x), net(x)) < 1e-4
         assert _max_diff(deployed(x.contiguous(memory_format=torch.channels_last_3d)), net(x)) < 1e-4
     assert any(isinstance(m, nn.BatchNorm3d) for m in net.modules())  # the original is untouched
+
+
+def test_inference_form_plans_reference_layers_and_runs_channels_last():
+    net = _tiny_net("cakes", "reference")
+    efficient = to_efficient(net)
+    assert efficient is not net and to_efficient(efficient) is efficient  # nothing left to plan
+    assert all(type(m) is not CakesConv3d for m in efficient.modules())
+    assert efficient.state_dict().keys() == net.state_dict().keys()
+    fast = inference_form(net, plan=True, fuse=True)
+    planned = [m for m in fast.modules() if isinstance(m, DeployedCakesConv3d)]
+    plain = [m for m in inference_form(net).modules() if isinstance(m, DeployedCakesConv3d)]
+    # the plan fills channel blocks with zero rows, the reference layout does not
+    assert sum(c.weight.shape[0] for m in planned for c in m.convs) > sum(c.weight.shape[0] for m in plain for c in m.convs)
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        assert _max_diff(fast(x), net(x)) < 1e-4 and _max_diff(efficient(x), net(x)) < 1e-5
 
 
 def test_to_reference_keeps_weights_and_outputs():
@@ -209,7 +227,7 @@ def test_deploy_folds_torchvision_conv_subclasses():
     from torchvision.models.video import mc3_18
 
     net = mc3_18(weights=None).eval()  # its convs are nn.Conv3d subclasses (Conv3DSimple, ...)
-    deployed = deploy(net, fuse=True)  # and its shortcut runs after conv2: the fused add moves
+    deployed = inference_form(net, fuse=True, channels_last=False)  # and its shortcut runs after conv2: the fused add moves
     assert not any(isinstance(m, nn.BatchNorm3d) for m in deployed.modules())
     x = torch.randn(1, 3, 4, 32, 32)
     with torch.no_grad():

@@ -6,11 +6,13 @@ import os
 import pytest
 
 from cakes_video import build_model, load_config
-from cakes_video.checkpoint import convert
-from cakes_video.config import ConfigError
+from cakes_video.config import CONFIG_DIR, ConfigError, config_names, get_config_file
+from cakes_video.models.plan import plan_convs
+from cakes_video.models.resnet3d import cakes_layer_widths
+from cakes_video.models.subkernels import resolve_channel_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ZOO = os.path.join(REPO, "model_zoo", "configs")
+ZOO = CONFIG_DIR
 
 
 def _write(path, text):
@@ -44,7 +46,9 @@ def test_base_inheritance_and_overrides(tmp_path):
     ("", ["MODEL.STEM", "5x5x5"], ["MODEL.STEM"]),
     ("", ["MODEL.TEMPORAL_STRIDES", "[1, 0, 2, 2]"], ["MODEL.TEMPORAL_STRIDES"]),
     ("", ["MODEL.P3D_VARIANTS", "['A', 'D']"], ["MODEL.P3D_VARIANTS"]),
-    ("", ["MODEL.CAKES.KERNEL_SIZE", "4"], ["MODEL.CAKES.KERNEL_SIZE"]),
+    ("", ["MODEL.KERNEL_SIZE", "4"], ["MODEL.KERNEL_SIZE"]),
+    ("", ["MODEL.CAKES.KERNEL_SIZE", "3"], ["MODEL.CAKES.KERNEL_SIZE", "renamed", "MODEL.KERNEL_SIZE"]),
+    ("MODEL:\n  CAKES:\n    KERNEL_SIZE: 3\n", [], ["bad.yaml", "MODEL.CAKES.KERNEL_SIZE", "MODEL.KERNEL_SIZE"]),
     ("", ["MODEL.TEMPORAL_OP", "cakes", "MODEL.CAKES.CONV_CONFIG", "CAKES99D"],
      ["MODEL.CAKES.CONV_CONFIG", "CAKES99D"]),
     ("", ["MODEL.TEMPORAL_OP", "cakes", "MODEL.CAKES.SUBKERNELS", "['kxkxk', '2x2x2']"],
@@ -75,7 +79,8 @@ def test_missing_config_file_is_named(tmp_path):
         load_config(str(tmp_path / "nowhere.yaml"))
 
 
-ZOO_FILES = sorted(glob.glob(os.path.join(ZOO, "**", "*.yaml"), recursive=True))
+ZOO_FILES = sorted(p for p in glob.glob(os.path.join(ZOO, "**", "*.yaml"), recursive=True)
+                   if not p.startswith(os.path.join(ZOO, "channel_configs")))
 
 
 def test_the_zoo_has_every_model_of_the_issue():
@@ -96,9 +101,7 @@ def test_every_zoo_config_loads_and_builds(path):
 def test_block16_channel_config_needs_no_replanning():
     """Every group of the 16-aligned CAKES-18 split fills whole 16-channel blocks, so the
     efficient layer's plan is one conv per sub-kernel, as even as blocks allow."""
-    from cakes_video.models.cakes import cakes_layer_widths, plan_convs, resolve_channel_config
-
-    path = os.path.join(REPO, "model_zoo", "channel_configs", "cakes_18_block16.yaml")
+    path = "cakes_18_block16"  # a packaged channel config, found by name
     widths = cakes_layer_widths(18)
     for counts, (width, _) in zip(resolve_channel_config(path, widths), widths):
         assert all(n % 16 == 0 and abs(n - width / 3) < 16 for n in counts.values()), counts
@@ -107,15 +110,16 @@ def test_block16_channel_config_needs_no_replanning():
     assert build_model(cfg).layer1[0].conv1.counts == {"kxkxk": 16, "1xkxk": 32, "kx1x1": 16}
 
 
-@pytest.mark.parametrize("arch", sorted(convert.TORCHVISION_SETTINGS))
-def test_torchvision_zoo_configs_match_the_converter(arch):
-    assert load_config(os.path.join(ZOO, f"{arch}.yaml")) == convert.torchvision_config(arch)
-
-
-@pytest.mark.parametrize("name", ["12D_P", "12D_C", "23D_P", "23D_C", "123D_P", "123D_C"])
-def test_official_zoo_configs_match_the_converter(name):
-    zoo = load_config(os.path.join(ZOO, f"cakes{name.lower()}_r50_ssv1.yaml"))
-    assert zoo == convert.official_cakes_config(f"CAKES{name}", 174, 8)
+def test_packaged_configs_are_found_by_name_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no repository here: names resolve inside the package
+    assert get_config_file("r3d_18") == get_config_file("r3d_18.yaml") == os.path.join(CONFIG_DIR, "r3d_18.yaml")
+    assert {"r3d_18", "demo/cakes_r10_synthetic", "base/r50_ssv1", "channel_configs/cakes_18_block16"} <= set(
+        config_names())
+    assert load_config("r3d_18") == load_config(os.path.join(CONFIG_DIR, "r3d_18.yaml"))
+    with pytest.raises(ValueError, match="no packaged config 'r4d'.*r3d_18"):
+        get_config_file("r4d")
+    with pytest.raises(ConfigError, match="r4d.*nor a packaged config"):
+        load_config("r4d")
 
 
 @pytest.mark.parametrize("name, op", [("i3d", "3d"), ("c2d", "2d"), ("p3d", "p3d")])
@@ -127,8 +131,6 @@ def test_official_family_baselines_differ_from_cakes_only_in_the_op(name, op):
 
 
 def test_empty_config_file_is_named(tmp_path):
-    from cakes_video.config import ConfigError, load_config
-
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     with pytest.raises(ConfigError, match="empty.yaml"):

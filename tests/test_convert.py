@@ -13,8 +13,8 @@ import torchvision.models.video as tv_video
 from cakes_video import build_model, load_config, load_model
 from cakes_video.checkpoint import CheckpointError, convert, load_model_state
 from cakes_video.checkpoint.schema import diff_state
-from cakes_video.models.cakes import cakes_layer_widths, official_config_names, uniform_channel_config
-from cakes_video.models.resnet3d import ResNet3D
+from cakes_video.models.resnet3d import ResNet3D, cakes_layer_widths
+from cakes_video.models.subkernels import official_config_names, uniform_channel_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ORACLE = os.path.join(REPO, "tests", "fixtures", "oracle_CAKES123D_P.json")
@@ -48,7 +48,7 @@ def _clip(t=8, size=32, seed=1):
 def test_torchvision_models_convert_exactly(arch):
     torch.manual_seed(0)
     reference = _randomise_bn(getattr(tv_video, arch)(weights=None))
-    model = build_model(load_config(os.path.join(REPO, "model_zoo", "configs", f"{arch}.yaml"))).eval()
+    model = build_model(load_config(arch)).eval()
     load_model_state(model, convert.torchvision_to_project(reference.state_dict(), arch))
     with torch.no_grad():
         assert (model(_clip()) - reference(_clip())).abs().max() < 1e-4
@@ -64,7 +64,7 @@ def test_torchvision_cli_converts_r2plus1d_exactly_into_a_loadable_model(tmp_pat
     assert not model.training
     with torch.no_grad():
         assert (model(_clip()) - reference(_clip())).abs().max() < 1e-4
-    zoo = load_config(os.path.join(REPO, "model_zoo", "configs", "r2plus1d_18.yaml"))
+    zoo = load_config("r2plus1d_18")
     assert load_config(str(tmp_path / "out" / "config.yaml")) == zoo
 
 
@@ -151,7 +151,7 @@ def test_every_official_config_converts_without_key_errors(name):
 
 
 def test_converted_official_weights_fit_the_efficient_cakes_layer_too():
-    cfg = load_config(os.path.join(REPO, "model_zoo", "configs", "cakes123d_c_r50_ssv1.yaml"),
+    cfg = load_config("cakes123d_c_r50_ssv1",
                       ["MODEL.CAKES.IMPL", "efficient"])
     model = build_model(cfg)
     official = _as_official(build_model(convert.official_cakes_config("CAKES123D_C")).state_dict())
@@ -210,7 +210,7 @@ def test_load_model_refuses_weights_of_another_architecture(tmp_path):
     state = convert.torchvision_to_project(tv_video.r3d_18(weights=None).state_dict(), "r3d_18")
     convert.write_converted(str(tmp_path), convert.torchvision_config("r3d_18"), state, "r3d")
     with pytest.raises(CheckpointError) as e:
-        load_model(os.path.join(REPO, "model_zoo", "configs", "r2plus1d_18.yaml"), str(tmp_path / "model.pyth"))
+        load_model("r2plus1d_18", str(tmp_path / "model.pyth"))
     assert "missing" in str(e.value) and "stem.conv_s.weight" in str(e.value)
     assert "unexpected" in str(e.value) and "stem.conv.weight" in str(e.value)
 
@@ -218,7 +218,7 @@ def test_load_model_refuses_weights_of_another_architecture(tmp_path):
 def test_inflated_resnet50_equals_the_2d_network_frame_by_frame():
     torch.manual_seed(0)
     net2d = _randomise_bn(torchvision.models.resnet50())
-    cfg = load_config(os.path.join(REPO, "model_zoo", "configs", "c2d_r50_ssv1.yaml"), ["MODEL.NUM_CLASSES", "1000"])
+    cfg = load_config("c2d_r50_ssv1", ["MODEL.NUM_CLASSES", "1000"])
     model = build_model(cfg).eval()
     state, not_inflated = convert.inflate_2d_state(net2d.state_dict(), model)
     assert not_inflated == ["head.fc.weight", "head.fc.bias"]
@@ -250,7 +250,7 @@ def test_inflation_rules_for_3d_and_cakes_sub_kernels():
 
 
 def test_inflation_names_keys_without_2d_source_and_unused_2d_keys():
-    model = build_model(load_config(os.path.join(REPO, "model_zoo", "configs", "r2plus1d_18.yaml")))
+    model = build_model(load_config("r2plus1d_18"))
     with pytest.raises(CheckpointError, match="stem.conv_s.weight: no 2D source"):
         convert.inflate_2d_state(torchvision.models.resnet18().state_dict(), model)
     shallow = ResNet3D(depth=10, stem="1x7x7", stage_ops=["2d"] * 4)

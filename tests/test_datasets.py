@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from cakes_video.config import get_cfg
-from cakes_video.config.validate import ConfigError, validate_cfg
+from cakes_video.config import ConfigError
+from cakes_video.config_loader import check_config
 from cakes_video.datasets import AnnotationError, DecodeRetriesExhausted, build_dataset
 from cakes_video.datasets import catalog
 from cakes_video.datasets.video_reader import DecodeOptions, VideoReader
@@ -45,7 +46,7 @@ def _cfg(tmp_path, lines, root, **data):
     cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS = 2, 3
     for key, value in data.items():
         cfg.DATA[key] = value
-    return validate_cfg(cfg)
+    return check_config(cfg)
 
 
 # ---- formats -------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ def _tool(name):
 
 TINY = ["SOLVER.MAX_EPOCH", "1", "TRAIN.BATCH_SIZE", "5", "TEST.BATCH_SIZE", "4", "TEST.NUM_ENSEMBLE_VIEWS", "2",
             "TEST.NUM_SPATIAL_CROPS", "1", "DATA_LOADER.NUM_WORKERS", "0", "DATA.CACHE_DECODED", "False",
-            "TRAIN.PROGRESS_BAR", "False", "DEVICE", "cpu", "DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "4",
+            "TRAIN.PROGRESS_BAR", "False", "TEST.PROGRESS_BAR", "False", "DEVICE", "cpu", "DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "4",
             "DATA.TRAIN_JITTER_SCALES", "[16, 20]", "DATA.TRAIN_CROP_SIZE", "16", "DATA.TEST_SCALE", "16",
             "DATA.TEST_CROP_SIZE", "16"]
 
@@ -39,7 +39,7 @@ def test_demo_end_to_end_on_a_tiny_benchmark(tmp_path, capsys):
     assert os.path.isfile(out / "checkpoints" / "checkpoint_epoch_00001.pyth")
     assert "top-1" in capsys.readouterr().out
 
-    cfg_args = ["--cfg", os.path.join(REPO, "model_zoo", "configs", "demo", "cakes_r10_synthetic.yaml"),
+    cfg_args = ["--cfg", "demo/cakes_r10_synthetic",
                 "OUTPUT_DIR", str(out), "DATA.CLASS_NAMES", str(out / "data" / "classes.txt"), *opts]
     video = str(out / "data" / saved["demo"]["prediction"]["video"])
     ranked = _tool("predict").main(["--video", video, "--topk", "3", *cfg_args])
@@ -50,9 +50,10 @@ def test_demo_end_to_end_on_a_tiny_benchmark(tmp_path, capsys):
     assert [name for name, _ in fast] == [name for name, _ in ranked]
     assert all(abs(a - b) < 1e-4 for (_, a), (_, b) in zip(fast, ranked))
     # what predict ran: the deployed form, whose efficient CAKES convs carry zero rows they drop
-    from cakes_video.config import load_config
+    from cakes_video import load_config
     from cakes_video.engine.predict import load_trained_model
-    from cakes_video.models.deploy import ChannelsLast3d, DeployedCakesConv3d
+    from cakes_video.models.deploy import DeployedCakesConv3d
+    from cakes_video.models.inference import ChannelsLast3d
 
     fast_model = load_trained_model(load_config(cfg_args[1], cfg_args[2:] + fast_opts))
     layers = [m for m in fast_model.modules() if isinstance(m, DeployedCakesConv3d)]
@@ -70,7 +71,7 @@ def test_test_net_refuses_without_weights(tmp_path, caplog):
     from cakes_video.config import ConfigError
     from cakes_video.engine.cli import run_tool
 
-    argv = ["--cfg", os.path.join(REPO, "model_zoo", "configs", "demo", "cakes_r10_synthetic.yaml"),
+    argv = ["--cfg", "demo/cakes_r10_synthetic",
             "OUTPUT_DIR", str(tmp_path), "DATA.TEST_LIST", str(tmp_path / "test.txt")]
     # the refusal comes first, before the missing DATA.TEST_LIST is noticed
     with pytest.raises(ConfigError, match="TEST.CHECKPOINT_FILE.*refusing to test random weights"):
@@ -82,12 +83,12 @@ def test_test_net_refuses_without_weights(tmp_path, caplog):
 
 
 def test_predict_names_a_missing_video_before_loading_weights(tmp_path):
-    from cakes_video.config import load_config
+    from cakes_video import load_config
     from cakes_video.datasets.decoding import DecodeError
     from cakes_video.engine.cli import run_tool
     from cakes_video.engine.predict import predict_file
 
-    config = os.path.join(REPO, "model_zoo", "configs", "demo", "cakes_r10_synthetic.yaml")
+    config = "demo/cakes_r10_synthetic"
     with pytest.raises(DecodeError, match="missing.mp4"):
         predict_file(load_config(config), str(tmp_path / "missing.mp4"), str(tmp_path / "none.pyth"))
     argv = ["--video", str(tmp_path / "missing.mp4"), "--cfg", config]
@@ -97,7 +98,7 @@ def test_predict_names_a_missing_video_before_loading_weights(tmp_path):
 def test_train_net_fails_before_training_when_the_list_is_missing(tmp_path):
     from cakes_video.engine.cli import run_tool
 
-    argv = ["--cfg", os.path.join(REPO, "model_zoo", "configs", "demo", "cakes_r10_synthetic.yaml"),
+    argv = ["--cfg", "demo/cakes_r10_synthetic",
             "OUTPUT_DIR", str(tmp_path), "DATA.TRAIN_LIST", str(tmp_path / "train.txt")]
     with pytest.raises(Exception, match="DATA.TRAIN_LIST"):
         _tool("train_net").main(argv)

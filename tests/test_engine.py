@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from cakes_video.checkpoint import load_checkpoint, save_checkpoint
-from cakes_video.config import ConfigError, get_cfg, validate_cfg
+from cakes_video.config import ConfigError, get_cfg
+from cakes_video.config_loader import check_config
 from cakes_video.engine.checkpointer import Checkpointer, rng_state, set_rng_state
 from cakes_video.utils.metrics import (aggregate_views, confusion_matrix, mean_class_accuracy,
                                       per_class_accuracy, topk_correct)
@@ -167,7 +168,7 @@ def test_validation_names_the_key(key, value, match):
     group, name = key.split(".")
     cfg[group][name] = value
     with pytest.raises(ConfigError, match=match):
-        validate_cfg(cfg)
+        check_config(cfg)
 
 
 def test_json_reports_are_written_atomically(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from cakes_video.config import get_cfg
+from cakes_video.config_loader import check_config
 from cakes_video.datasets.loader import ShardSampler, collate_videos
 from cakes_video.models.registry import MODEL_REGISTRY
 
@@ -111,13 +112,11 @@ def tiny_cfg(output_dir, *overrides, arch: str = "engine_tiny"):
     cfg.merge_from_list([
         "OUTPUT_DIR", str(output_dir), "MODEL.ARCH", arch, "MODEL.NUM_CLASSES", NUM_CLASSES,
         "DATA.NUM_FRAMES", 4, "DATA.TRAIN_CROP_SIZE", 8, "DATA.TEST_CROP_SIZE", 8,
-        "TRAIN.BATCH_SIZE", 4, "TRAIN.PROGRESS_BAR", False, "TRAIN.TENSORBOARD", False, "TRAIN.LOG_PERIOD", 1,
+        "TRAIN.BATCH_SIZE", 4, "TRAIN.PROGRESS_BAR", False, "TEST.PROGRESS_BAR", False, "TRAIN.TENSORBOARD", False, "TRAIN.LOG_PERIOD", 1,
         "TEST.BATCH_SIZE", 2, "TEST.NUM_ENSEMBLE_VIEWS", 2, "TEST.NUM_SPATIAL_CROPS", 1,
         "SOLVER.MAX_EPOCH", 2, "SOLVER.BASE_LR", 0.1, "SOLVER.WARMUP_EPOCHS", 0.0, "DETERMINISTIC", True,
         "DATA_LOADER.NUM_WORKERS", 0, *overrides])
-    from cakes_video.config import validate_cfg
-
-    validate_cfg(cfg)
+    check_config(cfg)
     cfg.freeze()
     os.makedirs(output_dir, exist_ok=True)
     return cfg

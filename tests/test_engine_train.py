@@ -11,7 +11,7 @@ from test_engine_fakes import FakeLoaderFn, tiny_cfg
 
 from cakes_video.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from cakes_video.config import ConfigError
-from cakes_video.datasets.loader import TooManyFailedVideos
+from cakes_video.datasets.failures import TooManyFailedVideos
 from cakes_video.engine import testing
 from cakes_video.engine.monitor import read_metrics
 from cakes_video.engine.predict import load_trained_model
@@ -21,7 +21,7 @@ from cakes_video.engine.setup import build_trainer
 from cakes_video.engine.testing import inference_model, run_test
 from cakes_video.engine.train import Hook, NonFiniteLossError, train
 from cakes_video.models import build_model
-from cakes_video.models.deploy import ChannelsLast3d
+from cakes_video.models.inference import ChannelsLast3d
 from cakes_video.models.fusion import FusedConv3d
 
 

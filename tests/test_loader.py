@@ -7,7 +7,7 @@ import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
 from cakes_video.config import ConfigError, get_cfg
-from cakes_video.config.validate import validate_cfg
+from cakes_video.config_loader import check_config
 from cakes_video.datasets import TooManyFailedVideos, build_dataset, build_loader, check_failure_fraction, transforms
 from cakes_video.datasets.loader import ShardSampler, collate_videos, per_process_batch_size, set_loader_epoch
 from cakes_video.datasets.video_reader import DecodeOptions
@@ -37,7 +37,7 @@ def _cfg(tmp_path, videos, names, **data):
     cfg.DATA_LOADER.NUM_WORKERS = 0
     for key, value in data.items():
         cfg.DATA[key] = value
-    return validate_cfg(cfg)
+    return check_config(cfg)
 
 
 @pytest.mark.parametrize("world_size", [1, 2, 3, 4])
@@ -109,7 +109,7 @@ def test_decode_once_views_equal_per_view_decoding(tmp_path, videos, protocol, r
     assert torch.equal(once[:3], once[3:6]) == (rate == 16)
     (last_clip,) = dataset.reader.read_clips(dataset.records[0], lambda meta: dataset.temporal.indices(meta)[2:])
     spatial = dataset.spatial
-    assert torch.equal(once[6:], transforms.test_views(last_clip, scale=spatial.scale, crop_size=spatial.crop_size,
+    assert torch.equal(once[6:], transforms.crop_views(last_clip, scale=spatial.scale, crop_size=spatial.crop_size,
                                                                   num_crops=3, mean=spatial.mean, std=spatial.std))
 
 

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from cakes_video import build_model, get_cfg
-from cakes_video.models import cakes, resnet3d
+from cakes_video.models import cakes, resnet3d, subkernels
 from cakes_video.models.heads import ClipHead, TSNHead
 from cakes_video.models.resnet3d import BLOCKS_PER_STAGE, ResNet3D, is_bottleneck, resolve_stage_ops
 from cakes_video.models.temporal_ops import (Conv2Plus1d, ConvBN, P3DConv, make_temporal_conv,
@@ -18,7 +18,7 @@ def _clip(t=4, size=32, seed=0):
 @pytest.mark.parametrize("depth, stage_ops", [(10, [op] * 4) for op in ("3d", "2d", "2plus1d", "p3d", "cakes")]
                          + [(50, ["2plus1d", "p3d", "cakes", "3d"])])  # bottleneck "2d": test_convert
 def test_every_op_gives_logits(depth, stage_ops):
-    config = cakes.uniform_channel_config([w for w, _ in cakes.cakes_layer_widths(depth)])
+    config = subkernels.uniform_channel_config([w for w, _ in resnet3d.cakes_layer_widths(depth)])
     model = ResNet3D(depth=depth, num_classes=7, stage_ops=stage_ops, channel_config=config).eval()
     with torch.no_grad():
         out = model(_clip())
@@ -101,8 +101,8 @@ def test_tsn_head_averages_per_frame_logits():
 
 
 def test_basic_blocks_take_two_cakes_entries_and_narrow_layers_shrink_next_conv():
-    widths = cakes.cakes_layer_widths(10)
-    config = cakes.uniform_channel_config([w for w, _ in widths])
+    widths = resnet3d.cakes_layer_widths(10)
+    config = subkernels.uniform_channel_config([w for w, _ in widths])
     config[0] = {"kxkxk": 10, "kx1x1": 6}  # first conv of layer1.0 may use fewer than 64
     model = ResNet3D(depth=10, stage_ops=["cakes"] * 4, channel_config=config)
     assert model.layer1[0].conv1.counts == {"kxkxk": 10, "kx1x1": 6}
@@ -153,7 +153,7 @@ def test_invalid_channel_configs_are_rejected(config, message):
 
 
 def test_basic_block_second_layer_must_fill_its_width():
-    config = cakes.uniform_channel_config([w for w, _ in cakes.cakes_layer_widths(10)])
+    config = subkernels.uniform_channel_config([w for w, _ in resnet3d.cakes_layer_widths(10)])
     config[1] = {"kxkxk": 32}
     with pytest.raises(ValueError, match="layer 1.*exactly 64"):
         ResNet3D(depth=10, stage_ops=["cakes"] * 4, channel_config=config)

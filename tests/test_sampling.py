@@ -105,56 +105,56 @@ def test_tsn_pinned_and_seeded():
 
 
 def test_pyslowfast_pinned_values():
-    views = sampling.test_view_indices("pyslowfast", 100, 8, 8, 10)
+    views = sampling.view_clip_indices("pyslowfast", 100, 8, 8, 10)
     # clip_size 64, delta 36, start_i = 3.6 i, linspace(start, start + 63, 8) truncated
     assert views[0].tolist() == [0, 9, 18, 27, 36, 45, 54, 63]
     assert views[1].tolist() == [3, 12, 21, 30, 39, 48, 57, 66]
     assert views[9].tolist() == [32, 41, 50, 59, 68, 77, 86, 95]
-    views = sampling.test_view_indices("pyslowfast", 300, 8, 8, 3, video_fps=60, target_fps=30)
+    views = sampling.view_clip_indices("pyslowfast", 300, 8, 8, 3, video_fps=60, target_fps=30)
     assert views[0].tolist() == [0, 18, 36, 54, 72, 90, 108, 127]  # clip_size 128
     assert views[1][0] == 57  # delta 172 / 3
-    short = sampling.test_view_indices("pyslowfast", 20, 8, 8, 2)
+    short = sampling.view_clip_indices("pyslowfast", 20, 8, 8, 2)
     assert short[0].tolist() == short[1].tolist() == [0, 9, 18, 19, 19, 19, 19, 19]
 
 
 def test_mmaction2_pinned_values():
-    views = sampling.test_view_indices("mmaction2", 100, 8, 8, 10)
+    views = sampling.view_clip_indices("mmaction2", 100, 8, 8, 10)
     # avg = (100 - 64 + 1) / 10 = 3.7, offsets int(3.7 i + 1.85)
     assert [int(v[0]) for v in views] == [1, 5, 9, 12, 16, 20, 24, 27, 31, 35]
     assert views[9].tolist() == [35, 43, 51, 59, 67, 75, 83, 91]
-    short = sampling.test_view_indices("mmaction2", 20, 8, 4, 2)
+    short = sampling.view_clip_indices("mmaction2", 20, 8, 4, 2)
     assert short[0].tolist() == short[1].tolist() == [0, 4, 8, 12, 16, 0, 4, 8]
-    fps = sampling.test_view_indices("mmaction2", 100, 4, 2, 1, video_fps=60, target_fps=30)
+    fps = sampling.view_clip_indices("mmaction2", 100, 4, 2, 1, video_fps=60, target_fps=30)
     assert np.all(np.diff(fps[0]) == 4)
 
 
 def test_tsn_protocol_pinned_values():
-    views = sampling.test_view_indices("tsn", 10, 4, 1, 2)
+    views = sampling.view_clip_indices("tsn", 10, 4, 1, 2)
     assert views[0].tolist() == [0, 3, 5, 8]  # floor((s + 0.25) * 2.5)
     assert views[1].tolist() == [1, 4, 6, 9]  # floor((s + 0.75) * 2.5)
-    assert sampling.test_view_indices("tsn", 10, 4, 1, 1)[0].tolist() == [1, 3, 6, 8]
+    assert sampling.view_clip_indices("tsn", 10, 4, 1, 1)[0].tolist() == [1, 3, 6, 8]
 
 
 def test_dense_protocol_matches_mmaction2_v1_formula():
     # mmaction2>=1.0, clip_len 8, interval 8, 3 clips on 100 frames: max_offset 43,
     # offsets round([0, 21.5, 43]); 1 clip: 43 // 2.
-    views = sampling.test_view_indices("dense", 100, 8, 8, 3)
+    views = sampling.view_clip_indices("dense", 100, 8, 8, 3)
     assert [int(v[0]) for v in views] == [0, 22, 43]
-    assert int(sampling.test_view_indices("dense", 100, 8, 8, 1)[0][0]) == 21
+    assert int(sampling.view_clip_indices("dense", 100, 8, 8, 1)[0][0]) == 21
 
 
 @pytest.mark.parametrize("protocol", sorted(sampling.PROTOCOLS))
 def test_every_protocol_gives_valid_views(protocol):
     for n, t, rate, views, (vfps, tfps) in itertools.product(
             LENGTHS, (1, 4, 8), (1, 3, 8), (1, 2, 10), FPS_PAIRS):
-        out = sampling.test_view_indices(protocol, n, t, rate, views, vfps, tfps)
+        out = sampling.view_clip_indices(protocol, n, t, rate, views, vfps, tfps)
         assert len(out) == views
         for idx in out:
             _assert_valid(idx, n, t)
-        again = sampling.test_view_indices(protocol, n, t, rate, views, vfps, tfps)
+        again = sampling.view_clip_indices(protocol, n, t, rate, views, vfps, tfps)
         assert all(np.array_equal(a, b) for a, b in zip(out, again))
 
 
 def test_unknown_protocol_names_known_ones():
     with pytest.raises(ValueError, match="pyslowfast"):
-        sampling.test_view_indices("slowfast", 10, 4, 1, 1)
+        sampling.view_clip_indices("slowfast", 10, 4, 1, 1)

@@ -62,15 +62,15 @@ def test_spatial_crop_positions_landscape_and_portrait():
 
 def test_test_views_shapes_and_crops():
     frames = _coords(4, 20, 30)
-    views = tf.test_views(frames, scale=20, crop_size=16, num_crops=3, mean=MEAN, std=STD)
+    views = tf.crop_views(frames, scale=20, crop_size=16, num_crops=3, mean=MEAN, std=STD)
     assert views.shape == (3, 3, 4, 16, 16)
     raw = _unnormalize(views)
     assert [raw[v, 0, 0, 0, 0].item() for v in range(3)] == [0, 7, 14]
     assert torch.all(raw[:, 1, :, 0, 0] == 2) and torch.all(raw[0, 2, :, 0, 0] == torch.arange(4))
-    one = tf.test_views(frames, scale=20, crop_size=16, num_crops=1, mean=MEAN, std=STD)
+    one = tf.crop_views(frames, scale=20, crop_size=16, num_crops=1, mean=MEAN, std=STD)
     assert one.shape == (1, 3, 4, 16, 16) and torch.equal(one[0], views[1])
     with pytest.raises(ValueError, match="num_crops"):
-        tf.test_views(frames, scale=20, crop_size=16, num_crops=2, mean=MEAN, std=STD)
+        tf.crop_views(frames, scale=20, crop_size=16, num_crops=2, mean=MEAN, std=STD)
 
 
 def test_random_crop_is_a_true_window_and_covers_positions():

@@ -4,7 +4,7 @@
     tools/convert_checkpoint.py --source torchvision --arch r3d_18 r3d_18-b3b3357e.pth out/r3d_18
     tools/convert_checkpoint.py --source official-cakes --conv-config CAKES123D_P \\
         --num-classes 174 --frames 8 cakes123d_p_8f.pth.tar out/cakes123d_p
-    tools/convert_checkpoint.py --source imagenet-2d --cfg model_zoo/configs/i3d_r50_ssv1.yaml \\
+    tools/convert_checkpoint.py --source imagenet-2d --cfg i3d_r50_ssv1 \\
         resnet50-0676ba61.pth out/i3d_r50_init
 
 The imagenet-2d checkpoint has no head (``head.*``): it initialises fine-tuning, not testing.
@@ -15,7 +15,8 @@ import sys
 
 from cakes_video.checkpoint import convert
 from cakes_video.checkpoint.schema import CheckpointError
-from cakes_video.config import ConfigError, load_config
+from cakes_video import load_config
+from cakes_video.config import ConfigError
 from cakes_video.engine.cli import run_tool
 
 

@@ -5,8 +5,8 @@ OUTPUT_DIR/checkpoints (best, then newest); never random weights."""
 import argparse
 import sys
 
-from cakes_video.config import load_config
-from cakes_video.config.loading import add_config_args
+from cakes_video import load_config
+from cakes_video.config import add_config_args
 from cakes_video.engine.cli import run_tool
 from cakes_video.engine.monitor import setup_logging
 from cakes_video.engine.predict import predict_file

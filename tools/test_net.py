@@ -7,8 +7,7 @@ confusion_matrix.csv and confusion_matrix.png. Multi-process: ``torchrun --nproc
 """
 import sys
 
-from cakes_video.config import parse_args
-from cakes_video.engine.cli import run_tool
+from cakes_video.engine.cli import parse_args, run_tool
 from cakes_video.engine.testing import run_test
 
 

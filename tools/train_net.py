@@ -6,8 +6,7 @@ TEST.ENABLE and DATA.TEST_LIST are set. Multi-process: ``torchrun --nproc_per_no
 """
 import sys
 
-from cakes_video.config import parse_args
-from cakes_video.engine.cli import run_tool
+from cakes_video.engine.cli import parse_args, run_tool
 from cakes_video.engine.testing import run_test
 from cakes_video.engine.train import train
 

@@ -15,6 +15,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ..config_loader import load_config
+from ..models import build_model
 from .schema import CheckpointError, load_model_state, save_checkpoint
 
 State = Dict[str, torch.Tensor]
@@ -37,20 +39,6 @@ TORCHVISION_RULES = {
     "mc3_18": _CONV_BN_RULES + _SHARED_RULES,
     "r2plus1d_18": _R2PLUS1D_RULES + _SHARED_RULES,
 }
-# MODEL / DATA settings under which our ResNet3D equals each torchvision model.
-_TORCHVISION_DATA = [
-    "DATA.NUM_FRAMES", 16, "DATA.SAMPLING_RATE", 1, "DATA.TARGET_FPS", 15.0,
-    "DATA.TRAIN_JITTER_SCALES", [128, 160], "DATA.TRAIN_CROP_SIZE", 112,
-    "DATA.TEST_SCALE", 128, "DATA.TEST_CROP_SIZE", 112,
-    "DATA.MEAN", [0.43216, 0.394666, 0.37645], "DATA.STD", [0.22803, 0.22145, 0.216989],
-]
-TORCHVISION_SETTINGS = {
-    "r3d_18": ["MODEL.STEM", "3x7x7", "MODEL.TEMPORAL_OP", "3d", "MODEL.TEMPORAL_STRIDES", [1, 2, 2, 2]],
-    "mc3_18": ["MODEL.STEM", "3x7x7", "MODEL.TEMPORAL_OP", "mc", "MODEL.MC_NUM_3D_STAGES", 1,
-               "MODEL.TEMPORAL_STRIDES", [1, 1, 1, 1]],
-    "r2plus1d_18": ["MODEL.STEM", "2plus1d", "MODEL.TEMPORAL_OP", "2plus1d", "MODEL.TEMPORAL_STRIDES", [1, 2, 2, 2]],
-}
-
 # The official CAKES release: ResNet-50 bottlenecks whose middle conv is "convT"; trained and
 # tested on Something-Something V1 (JPEG frame folders) with TSN sampling.
 OFFICIAL_PREFIXES = (("module.base_model.", ""), ("module.new_fc.", "head.fc."))
@@ -61,15 +49,8 @@ OFFICIAL_RULES = [
     (r"^(layer\d\.\d+\.(?:conv1|bn1|conv3|bn3|downsample\.[01])\.)", r"\1"),
     (r"^(head\.fc\.)", r"\1"),
 ]
-OFFICIAL_R50_SETTINGS = [
-    "MODEL.DEPTH", 50, "MODEL.STEM", "1x7x7", "MODEL.STEM_POOL", True, "MODEL.TEMPORAL_STRIDES", [1, 1, 1, 1],
-    "MODEL.HEAD", "tsn", "MODEL.DROPOUT", 0.3,
-    "DATA.DECODER", "frames", "DATA.FRAME_TEMPLATE", "{:05d}.jpg", "DATA.FRAME_START_INDEX", 1,
-    "DATA.SAMPLING", "tsn", "DATA.TEST_PROTOCOL", "tsn", "DATA.TRAIN_CROP_SIZE", 224,
-    "DATA.TEST_SCALE", 256, "DATA.TEST_CROP_SIZE", 224,
-    "DATA.MEAN", [0.485, 0.456, 0.406], "DATA.STD", [0.229, 0.224, 0.225],
-    "TEST.NUM_ENSEMBLE_VIEWS", 1, "TEST.NUM_SPATIAL_CROPS", 1,
-]
+# Packaged config of the official ResNet-50 (Something-Something V1, TSN sampling, frames).
+OFFICIAL_R50_CONFIG = "base/r50_ssv1"
 
 
 def rename_keys(state: State, rules: Rules, source: str) -> State:
@@ -110,22 +91,18 @@ def official_cakes_to_project(state: State) -> State:
 
 
 def torchvision_config(arch: str):
-    """The validated config of our model equal to torchvision's ``arch`` (400 classes, clip head)."""
-    from ..config import load_config
-
-    if arch not in TORCHVISION_SETTINGS:
-        raise ValueError(f"unknown torchvision arch {arch!r}; expected one of {sorted(TORCHVISION_SETTINGS)}")
-    return load_config(None, ["MODEL.DEPTH", 18, "MODEL.NUM_CLASSES", 400, "MODEL.HEAD", "clip"]
-                       + TORCHVISION_SETTINGS[arch] + _TORCHVISION_DATA)
+    """The validated config of our model equal to torchvision's ``arch``: the packaged config of
+    that name (400 classes, clip head, torchvision's input and normalisation)."""
+    if arch not in TORCHVISION_RULES:
+        raise ValueError(f"unknown torchvision arch {arch!r}; expected one of {sorted(TORCHVISION_RULES)}")
+    return load_config(arch)
 
 
 def official_cakes_config(conv_config: str, num_classes: int = 174, frames: int = 8):
-    """The validated config of the official CAKES ResNet-50 with channel config ``conv_config``."""
-    from ..config import load_config
-
-    return load_config(None, OFFICIAL_R50_SETTINGS + [
-        "MODEL.TEMPORAL_OP", "cakes", "MODEL.CAKES.CONV_CONFIG", conv_config,
-        "MODEL.NUM_CLASSES", num_classes, "DATA.NUM_FRAMES", frames])
+    """The validated config of the official CAKES ResNet-50 with channel config ``conv_config``:
+    the packaged ``base/r50_ssv1`` config with these three settings."""
+    return load_config(OFFICIAL_R50_CONFIG, ["MODEL.TEMPORAL_OP", "cakes", "MODEL.CAKES.CONV_CONFIG", conv_config,
+                                             "MODEL.NUM_CLASSES", num_classes, "DATA.NUM_FRAMES", frames])
 
 
 def read_published(path: str, trust_pickle: bool = False) -> dict:
@@ -155,8 +132,6 @@ def write_converted(out_dir: str, cfg, state: State, source: str, allow_missing=
     else it is built here.
     """
     if model is None:
-        from ..models import build_model
-
         model = build_model(cfg)
     load_model_state(model, state, source=source, allow_missing=allow_missing)
     os.makedirs(out_dir, exist_ok=True)
@@ -254,8 +229,6 @@ def inflate_2d_state(state2d: State, model: nn.Module) -> Tuple[State, List[str]
 
 def convert_imagenet_2d(in_path: str, out_dir: str, cfg, trust_pickle: bool = False) -> Tuple[str, str]:
     """Inflates a torchvision 2D ResNet state dict file into ``cfg``'s model; the checkpoint has no ``head.*``."""
-    from ..models import build_model
-
     model = build_model(cfg)
     state, _ = inflate_2d_state(read_published(in_path, trust_pickle), model)
     return write_converted(out_dir, cfg, state, in_path, allow_missing=list(NOT_INFLATED), model=model)

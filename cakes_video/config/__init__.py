@@ -1,10 +1,13 @@
-"""Configuration: fvcore CfgNode defaults (one module per group), YAML loading, validation.
+"""Configuration: fvcore CfgNode defaults (one module per group), YAML merging, range checks,
+and the configs that ship in the package. Imports nothing else from cakes_video.
 
-Users call :func:`get_cfg` for the defaults or :func:`load_config` for a YAML file
-(``_BASE_`` inheritance) with ``KEY VALUE`` overrides; both return a validated node.
+Users call ``cakes_video.load_config(path_or_name, overrides)``: this package merges and
+checks ranges, then every owner of a choice checks it (``cakes_video.config_loader``).
 """
-from .defaults import get_cfg
-from .loading import ConfigError, load_config, parse_args
-from .validate import validate_cfg
+from .defaults import check_ranges, get_cfg
+from .files import CONFIG_DIR, config_names, find_config_file, get_config_file
+from .loading import add_config_args, merge_config, resolve_config_path
+from .validate import ConfigError, check, check_choice
 
-__all__ = ["ConfigError", "get_cfg", "load_config", "parse_args", "validate_cfg"]
+__all__ = ["CONFIG_DIR", "ConfigError", "add_config_args", "check", "check_choice", "check_ranges", "config_names",
+           "find_config_file", "get_cfg", "get_config_file", "merge_config", "resolve_config_path"]

@@ -1,7 +1,7 @@
 """DATA and DATA_LOADER groups: where videos are, how they are decoded, sampled and transformed."""
 from fvcore.common.config import CfgNode
 
-from .validate import check, check_choice
+from .validate import check
 
 
 def add_config(cfg: CfgNode) -> None:
@@ -58,20 +58,9 @@ def add_config(cfg: CfgNode) -> None:
     cfg.DATA_LOADER.PIN_MEMORY = True  # used only when the model runs on CUDA
 
 
-def validate(cfg: CfgNode) -> None:
-    from ..datasets import DATASET_REGISTRY
-    from ..datasets.sampling import PROTOCOLS
-
-    check(cfg.DATA.DATASET in DATASET_REGISTRY, "DATA.DATASET",
-          f"unknown dataset format {cfg.DATA.DATASET!r}; registered: {sorted(k for k, _ in DATASET_REGISTRY)}")
-    check_choice(cfg, "DATA.DECODER", ("pyav", "decord", "frames"))
-    check_choice(cfg, "DATA.SAMPLING", ("dense", "tsn"))
-    check_choice(cfg, "DATA.TEST_PROTOCOL", PROTOCOLS)
-    check(cfg.DATA.DATASET != "frame_list" or cfg.DATA.DECODER == "frames", "DATA.DECODER",
-          f"DATA.DATASET 'frame_list' lists frame folders: needs 'frames', got {cfg.DATA.DECODER!r}")
-    check((cfg.DATA.SAMPLING == "tsn") == (cfg.DATA.TEST_PROTOCOL == "tsn"), "DATA.TEST_PROTOCOL",
-          f"{cfg.DATA.TEST_PROTOCOL!r} does not test what DATA.SAMPLING {cfg.DATA.SAMPLING!r} trains: "
-          "TSN segments go with the 'tsn' protocol, dense clips with the others")
+def check_ranges(cfg: CfgNode) -> None:
+    """Ranges and sizes; the dataset format, decoder, sampling and protocol names are checked by
+    the datasets package (``cakes_video.datasets.checks``), which owns them."""
     check(cfg.DATA.SEPARATOR != "", "DATA.SEPARATOR", "must not be empty")
     for key in ("NUM_FRAMES", "SAMPLING_RATE", "TRAIN_CROP_SIZE", "TEST_SCALE", "TEST_CROP_SIZE"):
         check(cfg.DATA[key] > 0, f"DATA.{key}", f"must be positive, got {cfg.DATA[key]}")

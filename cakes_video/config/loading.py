@@ -1,9 +1,13 @@
-"""YAML loading with ``_BASE_`` inheritance and ``KEY VALUE`` command-line overrides.
+"""YAML merging with ``_BASE_`` inheritance and ``KEY VALUE`` command-line overrides.
 
 One convention for every tool: ``--cfg FILE`` then any number of ``KEY VALUE`` pairs,
 applied in order after the file, e.g.::
 
-    tools/train_net.py --cfg model_zoo/configs/r3d_18.yaml SOLVER.BASE_LR 0.05 TRAIN.BATCH_SIZE 16
+    tools/train_net.py --cfg r3d_18 SOLVER.BASE_LR 0.05 TRAIN.BATCH_SIZE 16
+
+FILE is a path, or the name of a config that ships in the package (:mod:`.files`).
+:func:`merge_config` checks keys, types and ranges; the complete check, which also asks the
+owners of every choice, is ``cakes_video.config_loader.load_config``.
 """
 import argparse
 import os
@@ -12,20 +16,31 @@ from typing import Optional, Sequence
 import yaml
 from fvcore.common.config import CfgNode
 
-from .defaults import get_cfg
-from .validate import ConfigError, validate_cfg
+from .defaults import check_ranges, get_cfg
+from .files import config_names, find_config_file
+from .validate import ConfigError
 
 
-def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> CfgNode:
-    """Defaults, then the YAML file at ``path`` (with its ``_BASE_`` chain), then overrides.
+def resolve_config_path(path: str) -> str:
+    """``path`` when it is a file, else the packaged config of that name; ConfigError otherwise."""
+    if os.path.isfile(path):
+        return path
+    packaged = find_config_file(path)
+    if packaged is None:
+        raise ConfigError(f"config file not found: {path} (nor a packaged config; packaged: {config_names()})")
+    return packaged
+
+
+def merge_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> CfgNode:
+    """Defaults, then the YAML file at ``path`` (with its ``_BASE_`` chain), then overrides;
+    ranges checked (:func:`.defaults.check_ranges`), not frozen.
 
     Raises:
         ConfigError: naming the file or key when anything does not fit; nothing has run yet.
     """
     cfg = get_cfg()
     if path:
-        if not os.path.isfile(path):
-            raise ConfigError(f"config file not found: {path}")
+        path = resolve_config_path(path)
         _check_mapping(path)
         try:
             cfg.merge_from_file(path)
@@ -37,9 +52,7 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Cf
         cfg.merge_from_list(list(overrides))
     except (KeyError, ValueError, TypeError, AssertionError) as e:
         raise ConfigError(f"command-line override: {_reason(e)}") from e
-    validate_cfg(cfg)
-    cfg.freeze()
-    return cfg
+    return check_ranges(cfg)
 
 
 def _check_mapping(path: str) -> None:
@@ -59,14 +72,8 @@ def _reason(e: Exception) -> str:
 
 def add_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Adds the shared ``--cfg FILE`` and trailing ``KEY VALUE`` arguments to a tool's parser."""
-    parser.add_argument("--cfg", dest="cfg_file", required=True, help="YAML config file")
+    parser.add_argument("--cfg", dest="cfg_file", required=True,
+                        help="YAML config file, or the name of a packaged config (e.g. r3d_18)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
                         help="config overrides as KEY VALUE pairs, e.g. SOLVER.BASE_LR 0.1")
     return parser
-
-
-def parse_args(description: str, argv: Optional[Sequence[str]] = None):
-    """Parses ``--cfg FILE [KEY VALUE ...]``; returns ``(args, cfg)`` with cfg validated."""
-    parser = add_config_args(argparse.ArgumentParser(description=description))
-    args = parser.parse_args(argv)
-    return args, load_config(args.cfg_file, args.opts)

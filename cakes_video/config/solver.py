@@ -1,12 +1,12 @@
 """SOLVER group: optimizer, parameter groups, learning-rate schedule, loss, gradient handling."""
 from fvcore.common.config import CfgNode
 
-from .validate import check, check_choice
+from .validate import check
 
 
 def add_config(cfg: CfgNode) -> None:
     cfg.SOLVER = CfgNode()
-    cfg.SOLVER.OPTIMIZER = "sgd"  # "sgd" or "adamw"
+    cfg.SOLVER.OPTIMIZER = "sgd"  # "sgd" or "adamw" (solver.OPTIMIZERS)
     cfg.SOLVER.BASE_LR = 0.1  # for the global batch TRAIN.BATCH_SIZE (no automatic scaling)
     cfg.SOLVER.MOMENTUM = 0.9  # SGD only
     cfg.SOLVER.NESTEROV = True  # SGD only; needs MOMENTUM > 0
@@ -15,7 +15,7 @@ def add_config(cfg: CfgNode) -> None:
     cfg.SOLVER.WEIGHT_DECAY = 1e-4
     # True: normalisation-layer parameters and biases get no weight decay (a second group).
     cfg.SOLVER.ZERO_WD_NORM_BIAS = False
-    cfg.SOLVER.LR_POLICY = "cosine"  # "cosine" or "steps"; set every optimizer step
+    cfg.SOLVER.LR_POLICY = "cosine"  # "cosine" or "steps" (solver.LR_POLICIES); set every optimizer step
     cfg.SOLVER.MAX_EPOCH = 10
     cfg.SOLVER.COSINE_END_LR = 0.0  # cosine: the LR reached at the last iteration
     cfg.SOLVER.STEPS = []  # steps: epochs (may be fractional) where the LR is multiplied by GAMMA
@@ -29,10 +29,9 @@ def add_config(cfg: CfgNode) -> None:
     cfg.SOLVER.LABEL_SMOOTHING = 0.0  # cross-entropy label smoothing in [0, 1)
 
 
-def validate(cfg: CfgNode) -> None:
+def check_ranges(cfg: CfgNode) -> None:
+    """Ranges; SOLVER.OPTIMIZER and SOLVER.LR_POLICY are checked by cakes_video.solver, which owns them."""
     s = cfg.SOLVER
-    check_choice(cfg, "SOLVER.OPTIMIZER", ("sgd", "adamw"))
-    check_choice(cfg, "SOLVER.LR_POLICY", ("cosine", "steps"))
     check(s.BASE_LR > 0, "SOLVER.BASE_LR", f"must be positive, got {s.BASE_LR}")
     check(s.MOMENTUM >= 0, "SOLVER.MOMENTUM", "must be >= 0")
     check(not (s.OPTIMIZER == "sgd" and s.NESTEROV and s.MOMENTUM <= 0), "SOLVER.NESTEROV",

@@ -1,8 +1,8 @@
-"""Semantic validation of a merged config, run before any work starts.
+"""The error of a config that cannot run, and the small checks that raise it naming the key.
 
-fvcore already rejects unknown keys and values of the wrong type while merging; this
-checks what only the project knows (op codes, channel counts, divisibility). Each group
-module (``defaults.GROUPS``) defines ``validate(cfg)``; every error names the offending key.
+fvcore already rejects unknown keys and values of the wrong type while merging. The group
+modules check ranges with these helpers; the owners of choices (registries, dicts of
+builders) check theirs with them too (``cakes_video.config_loader``).
 """
 from fvcore.common.config import CfgNode
 
@@ -13,27 +13,20 @@ class ConfigError(ValueError):
 
 def check_choice(cfg: CfgNode, key: str, choices) -> None:
     """Raises ConfigError unless ``cfg.<key>`` is one of ``choices``."""
-    value = _get(cfg, key)
+    value = get_key(cfg, key)
     if value not in choices:
         raise ConfigError(f"{key}: {value!r} is not one of {sorted(choices)}")
 
 
 def check(condition: bool, key: str, message: str) -> None:
+    """Raises ``ConfigError("<key>: <message>")`` unless ``condition``."""
     if not condition:
         raise ConfigError(f"{key}: {message}")
 
 
-def _get(cfg: CfgNode, key: str):
+def get_key(cfg: CfgNode, key: str):
+    """``cfg.<key>`` for a dotted ``key`` such as ``"MODEL.CAKES.IMPL"``."""
     node = cfg
     for part in key.split("."):
         node = node[part]
     return node
-
-
-def validate_cfg(cfg: CfgNode) -> CfgNode:
-    """Runs every group's ``validate``; returns ``cfg`` unchanged or raises ConfigError."""
-    from .defaults import GROUPS  # the group modules import this one: a top-level import would cycle
-
-    for group in GROUPS:
-        group.validate(cfg)
-    return cfg

@@ -7,10 +7,9 @@ Entry points::
 """
 from .catalog import AnnotationError, VideoRecord
 from .decoding import DecodeError
-from .loader import (TooManyFailedVideos, build_loader, check_failure_fraction, collate_videos,
-                     set_loader_epoch)
+from .failures import DecodeRetriesExhausted, TooManyFailedVideos, check_failure_fraction
+from .loader import build_loader, collate_videos, set_loader_epoch
 from .registry import DATASET_REGISTRY, build_dataset
-from .video_dataset import DecodeRetriesExhausted
 
 __all__ = ["AnnotationError", "DATASET_REGISTRY", "DecodeError", "DecodeRetriesExhausted", "TooManyFailedVideos",
            "VideoRecord", "build_dataset", "build_loader", "check_failure_fraction", "collate_videos",

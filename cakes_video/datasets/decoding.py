@@ -30,7 +30,7 @@ Backends and options (details and measurements in datasets/DECODING.md):
   consecutive files), ``fps=30.0`` (a folder stores no frame rate).
 
 pyav and decord give bit-identical RGB frames on H.264, MPEG-4 Part 2, H.263, VP8 and
-MJPEG (mean abs diff 0.0, measured on the test videos and /work/shared/videos); on VP9
+MJPEG (mean abs diff 0.0 on the test videos and the shared compatibility videos); on VP9
 with odd frame sizes they differ by a mean abs diff of about 0.45 (chroma rounding at the
 odd edge), tested with a tolerance of 1.0.
 
@@ -38,101 +38,29 @@ Errors: DecodeError names the path and the reason (missing, zero-byte, not a vid
 video stream, unsupported codec, corrupt data, truncated). IndexError for indices out of
 range (a caller bug, not a bad file).
 """
-import importlib
 import os
-from dataclasses import dataclass
-from typing import Optional
 
-import numpy as np
-
-
-class DecodeError(RuntimeError):
-    """A video that cannot be opened or decoded; the message names the file."""
+from .decoding_base import Decoder, DecodeError, VideoMeta
+from .decoding_frames import FrameFolderDecoder
+from .decoding_pyav import PyAVDecoder
 
 
-@dataclass(frozen=True)
-class VideoMeta:
-    path: str
-    num_frames: int
-    fps: float
-    duration: float  # seconds of content (what decodes), not the header's claim
-    width: int  # after rotation
-    height: int  # after rotation
-    # Clockwise degrees the stored frames are turned for display (0/90/180/270); None: the
-    # backend turned them but does not say by how much (decord).
-    rotation: Optional[int] = 0
+def _decord(path: str, **options) -> Decoder:
+    # decord is imported on first use: it has no wheels on some platforms, and only this backend needs it.
+    from .decoding_decord import DecordDecoder
+
+    return DecordDecoder(path, **options)
 
 
-# Backend name -> (module, class); imported on first use so decord stays optional.
-_BACKENDS = {
-    "pyav": ("cakes_video.datasets.decoding_pyav", "PyAVDecoder"),
-    "decord": ("cakes_video.datasets.decoding_decord", "DecordDecoder"),
-    "frames": ("cakes_video.datasets.decoding_frames", "FrameFolderDecoder"),
-}
+# DATA.DECODER -> backend: the keys are the allowed values.
+DECODERS = {"pyav": PyAVDecoder, "decord": _decord, "frames": FrameFolderDecoder}
 
 
-def open_video(path, backend: str = "pyav", **options) -> "Decoder":
+def open_video(path, backend: str = "pyav", **options) -> Decoder:
     """Opens ``path`` with ``backend`` ("pyav", "decord" or "frames"); see module docstring."""
-    if backend not in _BACKENDS:
-        raise ValueError(f"unknown decoding backend {backend!r}; choose from {sorted(_BACKENDS)}")
-    module, name = _BACKENDS[backend]
-    return getattr(importlib.import_module(module), name)(os.fspath(path), **options)
+    if backend not in DECODERS:
+        raise ValueError(f"unknown decoding backend {backend!r}; choose from {sorted(DECODERS)}")
+    return DECODERS[backend](os.fspath(path), **options)
 
 
-class Decoder:
-    """Base of every backend: context manager, index checks, order / repeat handling."""
-
-    meta: VideoMeta
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self) -> None:
-        """Releases the file (a later get_frames opens it again)."""
-
-    def get_frames(self, indices) -> np.ndarray:
-        """Frames ``indices`` (1-D ints) as uint8 [T, H, W, 3] RGB, rotation applied."""
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        n = self.meta.num_frames
-        if idx.size and (idx.min() < 0 or idx.max() >= n):
-            bad = idx[(idx < 0) | (idx >= n)][0]
-            raise IndexError(f"{self.path}: frame index {bad} outside [0, {n})")
-        if idx.size == 0:
-            return np.zeros((0, self.meta.height, self.meta.width, 3), np.uint8)
-        if np.all(idx[1:] > idx[:-1]):  # already sorted, no repeats: spare the reordering copy
-            return self._read_sorted(idx.tolist())
-        wanted, inverse = np.unique(idx, return_inverse=True)
-        frames = self._read_sorted(wanted.tolist())  # [U, H, W, 3]
-        return frames[inverse]
-
-    def _read_sorted(self, wanted: list) -> np.ndarray:
-        """Frames for strictly increasing ``wanted`` indices, uint8 [U, H, W, 3]."""
-        raise NotImplementedError
-
-
-def check_file(path: str) -> None:
-    """Raises DecodeError for a missing, non-regular or zero-byte file."""
-    if not os.path.exists(path):
-        raise DecodeError(f"{path}: missing (no such file)")
-    if not os.path.isfile(path):
-        raise DecodeError(f"{path}: not a regular file")
-    if os.path.getsize(path) == 0:
-        raise DecodeError(f"{path}: zero-byte file")
-
-
-def rotate(frame: np.ndarray, rotation: int) -> np.ndarray:
-    """Turns an [H, W, 3] frame ``rotation`` degrees clockwise (np.rot90 turns counter-clockwise)."""
-    if rotation == 0:
-        return frame
-    return np.ascontiguousarray(np.rot90(frame, k=-rotation // 90))
-
-
-def clockwise(ffmpeg_rotation: float) -> int:
-    """FFmpeg's display-matrix angle (counter-clockwise) -> clockwise multiple of 90."""
-    return int(round(-ffmpeg_rotation / 90.0)) % 4 * 90
+__all__ = ["DECODERS", "DecodeError", "Decoder", "VideoMeta", "open_video"]

@@ -9,7 +9,7 @@ Every batch is a dict (B items left after dropping videos that failed to decode)
     "failed":   list of {"path", "error"}: videos that failed while making this batch
 
 B can be 0 when every video of a batch failed ("video" is then an empty tensor): the loop
-skips the step but still counts the failures (see :func:`check_failure_fraction`).
+skips the step but still counts the failures (``failures.check_failure_fraction``).
 """
 import random
 from typing import Dict, Iterator, List, Optional
@@ -21,21 +21,6 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from ..config import ConfigError
 from ..utils.distributed import get_rank, get_world_size, is_dist
 from .registry import build_dataset
-
-
-class TooManyFailedVideos(RuntimeError):
-    """More videos failed to decode in an epoch than DATA.MAX_FAILED_FRACTION allows."""
-
-
-def check_failure_fraction(num_failed: int, num_seen: int, max_fraction: float) -> None:
-    """Raises TooManyFailedVideos when ``num_failed / num_seen > max_fraction``.
-
-    ``num_seen`` counts decode attempts: per batch ``len(batch["index"]) + len(batch["failed"])``.
-    """
-    if num_seen > 0 and num_failed / num_seen > max_fraction:
-        raise TooManyFailedVideos(
-            f"{num_failed} of {num_seen} videos ({num_failed / num_seen:.1%}) failed to decode, more than "
-            f"DATA.MAX_FAILED_FRACTION={max_fraction}; the log names each bad file")
 
 
 class ShardSampler(Sampler[int]):

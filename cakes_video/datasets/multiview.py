@@ -20,9 +20,10 @@ import torch
 from . import transforms
 from .catalog import VideoRecord
 from .decoding import DecodeError, VideoMeta
-from .sampling import test_view_indices
-from .video_dataset import failed_item, target_fps_from_cfg
-from .video_reader import RecordDataset, VideoReader, failure
+from .sampling import view_clip_indices
+from .failures import failed_item, failure
+from .video_dataset import target_fps_from_cfg
+from .video_reader import RecordDataset, VideoReader
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class TemporalViews:
     def indices(self, meta: VideoMeta) -> List[np.ndarray]:
         """List of ``num_clips`` int64 [num_frames] index arrays."""
         fps = meta.fps if self.target_fps else None
-        return test_view_indices(self.protocol, meta.num_frames, self.num_frames, self.sampling_rate,
+        return view_clip_indices(self.protocol, meta.num_frames, self.num_frames, self.sampling_rate,
                                  self.num_clips, video_fps=fps, target_fps=self.target_fps)
 
 
@@ -59,7 +60,7 @@ class SpatialViews:
         """Every crop of every clip ``frames[rows[i]]``: uint8 [U, H, W, 3] -> float
         [len(rows) * num_crops, C, T, S, S], clip-major.
 
-        ``transforms.test_views`` writes each clip's crops straight into their rows of one
+        ``transforms.crop_views`` writes each clip's crops straight into their rows of one
         tensor (a stack of per-clip results would copy every view again). Identical clips
         (short videos clamp every start to 0) are computed once and copied.
         """
@@ -72,13 +73,13 @@ class SpatialViews:
             if same != clip:
                 views.copy_(out[same * per_clip:(same + 1) * per_clip])
                 continue
-            transforms.test_views(frames[indices], scale=self.scale, crop_size=size, num_crops=per_clip,
+            transforms.crop_views(frames[indices], scale=self.scale, crop_size=size, num_crops=per_clip,
                                   mean=self.mean, std=self.std, out=views)
         return out
 
     def one(self, frames: np.ndarray, crop: int) -> torch.Tensor:
         """Crop ``crop`` alone: uint8 [T, H, W, 3] -> float [C, T, S, S], equal to its row of
-        ``views``. The steps of ``transforms.test_views`` for this crop only, as a per-view
+        ``views``. The steps of ``transforms.crop_views`` for this crop only, as a per-view
         loader computes it (the baseline that decode-once is measured against)."""
         position = transforms.crop_positions(self.num_crops)[crop]
         video = transforms.short_side_scale(transforms.to_video(frames), self.scale)

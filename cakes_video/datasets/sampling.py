@@ -10,7 +10,7 @@ Every function returns int64 frame indices in ``[0, video_frames)``, in time ord
   or wrap around (``"loop"``).
 - ``tsn_indices``: TSN segment sampling (the official CAKES sampling): ``num_segments`` equal
   segments, a random frame in each (training) or each segment's centre frame (testing).
-- ``test_view_indices(protocol, ...)``: the temporal views of one test video under a named
+- ``view_clip_indices(protocol, ...)``: the temporal views of one test video under a named
   protocol from ``PROTOCOLS``; every reported accuracy names its protocol.
 """
 import math
@@ -145,7 +145,7 @@ def _mmaction2_views(video_frames, num_frames, sampling_rate, num_views, video_f
     return [(s + np.arange(num_frames) * interval) % video_frames for s in starts]
 
 
-def test_view_indices(protocol, video_frames, num_frames, sampling_rate, num_views,
+def view_clip_indices(protocol, video_frames, num_frames, sampling_rate, num_views,
                       video_fps=None, target_fps=None, short_mode="clamp") -> list:
     """The ``num_views`` temporal views of a test video: list of int64 [num_frames].
 
@@ -170,4 +170,3 @@ def test_view_indices(protocol, video_frames, num_frames, sampling_rate, num_vie
     raise ValueError(f"unknown test protocol {protocol!r}; known: {sorted(PROTOCOLS)}")
 
 
-test_view_indices.__test__ = False  # not a pytest test, though its name starts with "test"

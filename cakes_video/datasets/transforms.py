@@ -10,7 +10,7 @@ Entry points the datasets use::
 
     train_transform(frames, label, *, jitter_scales, crop_size, mean, std, flip=True,
                     flip_label_map=None, multiscale=False, rng) -> (float [C, T, S, S], label)
-    test_views(frames, *, scale, crop_size, num_crops, mean, std, out=None) -> float [V, C, T, S, S]
+    crop_views(frames, *, scale, crop_size, num_crops, mean, std, out=None) -> float [V, C, T, S, S]
     load_flip_label_map(path) -> {label: flipped_label}
 
 Training: resize the short side to a random integer in ``jitter_scales`` (min, max;
@@ -158,7 +158,7 @@ def crop_positions(num_crops: int) -> tuple:
     return (1,) if num_crops == 1 else (0, 1, 2)
 
 
-def test_views(frames, *, scale: int, crop_size: int, num_crops: int, mean, std, out=None):
+def crop_views(frames, *, scale: int, crop_size: int, num_crops: int, mean, std, out=None):
     """Test crops: uint8 [T, H, W, 3] -> float [num_crops, 3, T, crop, crop].
 
     1 crop: the centre; 3 crops: start, centre, end along the long side. ``out`` (float
@@ -175,7 +175,6 @@ def test_views(frames, *, scale: int, crop_size: int, num_crops: int, mean, std,
     return _normalize_(out, mean, std)
 
 
-test_views.__test__ = False  # not a pytest test, though its name starts with "test"
 
 
 def load_flip_label_map(path: str) -> dict:

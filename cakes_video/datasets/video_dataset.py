@@ -11,7 +11,7 @@ it). Errors other than DecodeError are bugs and propagate.
 """
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -20,11 +20,8 @@ from . import transforms
 from .catalog import VideoRecord
 from .decoding import DecodeError, VideoMeta
 from .sampling import dense_clip_indices, tsn_indices
-from .video_reader import RecordDataset, VideoReader, failure
-
-
-class DecodeRetriesExhausted(RuntimeError):
-    """A training item met only undecodable videos, retries included."""
+from .failures import DecodeRetriesExhausted, failed_item, failure
+from .video_reader import RecordDataset, VideoReader
 
 
 @dataclass(frozen=True)
@@ -39,24 +36,28 @@ class ClipSampling:
 
     def indices(self, meta: VideoMeta, rng: Optional[np.random.Generator]) -> np.ndarray:
         """int64 [num_frames]: a random clip with ``rng``, else the centre clip."""
-        if self.mode == "tsn":
-            return tsn_indices(meta.num_frames, self.num_frames, train=rng is not None, rng=rng)
-        fps = meta.fps if self.target_fps else None
-        clip_idx = -1 if rng is not None else 0
-        return dense_clip_indices(meta.num_frames, self.num_frames, self.sampling_rate, clip_idx, 1,
-                                  video_fps=fps, target_fps=self.target_fps, rng=rng)
+        return CLIP_SAMPLERS[self.mode](self, meta, rng)
+
+
+def _dense_clip(sampling: ClipSampling, meta: VideoMeta, rng: Optional[np.random.Generator]) -> np.ndarray:
+    fps = meta.fps if sampling.target_fps else None
+    clip_idx = -1 if rng is not None else 0
+    return dense_clip_indices(meta.num_frames, sampling.num_frames, sampling.sampling_rate, clip_idx, 1,
+                              video_fps=fps, target_fps=sampling.target_fps, rng=rng)
+
+
+def _tsn_clip(sampling: ClipSampling, meta: VideoMeta, rng: Optional[np.random.Generator]) -> np.ndarray:
+    return tsn_indices(meta.num_frames, sampling.num_frames, train=rng is not None, rng=rng)
+
+
+# DATA.SAMPLING -> frame indices of one clip (sampling, meta, rng or None for the centre clip).
+CLIP_SAMPLERS = {"dense": _dense_clip, "tsn": _tsn_clip}
 
 
 def item_rng() -> np.random.Generator:
     """A numpy generator seeded from torch's RNG: per worker, torch is seeded from the
     DataLoader's generator, so seeded loaders repeat their augmentation."""
     return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
-
-
-def failed_item(record: VideoRecord, index: int, failures: List[Dict]) -> Dict:
-    """An item whose video could not be decoded: empty "video", kept out of the batch tensors."""
-    return {"video": torch.empty(0), "label": record.label, "index": index,
-            "video_id": record.video_id, "failed": failures}
 
 
 class ClipDataset(RecordDataset):
@@ -110,8 +111,8 @@ class ClipDataset(RecordDataset):
 
 
 def center_view(frames, **options) -> torch.Tensor:
-    """The centre crop of ``transforms.test_views``: uint8 [T, H, W, 3] -> float [C, T, S, S]."""
-    return transforms.test_views(frames, num_crops=1, **options)[0]
+    """The centre crop of ``transforms.crop_views``: uint8 [T, H, W, 3] -> float [C, T, S, S]."""
+    return transforms.crop_views(frames, num_crops=1, **options)[0]
 
 
 def clip_dataset_from_cfg(cfg, records, class_names, train: bool, reader: VideoReader) -> ClipDataset:

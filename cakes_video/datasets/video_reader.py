@@ -5,7 +5,6 @@ The decoder (``decoding.open_video``) is opened, its ``meta`` handed to a ``choo
 that returns the clips' frame indices, and only then are frames decoded: sampling depends
 on the video's length and frame rate.
 """
-import logging
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Sequence, Tuple
 
@@ -15,21 +14,7 @@ from torch.utils.data import Dataset
 from .catalog import VideoRecord
 from .decoding import DecodeError, VideoMeta, open_video
 
-logger = logging.getLogger(__name__)
-
-# Paths already logged as undecodable by this process (each DataLoader worker has its own).
-_LOGGED_BAD_PATHS = set()
-
 ChooseClips = Callable[[VideoMeta], Sequence[np.ndarray]]
-
-
-def failure(path: str, error: DecodeError) -> Dict[str, str]:
-    """The ``{"path", "error"}`` entry of a batch's "failed" list; warns about the undecodable
-    video the first time this process meets it."""
-    if path not in _LOGGED_BAD_PATHS:
-        _LOGGED_BAD_PATHS.add(path)
-        logger.warning("cannot decode: %s", error)  # a DecodeError's message starts with the path
-    return {"path": path, "error": str(error)}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ import os
 import time
 from typing import Dict, Sequence
 
-from ..config import load_config
+from ..config_loader import load_config
 from ..datasets.catalog import read_video_list
 from ..datasets.synthetic import make_synthetic
 from ..utils.io import write_json
@@ -15,11 +15,10 @@ from .testing import run_test
 from .train import train
 
 logger = logging.getLogger(__name__)
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # The synthetic clips the demo configs are written for (frames, side in pixels).
 SYNTHETIC_FRAMES, SYNTHETIC_SIZE = 16, 64
 SYNTHETIC_VIDEOS_PER_CLASS = 96  # training clips per class (val and test get a quarter as many)
-DEFAULT_CONFIG = os.path.join(REPO, "model_zoo", "configs", "demo", "cakes_r10_synthetic.yaml")
+DEFAULT_CONFIG = "demo/cakes_r10_synthetic"  # a packaged config (cakes_video/configs/)
 
 
 def ensure_synthetic(data_dir: str, seed: int, videos_per_class: int, frames: int, size: int) -> str:

@@ -1,5 +1,5 @@
 """Run-level setup shared by training and testing: process group, device, seeds,
-determinism, checks that must pass before any work starts, precise BN, failure budget."""
+determinism, checks that must pass before any work starts, precise BN."""
 import logging
 import os
 import random
@@ -12,7 +12,7 @@ from torch import nn
 
 from ..config import ConfigError
 from ..utils.modes import AMP_DTYPES
-from ..datasets.loader import build_loader, check_failure_fraction, per_process_batch_size
+from ..datasets.loader import build_loader, per_process_batch_size
 from ..utils.distributed import get_rank, get_world_size, init_distributed, is_dist, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -74,14 +74,6 @@ def resolve_loader_fn(cfg, loader_fn: Optional[Callable], splits: Sequence[str])
         return loader_fn
     check_data_files(cfg, splits)
     return build_loader
-
-
-def check_failures(cfg, failed: int, seen: int, split: str) -> None:
-    """Raises when an epoch's share of undecodable videos exceeds DATA.MAX_FAILED_FRACTION;
-    ``failed`` and ``seen`` are global counts, so every rank decides the same."""
-    if failed:
-        logger.warning("%d of %d videos of the %s split could not be decoded this epoch", failed, seen, split)
-    check_failure_fraction(failed, seen, cfg.DATA.MAX_FAILED_FRACTION)
 
 
 def update_bn_stats(model: nn.Module, loader, num_iters: int, device: torch.device) -> None:

@@ -11,13 +11,16 @@ from torch import nn
 
 from ..config import ConfigError
 from ..models import build_model
+from ..models.complexity import count_gflops, count_params
+from ..models.inference import inference_form
 from ..utils.io import write_json
 from .checkpointer import Checkpointer, load_weights
 from ..utils.distributed import all_gather_objects, barrier, broadcast_object, get_world_size, is_main
 from ..utils.metrics import aggregate_views, confusion_matrix, mean_class_accuracy, per_class_accuracy, topk_correct
 from .monitor import progress, setup_logging
 from .reports import write_confusion_csv, write_confusion_png, write_per_class, write_predictions
-from .runtime import check_failures, prepare_run, resolve_loader_fn
+from ..datasets.failures import check_failure_fraction
+from .runtime import prepare_run, resolve_loader_fn
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +44,7 @@ def inference_model(cfg, model: nn.Module) -> nn.Module:
     TEST.FUSE), else itself in eval mode."""
     if not cfg.TEST.DEPLOY:
         return model.eval()
-    from ..models.deploy import inference_form
-
-    return inference_form(model, cfg.TEST.FUSE)
+    return inference_form(model, fuse=cfg.TEST.FUSE)
 
 
 @torch.no_grad()
@@ -110,9 +111,7 @@ def protocol_of(cfg) -> Dict:
 
 
 def complexity_of(model: nn.Module, cfg) -> Dict:
-    """Parameters and GFLOPs of one view (C, T, crop, crop), via utils.complexity (fvcore)."""
-    from ..utils.complexity import count_gflops, count_params
-
+    """Parameters and GFLOPs of one view (C, T, crop, crop), via models.complexity (fvcore)."""
     shape = (3, cfg.DATA.NUM_FRAMES, cfg.DATA.TEST_CROP_SIZE, cfg.DATA.TEST_CROP_SIZE)
     return {"params": int(count_params(model)), "gflops_per_view": float(count_gflops(model, shape)["gflops"])}
 
@@ -132,7 +131,7 @@ def run_test(cfg, loader_fn: Optional[Callable] = None) -> Dict:
     # on the model as built (fvcore cannot count fused convs); only rank 0 reports it
     complexity = complexity_of(model, cfg) if is_main() else None
     model = inference_model(cfg, model)  # a deployed copy replaces it: one copy in memory
-    local = collect_predictions(model, loader, device, cfg.TEST.AGGREGATION, cfg.TRAIN.PROGRESS_BAR)
+    local = collect_predictions(model, loader, device, cfg.TEST.AGGREGATION, cfg.TEST.PROGRESS_BAR)
     parts = all_gather_objects(local)
     results = None
     if is_main():
@@ -144,7 +143,8 @@ def run_test(cfg, loader_fn: Optional[Callable] = None) -> Dict:
         results = _report(cfg, complexity, merged, list(dataset.class_names), path)
     results = broadcast_object(results)
     barrier()
-    check_failures(cfg, results["num_failed"], results["num_videos"] + results["num_failed"], "test")
+    check_failure_fraction(results["num_failed"], results["num_videos"] + results["num_failed"],
+                           cfg.DATA.MAX_FAILED_FRACTION, "test")
     return results
 
 

@@ -20,7 +20,8 @@ from ..utils.distributed import (all_gather_objects, all_reduce_sum, barrier, ge
 from ..utils.metrics import topk_correct
 from .evaluate import validate
 from .monitor import MetricWriter, progress
-from .runtime import check_failures, update_bn_stats
+from ..datasets.failures import check_failure_fraction
+from .runtime import update_bn_stats
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def run_epoch(t: Trainer, epoch: int) -> Dict:
             _log_step(t, record, bar)
             tic = time.perf_counter()
     failed, seen = (int(v) for v in all_reduce_sum(torch.tensor([failed, seen], dtype=torch.float64)).tolist())
-    check_failures(t.cfg, failed, seen, "train")
+    check_failure_fraction(failed, seen, t.cfg.DATA.MAX_FAILED_FRACTION, "train")
     n = max(epoch_sums[1].item(), 1.0)
     return {"loss": epoch_sums[0].item() / n, "top1": 100.0 * epoch_sums[2].item() / n,
             "num_failed": failed, "time": time.perf_counter() - start}

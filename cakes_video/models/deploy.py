@@ -1,12 +1,12 @@
-"""Inference form of a network: BatchNorm folded into the convolution before it.
+"""BatchNorm folded into the convolution before it: the first step of the inference form.
 
-``deploy(model)`` returns an eval-mode copy in which every CAKES layer becomes a
+``fold_batchnorms(model)`` returns an eval-mode copy in which every CAKES layer becomes a
 :class:`DeployedCakesConv3d` (its planned convolutions carry the folded BN as weight and
 bias, ReLU in place) and every other ``Conv -> BatchNorm`` pair of the network is merged
 into one convolution with bias, found by tracing the forward with ``torch.fx``. Applied to
 every network alike (CAKES, 3D baselines, torchvision's models), so comparisons stay fair.
-With ``fuse=True`` each conv then also absorbs its ReLU / residual add (:mod:`.fusion`).
-Outputs equal the eval-mode model's up to float rounding.
+Outputs equal the eval-mode model's up to float rounding. The whole inference form (fold,
+fuse, channels-last): :func:`cakes_video.models.inference.inference_form`.
 """
 import copy
 from typing import Optional, Tuple
@@ -14,8 +14,10 @@ from typing import Optional, Tuple
 import torch
 from torch import fx, nn
 
-from .cakes import CakesConv3d, assemble, replace_modules
+from .cakes import CakesConv3d
 from .conv import conv3d_same
+from .plan import assemble
+from .rewrite import replace_modules, set_module
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -84,40 +86,14 @@ class _CakesLeafTracer(fx.Tracer):
         return isinstance(m, (DeployedCakesConv3d,) + _CONVS + _NORMS) or super().is_leaf_module(m, name)
 
 
-def deploy(model: nn.Module, fuse: bool = False) -> fx.GraphModule:
-    """An eval-mode inference copy of ``model`` with every BatchNorm folded (see module doc).
-
-    ``fuse`` also fuses each Conv3d with its ReLU / residual add into one oneDNN call with a
-    pre-reordered weight (:mod:`.fusion`). Returns a ``torch.fx.GraphModule``; raises
-    ``torch.fx`` trace errors for forwards with data-dependent control flow.
-    """
+def fold_batchnorms(model: nn.Module) -> fx.GraphModule:
+    """An eval-mode copy of ``model`` with every BatchNorm folded (see module doc), as a
+    ``torch.fx.GraphModule``; raises ``torch.fx`` trace errors for forwards with
+    data-dependent control flow."""
     model = copy.deepcopy(model).eval()
     replace_modules(model, CakesConv3d, DeployedCakesConv3d)
     graph = _CakesLeafTracer().trace(model)
-    gm = _fold_conv_bn(fx.GraphModule(model, graph))
-    if fuse:
-        from .fusion import fuse_pointwise
-
-        gm = fuse_pointwise(gm)
-    return gm
-
-
-class ChannelsLast3d(nn.Module):
-    """Runs ``model`` on its input in channels-last-3d memory format (``[N, C, T, H, W]``, any
-    layout, in; the model's output out): the format oneDNN's fastest 3D convolutions use."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model.to(memory_format=torch.channels_last_3d)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.contiguous(memory_format=torch.channels_last_3d))
-
-
-def inference_form(model: nn.Module, fuse: bool = False) -> nn.Module:
-    """``deploy(model, fuse)`` in channels-last-3d: what testing and prediction run with
-    ``TEST.DEPLOY`` (and ``TEST.FUSE``). Same scores as ``model.eval()`` up to float rounding."""
-    return ChannelsLast3d(deploy(model, fuse)).eval()
+    return _fold_conv_bn(fx.GraphModule(model, graph))
 
 
 def _fold_conv_bn(gm: fx.GraphModule) -> fx.GraphModule:
@@ -142,9 +118,3 @@ def _fold_conv_bn(gm: fx.GraphModule) -> fx.GraphModule:
     gm.delete_all_unused_submodules()
     gm.recompile()
     return gm
-
-
-def set_module(root: nn.Module, target: str, module: nn.Module) -> None:
-    """Puts ``module`` at the dotted path ``target`` (e.g. ``"layer1.0.conv1"``) under ``root``."""
-    parent, _, name = target.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, name, module)

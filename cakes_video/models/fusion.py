@@ -14,7 +14,8 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-from .deploy import DeployedCakesConv3d, set_module
+from .deploy import DeployedCakesConv3d
+from .rewrite import set_module
 
 _RELUS = (F.relu, torch.relu, torch.relu_)
 _ADDS = (operator.add, torch.add, operator.iadd)

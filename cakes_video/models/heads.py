@@ -5,9 +5,6 @@ Both expose ``fc`` (an ``nn.Linear``) so fine-tuning can re-initialise the class
 import torch
 from torch import nn
 
-HEADS = ("clip", "tsn")
-
-
 class ClipHead(nn.Module):
     """Global average pool over T, H, W, dropout, linear: ``[N, C, T, H, W] -> [N, K]``."""
 
@@ -37,10 +34,12 @@ class TSNHead(nn.Module):
         return self.fc(self.dropout(frames)).mean(dim=1)
 
 
+# MODEL.HEAD -> head class.
+HEADS = {"clip": ClipHead, "tsn": TSNHead}
+
+
 def make_head(name: str, in_channels: int, num_classes: int, dropout: float = 0.0) -> nn.Module:
     """Head ``name`` ("clip" or "tsn")."""
-    if name == "clip":
-        return ClipHead(in_channels, num_classes, dropout)
-    if name == "tsn":
-        return TSNHead(in_channels, num_classes, dropout)
-    raise ValueError(f"unknown head {name!r}; expected one of {list(HEADS)}")
+    if name not in HEADS:
+        raise ValueError(f"unknown head {name!r}; expected one of {list(HEADS)}")
+    return HEADS[name](in_channels, num_classes, dropout)

@@ -9,21 +9,20 @@ Module names (the checkpoint converters rely on them):
 with ``conv1``/``conv2`` (temporal convs) in basic blocks and ``conv1, bn1, conv2, conv3, bn3``
 in bottlenecks (``conv2`` the temporal conv), ``downsample.{0,1}``, and ``head.fc``.
 """
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
-from .cakes import VIDEO_SUBKERNELS, cakes_layer_widths, resolve_channel_config
 from .heads import make_head
 from .registry import MODEL_REGISTRY
+from .subkernels import VIDEO_SUBKERNELS, resolve_channel_config
 from .temporal_ops import (Conv2Plus1d, ConvBN, make_temporal_conv, r2plus1d_midplanes,
                            temporal_conv_out_channels)
 
 BLOCKS_PER_STAGE = {10: [1, 1, 1, 1], 18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}
 STAGE_WIDTHS = (64, 128, 256, 512)
 SPATIAL_STRIDES = (1, 2, 2, 2)
-STEMS = ("3x7x7", "1x7x7", "2plus1d")
 STEM_CHANNELS = 64
 R2PLUS1D_STEM_MIDPLANES = 45  # torchvision's R(2+1)D stem width
 
@@ -32,6 +31,20 @@ def is_bottleneck(depth: int) -> bool:
     if depth not in BLOCKS_PER_STAGE:
         raise ValueError(f"unsupported ResNet depth {depth}; expected one of {sorted(BLOCKS_PER_STAGE)}")
     return depth >= 50
+
+
+def cakes_layer_widths(depth: int) -> List[Tuple[int, bool]]:
+    """(width, must_fill) of every CAKES layer of a ResNet of ``depth``, in order.
+
+    Bottleneck nets have one CAKES layer per block (the middle conv); basic-block nets two
+    (both 3x3x3 convs). ``must_fill`` marks layers whose output feeds the residual sum, so
+    their counts must add up to the width exactly; others may use fewer channels.
+    """
+    layers = []
+    for width, blocks in zip(STAGE_WIDTHS, BLOCKS_PER_STAGE[depth]):
+        for _ in range(blocks):
+            layers += [(width, False)] if is_bottleneck(depth) else [(width, False), (width, True)]
+    return layers
 
 
 def _downsample(in_channels: int, out_channels: int, stride) -> Optional[nn.Module]:
@@ -101,15 +114,19 @@ class Bottleneck(nn.Module):
         return self.relu(y + shortcut)
 
 
+# MODEL.STEM -> stem ``[N, 3, T, H, W] -> [N, 64, T, H/2, W/2]`` (no temporal stride).
+STEMS = {
+    "3x7x7": lambda: ConvBN(3, STEM_CHANNELS, (3, 7, 7), (1, 2, 2)),
+    "1x7x7": lambda: ConvBN(3, STEM_CHANNELS, (1, 7, 7), (1, 2, 2)),
+    "2plus1d": lambda: Conv2Plus1d(3, STEM_CHANNELS, R2PLUS1D_STEM_MIDPLANES, (3, 7, 7), (1, 2, 2)),
+}
+
+
 def make_stem(stem: str) -> nn.Module:
-    """Stem ``[N, 3, T, H, W] -> [N, 64, T, H/2, W/2]`` (no temporal stride)."""
-    if stem == "3x7x7":
-        return ConvBN(3, STEM_CHANNELS, (3, 7, 7), (1, 2, 2))
-    if stem == "1x7x7":
-        return ConvBN(3, STEM_CHANNELS, (1, 7, 7), (1, 2, 2))
-    if stem == "2plus1d":
-        return Conv2Plus1d(3, STEM_CHANNELS, R2PLUS1D_STEM_MIDPLANES, (3, 7, 7), (1, 2, 2))
-    raise ValueError(f"unknown stem {stem!r}; expected one of {list(STEMS)}")
+    """The stem named ``stem`` (a key of :data:`STEMS`)."""
+    if stem not in STEMS:
+        raise ValueError(f"unknown stem {stem!r}; expected one of {list(STEMS)}")
+    return STEMS[stem]()
 
 
 class ResNet3D(nn.Module):
@@ -210,6 +227,6 @@ def resnet3d(cfg) -> ResNet3D:
         depth=m.DEPTH, num_classes=m.NUM_CLASSES, stem=m.STEM, stem_pool=m.STEM_POOL,
         stage_ops=resolve_stage_ops(m.TEMPORAL_OP, m.STAGE_TEMPORAL_OPS, m.MC_NUM_3D_STAGES),
         temporal_strides=m.TEMPORAL_STRIDES, temporal_pool=m.TEMPORAL_POOL, head=m.HEAD, dropout=m.DROPOUT,
-        kernel_size=m.CAKES.KERNEL_SIZE, p3d_variants=m.P3D_VARIANTS, cakes_impl=m.CAKES.IMPL,
+        kernel_size=m.KERNEL_SIZE, p3d_variants=m.P3D_VARIANTS, cakes_impl=m.CAKES.IMPL,
         channel_config=m.CAKES.CONV_CONFIG, cakes_subkernels=m.CAKES.SUBKERNELS,
     )

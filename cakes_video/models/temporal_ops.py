@@ -22,11 +22,11 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from . import cakes
+from .cakes import build_cakes_layer
 from .conv import Triple, conv3d_same
 
-TEMPORAL_OPS = ("3d", "2d", "2plus1d", "p3d", "cakes")
 P3D_VARIANTS = ("A", "B", "C")
+
 
 def r2plus1d_midplanes(in_channels: int, out_channels: int, k: int = 3) -> int:
     """Width between the spatial and temporal convs of R(2+1)D.
@@ -117,6 +117,33 @@ def temporal_conv_out_channels(op: str, out_channels: int, counts: Optional[Dict
     return sum(counts.values()) if op == "cakes" else out_channels
 
 
+def _kxkxk(in_channels, out_channels, stride, k, relu, **_) -> nn.Module:
+    return ConvBN(in_channels, out_channels, (k, k, k), stride, relu)
+
+
+def _1xkxk(in_channels, out_channels, stride, k, relu, **_) -> nn.Module:
+    return ConvBN(in_channels, out_channels, (1, k, k), stride, relu)
+
+
+def _2plus1d(in_channels, out_channels, stride, k, relu, midplanes=None, **_) -> nn.Module:
+    mid = midplanes if midplanes is not None else r2plus1d_midplanes(in_channels, out_channels, k)
+    return Conv2Plus1d(in_channels, out_channels, mid, (k, k, k), stride, relu)
+
+
+def _p3d(in_channels, out_channels, stride, k, relu, p3d_variant="A", **_) -> nn.Module:
+    return P3DConv(in_channels, out_channels, p3d_variant, k, stride, relu)
+
+
+def _cakes(in_channels, out_channels, stride, k, relu, counts=None, cakes_impl="reference", **_) -> nn.Module:
+    if not counts:
+        raise ValueError("op 'cakes' needs the layer's sub-kernel counts")
+    return build_cakes_layer(in_channels, counts, stride, k, relu, cakes_impl)
+
+
+# Op code -> builder; the keys are the allowed values of MODEL.TEMPORAL_OP / STAGE_TEMPORAL_OPS.
+TEMPORAL_OPS = {"3d": _kxkxk, "2d": _1xkxk, "2plus1d": _2plus1d, "p3d": _p3d, "cakes": _cakes}
+
+
 def make_temporal_conv(op: str, in_channels: int, out_channels: int, stride: Triple = (1, 1, 1),
                        kernel_size: int = 3, relu: bool = True, *, midplanes: Optional[int] = None,
                        p3d_variant: str = "A", counts: Optional[Dict[str, int]] = None,
@@ -126,18 +153,7 @@ def make_temporal_conv(op: str, in_channels: int, out_channels: int, stride: Tri
     ``midplanes`` is used by "2plus1d" (default: :func:`r2plus1d_midplanes` of in/out),
     ``p3d_variant`` by "p3d", ``counts`` (sub-kernel -> channels) and ``cakes_impl`` by "cakes".
     """
-    k = kernel_size
-    if op == "3d":
-        return ConvBN(in_channels, out_channels, (k, k, k), stride, relu)
-    if op == "2d":
-        return ConvBN(in_channels, out_channels, (1, k, k), stride, relu)
-    if op == "2plus1d":
-        mid = midplanes if midplanes is not None else r2plus1d_midplanes(in_channels, out_channels, k)
-        return Conv2Plus1d(in_channels, out_channels, mid, (k, k, k), stride, relu)
-    if op == "p3d":
-        return P3DConv(in_channels, out_channels, p3d_variant, k, stride, relu)
-    if op == "cakes":
-        if not counts:
-            raise ValueError("op 'cakes' needs the layer's sub-kernel counts")
-        return cakes.build_cakes_layer(in_channels, counts, stride, k, relu, cakes_impl)
-    raise ValueError(f"unknown temporal op {op!r}; expected one of {list(TEMPORAL_OPS)}")
+    if op not in TEMPORAL_OPS:
+        raise ValueError(f"unknown temporal op {op!r}; expected one of {list(TEMPORAL_OPS)}")
+    return TEMPORAL_OPS[op](in_channels, out_channels, stride, kernel_size, relu, midplanes=midplanes,
+                            p3d_variant=p3d_variant, counts=counts, cakes_impl=cakes_impl)

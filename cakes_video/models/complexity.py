@@ -12,12 +12,14 @@ Costs are nominal: an efficient CAKES layer is counted as its reference form (on
 sub-kernel), not by the zero-padded convolutions it may run instead.
 """
 import logging
+import warnings
 from typing import Dict, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from .modes import evaluating
+from ..utils.modes import evaluating
+from .rewrite import to_reference
 
 # fvcore operator names (see fvcore.nn.flop_count) that are convolutions or linear maps.
 CONV_LINEAR_OPS = ("conv", "linear", "matmul", "addmm", "bmm", "einsum")
@@ -68,14 +70,12 @@ def _conv_linear(ops: Dict[str, float]) -> float:
 
 def _by_module_and_operator(model: nn.Module, input_shape: Sequence[int]) -> Dict[str, Dict[str, float]]:
     """fvcore FLOPs by module and operator of the reference form of ``model`` in eval mode on ``[1, *input_shape]``."""
-    from ..models.cakes import to_reference
-
     if len(input_shape) != 4:
         raise ValueError(f"input_shape must be (C, T, H, W), got {tuple(input_shape)}")
     model = to_reference(model)
     device = next(model.parameters()).device
     with evaluating(model), _quiet_fvcore():
-        from fvcore.nn import FlopCountAnalysis  # imported here: its import warns too
+        from fvcore.nn import FlopCountAnalysis  # imported while quiet: importing it warns
 
         analysis = FlopCountAnalysis(model, torch.zeros(1, *input_shape, device=device))
         analysis.unsupported_ops_warnings(False)
@@ -87,8 +87,6 @@ class _quiet_fvcore:
     """Silences fvcore's logger and the tracer's deprecation/trace warnings while counting."""
 
     def __enter__(self):
-        import warnings
-
         self._logger = logging.getLogger("fvcore")
         self._level = self._logger.level
         self._logger.setLevel(logging.ERROR)

@@ -1,0 +1,57 @@
+"""Videos that fail to decode: how one is recorded, how an item without its video looks, and
+the budgets that stop a run.
+
+A failed video never stops a batch: it is logged once per process, listed in the batch's
+``"failed"`` (``{"path", "error"}`` entries), and counted. Training replaces it by another
+random video (``DATA.MAX_RETRIES``); validation and testing drop it. A run stops when more
+than ``DATA.MAX_FAILED_FRACTION`` of an epoch's (or a test's) videos failed.
+"""
+import logging
+from typing import Dict, List
+
+import torch
+
+from .catalog import VideoRecord
+from .decoding import DecodeError
+
+logger = logging.getLogger(__name__)
+
+# Paths already logged as undecodable by this process (each DataLoader worker has its own).
+_LOGGED_BAD_PATHS = set()
+
+
+class DecodeRetriesExhausted(RuntimeError):
+    """A training item met only undecodable videos, retries included."""
+
+
+class TooManyFailedVideos(RuntimeError):
+    """More videos failed to decode in an epoch than DATA.MAX_FAILED_FRACTION allows."""
+
+
+def failure(path: str, error: DecodeError) -> Dict[str, str]:
+    """The ``{"path", "error"}`` entry of a batch's "failed" list; warns about the undecodable
+    video the first time this process meets it."""
+    if path not in _LOGGED_BAD_PATHS:
+        _LOGGED_BAD_PATHS.add(path)
+        logger.warning("cannot decode: %s", error)  # a DecodeError's message starts with the path
+    return {"path": path, "error": str(error)}
+
+
+def failed_item(record: VideoRecord, index: int, failures: List[Dict]) -> Dict:
+    """An item whose video could not be decoded: empty "video", kept out of the batch tensors."""
+    return {"video": torch.empty(0), "label": record.label, "index": index,
+            "video_id": record.video_id, "failed": failures}
+
+
+def check_failure_fraction(num_failed: int, num_seen: int, max_fraction: float, split: str = "train") -> None:
+    """Warns when videos failed; raises TooManyFailedVideos when ``num_failed / num_seen > max_fraction``.
+
+    ``num_seen`` counts decode attempts: per batch ``len(batch["index"]) + len(batch["failed"])``.
+    Called with global counts, so every rank decides the same.
+    """
+    if num_failed:
+        logger.warning("%d of %d videos of the %s split could not be decoded this epoch", num_failed, num_seen, split)
+    if num_seen > 0 and num_failed / num_seen > max_fraction:
+        raise TooManyFailedVideos(
+            f"{num_failed} of {num_seen} videos ({num_failed / num_seen:.1%}) failed to decode, more than "
+            f"DATA.MAX_FAILED_FRACTION={max_fraction}; the log names each bad file")
