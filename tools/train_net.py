@@ -9,7 +9,7 @@ import sys
 from cakes_video.config import parse_args
 from cakes_video.engine.cli import run_tool
 from cakes_video.engine.testing import run_test
-from cakes_video.engine.train import train
+from cakes_video.engine.setup import train
 
 
 def main(argv=None) -> dict:

@@ -3,20 +3,19 @@ status 1 instead of a traceback; the process group is always closed."""
 import logging
 from typing import Callable
 
+from ..checkpoint.schema import CheckpointError
+from ..config import ConfigError
+from ..datasets.catalog import AnnotationError
+from ..datasets.decoding import DecodeError
+from ..datasets.loader import TooManyFailedVideos
 from ..utils.distributed import shutdown_distributed
+from .hooks import NonFiniteLossError
 
 logger = logging.getLogger(__name__)
 
 
 def expected_errors() -> tuple:
     """Errors caused by the config, the data or the weights (not bugs): reported without traceback."""
-    from ..checkpoint.schema import CheckpointError
-    from ..config import ConfigError
-    from ..datasets.catalog import AnnotationError
-    from ..datasets.decoding import DecodeError
-    from ..datasets.loader import TooManyFailedVideos
-    from .train import NonFiniteLossError
-
     return ConfigError, CheckpointError, AnnotationError, DecodeError, TooManyFailedVideos, NonFiniteLossError
 
 
