@@ -19,7 +19,7 @@ from cakes_video.config import ConfigError
 from cakes_video.utils.distributed import shutdown_distributed, wrap_model
 from cakes_video.engine.monitor import read_metrics
 from cakes_video.engine.testing import run_test
-from cakes_video.engine.train import train
+from cakes_video.engine.setup import train
 
 OPTS = ("SOLVER.MAX_EPOCH", 2, "TRAIN.BATCH_SIZE", 8, "TEST.BATCH_SIZE", 2, "SOLVER.OPTIMIZER", "adamw",
         "SOLVER.BASE_LR", 0.01)

@@ -17,9 +17,10 @@ from cakes_video.engine.monitor import read_metrics
 from cakes_video.engine.predict import load_trained_model
 from cakes_video.engine.runtime import amp_dtype
 from cakes_video.solver import lr_function
-from cakes_video.engine.setup import build_trainer
+from cakes_video.engine.hooks import NonFiniteLossError
+from cakes_video.engine.setup import build_trainer, train
 from cakes_video.engine.testing import inference_model, run_test
-from cakes_video.engine.train import Hook, NonFiniteLossError, train
+from cakes_video.engine.train import Hook
 from cakes_video.models import build_model
 from cakes_video.models.inference import ChannelsLast3d
 from cakes_video.models.fusion import FusedConv3d

@@ -8,7 +8,7 @@ import sys
 
 from cakes_video.engine.cli import parse_args, run_tool
 from cakes_video.engine.testing import run_test
-from cakes_video.engine.train import train
+from cakes_video.engine.setup import train
 
 
 def main(argv=None) -> dict:

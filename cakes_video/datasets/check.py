@@ -13,6 +13,7 @@ from tqdm import tqdm
 from ..utils.io import write_json
 from .catalog import annotation_lines, join_root
 from .decoding import DecodeError, open_video
+from .decoding_pyav import header_duration
 
 # Truncated: content under this fraction of the header's claim, and short by 2+ frames.
 MIN_CONTENT_FRACTION = 0.9
@@ -54,8 +55,6 @@ def check_video(path: str, backend: str = "pyav", **options) -> dict:
 
 
 def _check_not_truncated(path: str, meta) -> None:
-    from .decoding_pyav import header_duration
-
     claimed = header_duration(path)
     if claimed and meta.duration < MIN_CONTENT_FRACTION * claimed and claimed - meta.duration > 2 / meta.fps:
         raise DecodeError(f"{path}: truncated: header claims {claimed:.2f} s, "

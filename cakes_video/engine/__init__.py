@@ -1,12 +1,17 @@
 """The training and testing loops and the pieces they are made of.
 
-- train.py: ``train(cfg)``, the loop in small steps, with :class:`Hook` extension points
-- setup.py: builds the Trainer (checks, model, weights, DDP, optimizer, schedule, loaders)
-- testing.py: ``run_test(cfg)``, multi-view testing and its reports; evaluate.py: metrics
-- schedule.py: optimizers, parameter groups, per-iteration LR schedules
+- setup.py: ``train(cfg)``: builds the Trainer (checks, model, weights, DDP, optimizer,
+  schedule, loaders, writers) and its hooks in order, then runs it
+- train.py: the loop alone: :class:`Trainer`, its steps, the :class:`Hook` points
+- hooks.py: the periodic work as hooks: NaN stop, precise BN, validation, metric lines,
+  best tracking and checkpoints
+- testing.py: ``run_test(cfg)``, multi-view testing and its reports; evaluate.py: validation pass
 - checkpointer.py: keep-last-N / best / resume / fine-tune on top of checkpoint/schema.py
-- distributed.py, runtime.py: torchrun/DDP helpers, seeds, pre-run checks, precise BN
+- runtime.py: seeds, device, pre-run checks, failure budget
 - monitor.py: log, metrics.jsonl, TensorBoard, progress bars; reports.py: CSV/PNG/JSON files
 - predict.py: top-k classes of one video; demo.py: the `make demo` job; cli.py: tool exits
 - comparison.py: one model per temporal op on the synthetic benchmark (tools/compare_ops.py)
+
+Elsewhere: optimizers and LR schedules in cakes_video/solver.py, torchrun/DDP helpers in
+cakes_video/utils/distributed.py, metrics in cakes_video/utils/metrics.py.
 """

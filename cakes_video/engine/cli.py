@@ -12,7 +12,7 @@ from ..datasets.catalog import AnnotationError
 from ..datasets.decoding import DecodeError
 from ..datasets.failures import TooManyFailedVideos
 from ..utils.distributed import shutdown_distributed
-from .train import NonFiniteLossError
+from .hooks import NonFiniteLossError
 
 logger = logging.getLogger(__name__)
 

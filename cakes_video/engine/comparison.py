@@ -14,8 +14,8 @@ from ..utils.benchmark import run_benchmark
 from ..utils.io import write_json
 from .demo import (DEFAULT_CONFIG, SYNTHETIC_FRAMES, SYNTHETIC_SIZE, SYNTHETIC_VIDEOS_PER_CLASS, data_overrides,
                    ensure_synthetic)
+from .setup import train
 from .testing import run_test
-from .train import train
 
 OP_NAMES = {"2d": "C2D", "3d": "R3D", "2plus1d": "R(2+1)D", "cakes": "CAKES (uniform)", "p3d": "P3D", "mc": "MC3"}
 DEFAULT_OPS = ("2d", "3d", "2plus1d", "cakes")

@@ -11,8 +11,8 @@ from ..datasets.synthetic import make_synthetic
 from ..utils.io import write_json
 from .monitor import setup_logging
 from .predict import class_names_of, load_trained_model, predict_video
+from .setup import train
 from .testing import run_test
-from .train import train
 
 logger = logging.getLogger(__name__)
 # The synthetic clips the demo configs are written for (frames, side in pixels).

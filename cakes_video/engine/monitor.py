@@ -75,9 +75,9 @@ def _jsonable(v):
 
 
 def _tensorboard(log_dir: str):
-    try:
+    try:  # a lazy import, not to dodge a cycle: tensorboard is an optional dependency
         from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional
+    except ImportError:
         return None
     return SummaryWriter(log_dir)
 

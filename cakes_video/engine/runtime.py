@@ -1,5 +1,5 @@
 """Run-level setup shared by training and testing: process group, device, seeds,
-determinism, checks that must pass before any work starts, precise BN."""
+determinism, checks that must pass before any work starts."""
 import logging
 import os
 import random
@@ -7,13 +7,11 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.distributed as dist
-from torch import nn
 
 from ..config import ConfigError
 from ..utils.modes import AMP_DTYPES
 from ..datasets.loader import build_loader, per_process_batch_size
-from ..utils.distributed import get_rank, get_world_size, init_distributed, is_dist, resolve_device
+from ..utils.distributed import get_rank, get_world_size, init_distributed, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -76,18 +74,3 @@ def resolve_loader_fn(cfg, loader_fn: Optional[Callable], splits: Sequence[str])
     return build_loader
 
 
-def update_bn_stats(model: nn.Module, loader, num_iters: int, device: torch.device) -> None:
-    """Precise BN: recomputes BatchNorm running statistics over up to ``num_iters`` training
-    batches (fvcore), then averages them over ranks so every rank evaluates the same model."""
-    from fvcore.nn.precise_bn import update_bn_stats as fvcore_update
-
-    num_iters = min(num_iters, len(loader))
-    videos = (batch["video"].to(device, non_blocking=True) for batch in loader if len(batch["label"]))
-    with torch.no_grad():
-        fvcore_update(model, videos, num_iters)
-    if is_dist():
-        for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
-                for buf in (module.running_mean, module.running_var):
-                    dist.all_reduce(buf, op=dist.ReduceOp.SUM)
-                    buf /= get_world_size()

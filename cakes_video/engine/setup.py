@@ -1,47 +1,98 @@
-"""Builds a :class:`~cakes_video.engine.train.Trainer` from a config: checks first, then
-model, weights (resume or fine-tune), DDP, optimizer, schedule, loaders, writers."""
+"""Assembles a training run from a config and runs it: ``train(cfg)`` is all a tool calls.
+
+Checks first, then loaders, model, weights (resume or fine-tune), DDP, optimizer, schedule,
+writers; then the :class:`~cakes_video.engine.train.Trainer` with its hooks in order
+(:func:`default_hooks`, then the caller's)."""
 import logging
 import os
-from typing import Callable, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from ..models import build_model
-from .checkpointer import Checkpointer, load_for_finetuning
-from ..utils.distributed import get_world_size, is_main, wrap_model
+from ..solver import IterationScheduler, build_optimizer, lr_function
+from ..utils.distributed import get_rank, get_world_size, is_main, unwrap, wrap_model
+from .checkpointer import Checkpointer, load_for_finetuning, load_weights, set_rng_state
+from .hooks import Checkpointing, MetricLogging, NonFiniteLossCheck, PreciseBN, Validation
 from .monitor import MetricWriter, setup_logging
 from .runtime import amp_dtype, prepare_run, resolve_loader_fn
-from ..solver import IterationScheduler, build_optimizer, lr_function
-from .train import Hook, Trainer, resume
+from .train import Hook, Trainer
 
 logger = logging.getLogger(__name__)
 
 
-def write_config(cfg) -> None:
-    """OUTPUT_DIR/config.yaml: the full merged config, for test_net, predict and load_model."""
-    if is_main():
-        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
-            f.write(cfg.dump())
+def train(cfg, loader_fn: Optional[Callable] = None, hooks: Sequence[Hook] = ()) -> Dict:
+    """Trains ``cfg`` to SOLVER.MAX_EPOCH (resuming from OUTPUT_DIR when possible).
+
+    ``loader_fn(cfg, split) -> DataLoader`` defaults to ``datasets.loader.build_loader``;
+    ``hooks`` run after the default ones at every hook point.
+    Returns ``{"epochs", "iteration", "best", "last_checkpoint", "best_checkpoint", "history"}``.
+    """
+    t, saving = _assemble(cfg, loader_fn, hooks)
+    t.run()
+    return {"epochs": t.epoch, "iteration": t.scheduler.iteration, "best": saving.best,
+            "last_checkpoint": saving.last_checkpoint, "best_checkpoint": saving.checkpointer.for_testing(),
+            "history": t.history}
 
 
 def build_trainer(cfg, loader_fn: Optional[Callable] = None, hooks: Sequence[Hook] = ()) -> Trainer:
-    """Everything checked and built; resumed from OUTPUT_DIR/checkpoints when TRAIN.AUTO_RESUME
-    finds a checkpoint, else started from TRAIN.CHECKPOINT_FILE when given."""
+    """The Trainer ``train`` runs: everything checked and built, resumed from
+    OUTPUT_DIR/checkpoints when TRAIN.AUTO_RESUME finds a checkpoint, else started from
+    TRAIN.CHECKPOINT_FILE when given; its hooks are :func:`default_hooks` then ``hooks``."""
+    return _assemble(cfg, loader_fn, hooks)[0]
+
+
+def default_hooks(cfg, checkpointer: Checkpointer, writer: MetricWriter, saving: Checkpointing) -> List[Hook]:
+    """The run's periodic work, in the order it must run at the end of an epoch: precise BN
+    before validation, validation before the metric lines (they hold ``val_*``), the metric
+    lines before checkpointing (the "saved" line follows the epoch's line). The NaN check and
+    the per-step metric lines are the only hooks that act on steps."""
+    hooks: List[Hook] = [NonFiniteLossCheck(checkpointer)]
+    if cfg.TRAIN.PRECISE_BN:
+        hooks.append(PreciseBN(cfg.TRAIN.EVAL_PERIOD, cfg.SOLVER.MAX_EPOCH, cfg.TRAIN.PRECISE_BN_ITERS))
+    if cfg.TRAIN.EVAL_PERIOD:
+        hooks.append(Validation(cfg.TRAIN.EVAL_PERIOD, cfg.SOLVER.MAX_EPOCH, cfg.TRAIN.PROGRESS_BAR))
+    return hooks + [MetricLogging(writer, cfg.TRAIN.LOG_PERIOD, cfg.SOLVER.MAX_EPOCH), saving]
+
+
+def _assemble(cfg, loader_fn: Optional[Callable], hooks: Sequence[Hook]) -> Tuple[Trainer, Checkpointing]:
+    """The Trainer with its hooks, and its Checkpointing hook (it holds the best value and the
+    last checkpoint ``train`` reports)."""
     # TEST.BATCH_SIZE too when tools/train_net.py will test afterwards: fail now, not after training
     will_test = cfg.TEST.ENABLE and bool(cfg.DATA.TEST_LIST)
     device = prepare_run(cfg, ["TRAIN.BATCH_SIZE"] + (["TEST.BATCH_SIZE"] if will_test else []))
     setup_logging(cfg.OUTPUT_DIR)
+    loaders = build_loaders(cfg, loader_fn)
+    checkpointer = Checkpointer(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_KEEP_LAST)
+    resume_path = checkpointer.latest() if cfg.TRAIN.AUTO_RESUME else None
+    t, steps = _build_trainer(cfg, device, loaders, finetune=resume_path is None)
+    writer = MetricWriter(cfg.OUTPUT_DIR, cfg.TRAIN.TENSORBOARD)
+    best = resume(t, resume_path) if resume_path else None
+    saving = Checkpointing(checkpointer, cfg.TRAIN.CHECKPOINT_PERIOD, cfg.SOLVER.MAX_EPOCH, cfg.TRAIN.BEST_METRIC,
+                           best=best, last_checkpoint=resume_path)
+    t.hooks = tuple(default_hooks(cfg, checkpointer, writer, saving)) + tuple(hooks)
+    write_config(cfg)  # last: a run refused on its data, weights or batch size leaves config.yaml alone
+    logger.info("training %s on %s x%d: %d optimizer steps per epoch, epochs %d..%d",
+                cfg.MODEL.ARCH, device, get_world_size(), steps, t.epoch + 1, cfg.SOLVER.MAX_EPOCH)
+    return t, saving
+
+
+def build_loaders(cfg, loader_fn: Optional[Callable]) -> Dict[str, object]:
+    """``{"train": ..., "val": ...}`` ("val" only with TRAIN.EVAL_PERIOD > 0)."""
     loader_fn = resolve_loader_fn(cfg, loader_fn, ["train", "val"] if cfg.TRAIN.EVAL_PERIOD else ["train"])
     loaders = {"train": loader_fn(cfg, "train")}
     if cfg.TRAIN.EVAL_PERIOD:
         loaders["val"] = loader_fn(cfg, "val")
-    checkpointer = Checkpointer(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_KEEP_LAST)
-    resume_path = checkpointer.latest() if cfg.TRAIN.AUTO_RESUME else None
+    return loaders
 
+
+def _build_trainer(cfg, device: torch.device, loaders: Dict, finetune: bool) -> Tuple[Trainer, int]:
+    """Model (fine-tuned from TRAIN.CHECKPOINT_FILE when ``finetune`` and it is given), DDP,
+    optimizer, schedule, scaler, loss; returns the Trainer (no hooks yet) and its optimizer
+    steps per epoch."""
     model = build_model(cfg).to(device)
-    if resume_path is None and cfg.TRAIN.CHECKPOINT_FILE:
+    if finetune and cfg.TRAIN.CHECKPOINT_FILE:
         load_for_finetuning(model, cfg.TRAIN.CHECKPOINT_FILE)
     model = wrap_model(model, device, cfg.TRAIN.SYNC_BN)
     optimizer = build_optimizer(model, cfg.SOLVER)
@@ -53,11 +104,31 @@ def build_trainer(cfg, loader_fn: Optional[Callable] = None, hooks: Sequence[Hoo
                 scheduler=IterationScheduler(optimizer, lr_function(cfg.SOLVER, steps)),
                 scaler=torch.amp.GradScaler("cuda", enabled=dtype == torch.float16),
                 criterion=nn.CrossEntropyLoss(label_smoothing=cfg.SOLVER.LABEL_SMOOTHING),
-                loaders=loaders, checkpointer=checkpointer,
-                writer=MetricWriter(cfg.OUTPUT_DIR, cfg.TRAIN.TENSORBOARD), amp_dtype=dtype, hooks=tuple(hooks))
-    if resume_path:
-        resume(t, resume_path)
-    write_config(cfg)  # last: a run refused on its data, weights or batch size leaves config.yaml alone
-    logger.info("training %s on %s x%d: %d optimizer steps per epoch, epochs %d..%d",
-                cfg.MODEL.ARCH, device, get_world_size(), steps, t.epoch + 1, cfg.SOLVER.MAX_EPOCH)
-    return t
+                loaders=loaders, amp_dtype=dtype)
+    return t, steps
+
+
+def resume(t: Trainer, path: str) -> Optional[float]:
+    """Restores weights, optimizer, schedule, scaler, the epoch count and this rank's RNG from
+    ``path`` (written by hooks.Checkpointing.save); returns the best value recorded there."""
+    ckpt = load_weights(unwrap(t.model), path, action="resuming from")
+    t.optimizer.load_state_dict(ckpt["optimizer"])
+    t.scheduler.load_state_dict(ckpt["scheduler"])
+    if ckpt.get("scaler"):
+        t.scaler.load_state_dict(ckpt["scaler"])
+    t.epoch = int(ckpt["epoch"])
+    rng = ckpt.get("rng") or []
+    if len(rng) == get_world_size():
+        set_rng_state(rng[get_rank()])
+    else:
+        logger.warning("%s holds RNG states of %d processes, this run has %d: random streams restart, "
+                       "so the resumed run will not repeat the original exactly", path, len(rng), get_world_size())
+    return ckpt.get("metrics", {}).get("best")
+
+
+def write_config(cfg) -> None:
+    """OUTPUT_DIR/config.yaml: the full merged config, for test_net, predict and load_model."""
+    if is_main():
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
+            f.write(cfg.dump())
