@@ -6,7 +6,6 @@ of each CAKES layer of a network use each sub-kernel: a list with one dict per l
 ``[{"kxkxk": 28, "1xkxk": 35, "kx1x1": 1}, ...]``, in the order of
 :func:`cakes_video.models.resnet3d.cakes_layer_widths`.
 """
-import json
 import math
 import os
 from collections import OrderedDict
@@ -33,8 +32,9 @@ SUBKERNELS: Dict[str, Tuple[str, str, str]] = OrderedDict(
 VIDEO_SUBKERNELS = ("kxkxk", "1xkxk", "kx1x1")
 
 ChannelConfig = List[Dict[str, int]]
+CHANNEL_CONFIGS = "channel_configs"  # their folder among the packaged configs
+OFFICIAL_PREFIX = "CAKES"  # the paper's searched configs: CAKES12D_P, ..., CAKES123D_C
 
-_OFFICIAL_FILE = os.path.join(os.path.dirname(__file__), "official_cakes_configs.json")
 
 
 def kernel_shape(subkernel: str, k: int = 3) -> Tuple[int, int, int]:
@@ -44,22 +44,22 @@ def kernel_shape(subkernel: str, k: int = 3) -> Tuple[int, int, int]:
     return tuple(k if d == "k" else 1 for d in SUBKERNELS[subkernel])
 
 
-def _official_configs() -> Dict[str, ChannelConfig]:
-    """Name -> channel config of every searched config of the paper (a fresh copy each call)."""
-    with open(_OFFICIAL_FILE) as f:
-        return json.load(f)
-
-
 def official_config_names() -> List[str]:
-    return list(_official_configs())
+    """The six searched configs of the paper (ResNet-50), packaged as channel configs."""
+    return [n for n in packaged_channel_configs() if n.startswith(OFFICIAL_PREFIX)]
 
 
 def official_channel_config(name: str) -> ChannelConfig:
     """One of the six searched configs of the paper (ResNet-50), e.g. ``"CAKES123D_P"``."""
-    configs = _official_configs()
-    if name not in configs:
-        raise ValueError(f"unknown official CAKES config {name!r}; expected one of {sorted(configs)}")
-    return configs[name]
+    if name not in official_config_names():
+        raise ValueError(f"unknown official CAKES config {name!r}; expected one of {official_config_names()}")
+    return load_channel_config(find_config_file(f"{CHANNEL_CONFIGS}/{name}"))
+
+
+def packaged_channel_configs() -> List[str]:
+    """Names of the channel configs that ship in ``cakes_video/configs/channel_configs/``."""
+    prefix = CHANNEL_CONFIGS + "/"
+    return [n[len(prefix):] for n in config_names() if n.startswith(prefix)]
 
 
 def load_channel_config(path: str) -> ChannelConfig:
@@ -100,26 +100,17 @@ def validate_channel_config(config: ChannelConfig, widths: Sequence[Tuple[int, b
 
 def resolve_channel_config(spec: Union[str, ChannelConfig], widths: Sequence[Tuple[int, bool]],
                            subkernels: Sequence[str] = VIDEO_SUBKERNELS) -> ChannelConfig:
-    """``spec`` = "uniform", an official name, a file path, the name of a packaged channel config
-    (``cakes_video/configs/channel_configs/``), or a list; returns a validated config."""
-    if isinstance(spec, str):
-        official = _official_configs()
-        if spec == "uniform":
-            spec = uniform_channel_config([w for w, _ in widths], subkernels)
-        elif spec in official:
-            spec = official[spec]
-        else:
-            path = spec if os.path.isfile(spec) else find_config_file(f"channel_configs/{spec}")
-            if path is None:
-                raise ValueError(f"{spec!r} is neither 'uniform', an official name {list(official)}, an existing "
-                                 f"file, nor a packaged channel config {_packaged_channel_configs()}")
-            spec = load_channel_config(path)
+    """``spec`` = "uniform", a file path, the name of a packaged channel config (an official name
+    such as ``"CAKES123D_P"``, or ``"cakes_18_block16"``), or a list; returns a validated config."""
+    if isinstance(spec, str) and spec == "uniform":
+        spec = uniform_channel_config([w for w, _ in widths], subkernels)
+    elif isinstance(spec, str):
+        path = spec if os.path.isfile(spec) else find_config_file(f"{CHANNEL_CONFIGS}/{spec}")
+        if path is None:
+            raise ValueError(f"{spec!r} is neither 'uniform', an existing file, nor a packaged channel config "
+                             f"{packaged_channel_configs()}")
+        spec = load_channel_config(path)
     return validate_channel_config([dict(c) for c in spec], widths)
-
-
-def _packaged_channel_configs() -> List[str]:
-    prefix = "channel_configs/"
-    return [n[len(prefix):] for n in config_names() if n.startswith(prefix)]
 
 
 def conv_cost(counts: Dict[str, int], in_channels: int, out_thw: Tuple[int, int, int], k: int = 3) -> Tuple[int, int]:
