@@ -4,13 +4,13 @@ import torch
 from torch import nn
 
 from cakes_video.models.cakes import CakesConv3d, EfficientCakesConv3d, build_cakes_layer
+from cakes_video.models.deploy import DeployedCakesConv3d
+from cakes_video.models.fusion import FusedConv3d
+from cakes_video.models.inference import inference_form
 from cakes_video.models.plan import output_segments, plan_convs
+from cakes_video.models.resnet3d import ResNet3D
 from cakes_video.models.rewrite import to_efficient, to_reference
 from cakes_video.models.subkernels import official_channel_config, uniform_channel_config
-from cakes_video.models.deploy import DeployedCakesConv3d
-from cakes_video.models.inference import inference_form
-from cakes_video.models.fusion import FusedConv3d
-from cakes_video.models.resnet3d import ResNet3D
 
 TOL = 1e-5
 COUNTS = [

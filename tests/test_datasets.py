@@ -6,14 +6,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from cakes_video.config import get_cfg
-from cakes_video.config import ConfigError
-from cakes_video.config_loader import check_config
-from cakes_video.datasets import AnnotationError, DecodeRetriesExhausted, build_dataset
-from cakes_video.datasets import catalog
-from cakes_video.datasets.video_reader import DecodeOptions, VideoReader
 from video_factory import frame_index, index_frame
+
+from cakes_video.config import ConfigError, get_cfg
+from cakes_video.config_loader import check_config
+from cakes_video.datasets import AnnotationError, DecodeRetriesExhausted, build_dataset, catalog
+from cakes_video.datasets.video_reader import DecodeOptions, VideoReader
 
 NUM_FRAMES = 24
 

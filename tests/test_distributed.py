@@ -16,10 +16,10 @@ from torch import nn
 
 from cakes_video.checkpoint import load_checkpoint
 from cakes_video.config import ConfigError
-from cakes_video.utils.distributed import shutdown_distributed, wrap_model
 from cakes_video.engine.monitor import read_metrics
-from cakes_video.engine.testing import run_test
 from cakes_video.engine.setup import train
+from cakes_video.engine.testing import run_test
+from cakes_video.utils.distributed import shutdown_distributed, wrap_model
 
 OPTS = ("SOLVER.MAX_EPOCH", 2, "TRAIN.BATCH_SIZE", 8, "TEST.BATCH_SIZE", 2, "SOLVER.OPTIMIZER", "adamw",
         "SOLVER.BASE_LR", 0.01)

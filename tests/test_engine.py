@@ -18,10 +18,15 @@ from cakes_video.checkpoint import load_checkpoint, save_checkpoint
 from cakes_video.config import ConfigError, get_cfg
 from cakes_video.config_loader import check_config
 from cakes_video.engine.checkpointer import Checkpointer, rng_state, set_rng_state
-from cakes_video.utils.metrics import (aggregate_views, confusion_matrix, mean_class_accuracy,
-                                      per_class_accuracy, topk_correct)
 from cakes_video.engine.reports import write_confusion_png
 from cakes_video.solver import IterationScheduler, build_optimizer, lr_function, param_groups
+from cakes_video.utils.metrics import (
+    aggregate_views,
+    confusion_matrix,
+    mean_class_accuracy,
+    per_class_accuracy,
+    topk_correct,
+)
 
 
 def _solver(**kw):

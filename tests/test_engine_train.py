@@ -13,17 +13,17 @@ from cakes_video.checkpoint import CheckpointError, load_checkpoint, save_checkp
 from cakes_video.config import ConfigError
 from cakes_video.datasets.failures import TooManyFailedVideos
 from cakes_video.engine import testing
+from cakes_video.engine.hooks import NonFiniteLossError
 from cakes_video.engine.monitor import read_metrics
 from cakes_video.engine.predict import load_trained_model
 from cakes_video.engine.runtime import amp_dtype
-from cakes_video.solver import lr_function
-from cakes_video.engine.hooks import NonFiniteLossError
 from cakes_video.engine.setup import build_trainer, train
 from cakes_video.engine.testing import inference_model, run_test
 from cakes_video.engine.train import Hook
 from cakes_video.models import build_model
-from cakes_video.models.inference import ChannelsLast3d
 from cakes_video.models.fusion import FusedConv3d
+from cakes_video.models.inference import ChannelsLast3d
+from cakes_video.solver import lr_function
 
 
 class CrashAfterStep(Hook):

@@ -7,8 +7,7 @@ from cakes_video import build_model, get_cfg
 from cakes_video.models import cakes, resnet3d, subkernels
 from cakes_video.models.heads import ClipHead, TSNHead
 from cakes_video.models.resnet3d import BLOCKS_PER_STAGE, ResNet3D, is_bottleneck, resolve_stage_ops
-from cakes_video.models.temporal_ops import (Conv2Plus1d, ConvBN, P3DConv, make_temporal_conv,
-                                             r2plus1d_midplanes)
+from cakes_video.models.temporal_ops import Conv2Plus1d, ConvBN, P3DConv, make_temporal_conv, r2plus1d_midplanes
 
 
 def _clip(t=4, size=32, seed=0):

@@ -13,9 +13,9 @@ Then: ``cakes_video.load_model("out/r3d_18/config.yaml", "out/r3d_18/model.pyth"
 import argparse
 import sys
 
+from cakes_video import load_config
 from cakes_video.checkpoint import convert
 from cakes_video.checkpoint.schema import CheckpointError
-from cakes_video import load_config
 from cakes_video.config import ConfigError
 from cakes_video.engine.cli import run_tool
 

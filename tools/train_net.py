@@ -7,8 +7,8 @@ TEST.ENABLE and DATA.TEST_LIST are set. Multi-process: ``torchrun --nproc_per_no
 import sys
 
 from cakes_video.engine.cli import parse_args, run_tool
-from cakes_video.engine.testing import run_test
 from cakes_video.engine.setup import train
+from cakes_video.engine.testing import run_test
 
 
 def main(argv=None) -> dict:

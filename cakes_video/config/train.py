@@ -3,7 +3,6 @@ from fvcore.common.config import CfgNode
 
 from .validate import check, check_choice
 
-
 # TRAIN.BEST_METRIC -> whether a higher value is better.
 BEST_METRICS = {"val_top1": True, "train_loss": False}
 

@@ -40,7 +40,7 @@ range (a caller bug, not a bad file).
 """
 import os
 
-from .decoding_base import Decoder, DecodeError, VideoMeta
+from .decoding_base import DecodeError, Decoder, VideoMeta
 from .decoding_frames import FrameFolderDecoder
 from .decoding_pyav import PyAVDecoder
 

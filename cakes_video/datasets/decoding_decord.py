@@ -29,7 +29,7 @@ from typing import Optional
 import decord
 import numpy as np
 
-from .decoding_base import Decoder, DecodeError, VideoMeta, check_file
+from .decoding_base import DecodeError, Decoder, VideoMeta, check_file
 from .decoding_pyav import Demuxed, demux_packets
 
 WALK_CHUNK = 16  # frames per get_batch call when walking; bounds memory on long videos

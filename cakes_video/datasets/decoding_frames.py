@@ -11,7 +11,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from .decoding_base import Decoder, DecodeError, VideoMeta
+from .decoding_base import DecodeError, Decoder, VideoMeta
 
 
 class FrameFolderDecoder(Decoder):

@@ -19,7 +19,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from .decoding_base import Decoder, DecodeError, VideoMeta, check_file, clockwise, rotate
+from .decoding_base import DecodeError, Decoder, VideoMeta, check_file, clockwise, rotate
 
 
 def _open_container(path: str):

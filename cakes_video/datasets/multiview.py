@@ -20,8 +20,8 @@ import torch
 from . import transforms
 from .catalog import VideoRecord
 from .decoding import DecodeError, VideoMeta
-from .sampling import view_clip_indices
 from .failures import failed_item, failure
+from .sampling import view_clip_indices
 from .video_dataset import target_fps_from_cfg
 from .video_reader import RecordDataset, VideoReader
 

@@ -19,8 +19,8 @@ import torch
 from . import transforms
 from .catalog import VideoRecord
 from .decoding import DecodeError, VideoMeta
-from .sampling import dense_clip_indices, tsn_indices
 from .failures import DecodeRetriesExhausted, failed_item, failure
+from .sampling import dense_clip_indices, tsn_indices
 from .video_reader import RecordDataset, VideoReader
 
 

@@ -4,10 +4,11 @@ from typing import Dict
 import torch
 from torch import nn
 
-from ..utils.modes import evaluating
 from ..utils.distributed import all_reduce_sum
 from ..utils.metrics import topk_correct
+from ..utils.modes import evaluating
 from .monitor import progress
+
 
 @torch.no_grad()
 def validate(model: nn.Module, loader, device: torch.device, criterion: nn.Module,

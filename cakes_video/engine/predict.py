@@ -12,8 +12,8 @@ from ..datasets.decoding import DecodeError
 from ..datasets.multiview import multiview_dataset_from_cfg
 from ..datasets.video_reader import VideoReader, decode_options_from_cfg
 from ..models import build_model
-from .checkpointer import load_weights
 from ..utils.metrics import aggregate_views
+from .checkpointer import load_weights
 from .testing import find_test_checkpoint, inference_model, view_logits
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from ..config import ConfigError
-from ..utils.modes import AMP_DTYPES
 from ..datasets.loader import build_loader, per_process_batch_size
 from ..utils.distributed import get_rank, get_world_size, init_distributed, resolve_device
+from ..utils.modes import AMP_DTYPES
 
 logger = logging.getLogger(__name__)
 

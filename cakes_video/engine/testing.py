@@ -10,16 +10,16 @@ import torch
 from torch import nn
 
 from ..config import ConfigError
+from ..datasets.failures import check_failure_fraction
 from ..models import build_model
 from ..models.complexity import count_gflops, count_params
 from ..models.inference import inference_form
-from ..utils.io import write_json
-from .checkpointer import Checkpointer, load_weights
 from ..utils.distributed import all_gather_objects, barrier, broadcast_object, get_world_size, is_main
+from ..utils.io import write_json
 from ..utils.metrics import aggregate_views, confusion_matrix, mean_class_accuracy, per_class_accuracy, topk_correct
+from .checkpointer import Checkpointer, load_weights
 from .monitor import progress, setup_logging
 from .reports import write_confusion_csv, write_confusion_png, write_per_class, write_predictions
-from ..datasets.failures import check_failure_fraction
 from .runtime import prepare_run, resolve_loader_fn
 
 logger = logging.getLogger(__name__)

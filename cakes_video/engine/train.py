@@ -24,10 +24,10 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
+from ..datasets.failures import check_failure_fraction
 from ..datasets.loader import set_loader_epoch
 from ..utils.distributed import all_reduce_sum, get_world_size
 from ..utils.metrics import topk_correct
-from ..datasets.failures import check_failure_fraction
 from .monitor import progress
 
 logger = logging.getLogger(__name__)

@@ -27,6 +27,7 @@ from .conv import conv3d_same, same_padding
 from .plan import ConvPlan, assemble, default_channel_block, output_segments, plan_convs
 from .subkernels import SUBKERNELS, check_counts, kernel_shape
 
+
 def _check_layer_args(in_channels: int, counts: Dict[str, int]) -> None:
     if not isinstance(in_channels, int) or in_channels <= 0:
         raise ValueError(f"CAKES layer: in_channels must be a positive int, got {in_channels!r}")

@@ -5,6 +5,7 @@ Both expose ``fc`` (an ``nn.Linear``) so fine-tuning can re-initialise the class
 import torch
 from torch import nn
 
+
 class ClipHead(nn.Module):
     """Global average pool over T, H, W, dropout, linear: ``[N, C, T, H, W] -> [N, K]``."""
 

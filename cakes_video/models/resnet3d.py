@@ -17,8 +17,7 @@ from torch import nn
 from .heads import make_head
 from .registry import MODEL_REGISTRY
 from .subkernels import VIDEO_SUBKERNELS, resolve_channel_config
-from .temporal_ops import (Conv2Plus1d, ConvBN, make_temporal_conv, r2plus1d_midplanes,
-                           temporal_conv_out_channels)
+from .temporal_ops import Conv2Plus1d, ConvBN, make_temporal_conv, r2plus1d_midplanes, temporal_conv_out_channels
 
 BLOCKS_PER_STAGE = {10: [1, 1, 1, 1], 18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}
 STAGE_WIDTHS = (64, 128, 256, 512)

@@ -7,6 +7,7 @@ from torch import nn
 
 from .cakes import CakesConv3d, EfficientCakesConv3d
 
+
 def replace_modules(module: nn.Module, kind: type, make: Callable[[nn.Module], nn.Module]) -> None:
     """Replaces, in place, each submodule of ``module`` that is a ``kind`` by ``make(submodule)``.
 

@@ -6,6 +6,7 @@ from typing import Dict, Sequence
 
 import torch
 
+
 def _mean_softmax(logits: torch.Tensor) -> torch.Tensor:
     return logits.float().softmax(dim=-1).mean(dim=1)
 
