@@ -8,5 +8,4 @@
 - distributed.py, runtime.py: torchrun/DDP helpers, seeds, pre-run checks, precise BN
 - monitor.py: log, metrics.jsonl, TensorBoard, progress bars; reports.py: CSV/PNG/JSON files
 - predict.py: top-k classes of one video; demo.py: the `make demo` job; cli.py: tool exits
-- comparison.py: one model per temporal op on the synthetic benchmark (tools/compare_ops.py)
 """
