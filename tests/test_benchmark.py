@@ -2,26 +2,28 @@
 
 No test asserts a timing: only that latencies are measured, positive and reported.
 """
+import ast
 import dataclasses
 import json
 import os
 import re
-import sys
 
 import pytest
 import torch
 from torch import nn
 from torchvision.models import video
 
-from cakes_video.models.cakes import CakesConv3d, build_cakes_layer, conv_cost, to_reference
-from cakes_video.models.deploy import deploy
+from cakes_video.benchmarks import breakdown, cli, execution, models, timing
+from cakes_video.config import get_config_file
+from cakes_video.engine.cli import run_tool
+from cakes_video.models.cakes import CakesConv3d, build_cakes_layer
+from cakes_video.models.complexity import conv_linear_gflops_by_module, count_gflops, count_params
 from cakes_video.models.fusion import FusedConv3d
-from cakes_video.utils import benchmark, time_breakdown
-from cakes_video.utils.complexity import conv_linear_gflops_by_module, count_gflops, count_params
+from cakes_video.models.inference import inference_form
+from cakes_video.models.rewrite import to_reference
+from cakes_video.models.subkernels import conv_cost
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "tools"))
-import benchmark_net  # noqa: E402
 
 # torchvision.models.video model cards at 16x112x112: (conv+linear GFLOPs, params).
 PUBLISHED = {"r3d_18": (40.697, 33_371_472), "mc3_18": (43.343, 11_695_440), "r2plus1d_18": (40.519, 31_505_325)}
@@ -32,16 +34,13 @@ SCHEMA = {"name": str, "params": int, "gflops": float, "gflops_conv_linear": flo
 
 
 def _config(name):
-    path = os.path.join(REPO, "model_zoo", "configs", f"{name}.yaml")
-    if not os.path.isfile(path):
-        pytest.skip(f"{path} not in this checkout")
-    return path
+    return get_config_file(name)
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_torchvision_published_figures(name):
     gflops, params = PUBLISHED[name]
-    model = benchmark.build_from_spec(f"torchvision:{name}")
+    model = models.build_from_spec(f"torchvision:{name}")
     expected = getattr(video, name)(weights=None, num_classes=1)
     assert [m.kernel_size for m in model.modules() if isinstance(m, nn.Conv3d)] == \
         [m.kernel_size for m in expected.modules() if isinstance(m, nn.Conv3d)]  # the named model, not a sibling
@@ -54,7 +53,7 @@ def test_torchvision_published_figures(name):
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_zoo_configs_match_torchvision(name):
-    model = benchmark.build_from_spec(_config(name))
+    model = models.build_from_spec(_config(name))
     gflops, params = PUBLISHED[name]
     assert count_params(model) == params
     assert count_gflops(model, (3, 16, 112, 112))["gflops_conv_linear"] == pytest.approx(gflops, rel=1e-3)
@@ -68,7 +67,7 @@ def test_count_gflops_rejects_a_batched_shape():
 def _run(tmp_path, *args, fast=False):
     out = tmp_path / "bench.json"
     extra = ["--runs", "1", "--warmup", "0"] if fast else []
-    assert benchmark_net.main([*args, *TINY, "--json", str(out), *extra]) == 0
+    assert cli.net_main([*args, *TINY, "--json", str(out), *extra]) == 0
     return json.loads(out.read_text())
 
 
@@ -79,6 +78,15 @@ def _check_schema(results, names):
             assert isinstance(r[key], kind), key
         assert r["params"] > 0 and r["gflops"] >= r["gflops_conv_linear"] > 0
         assert r["latency_ms"] > 0 and r["clips_per_s"] == pytest.approx(1e3 / r["latency_ms"])
+
+
+def _rejected(call, message, flag_message):
+    """``call()`` raises a SettingError matching ``message`` that names settings, not flags; the
+    tools' rendering of it (their flags) matches ``flag_message``."""
+    with pytest.raises(execution.SettingError, match=message) as err:
+        call()
+    assert "--" not in str(err.value)
+    assert re.search(flag_message, err.value.render(cli.NET_FLAGS)), err.value.render(cli.NET_FLAGS)
 
 
 def test_json_schema_plain_run(tmp_path, capsys):
@@ -113,38 +121,76 @@ def test_compare_train_step_reports_speedup_of_cakes_models(tmp_path):
 
 def test_bad_specs_and_arguments_are_rejected():
     with pytest.raises(ValueError, match="no model 'r4d_18'"):
-        benchmark.build_from_spec("torchvision:r4d_18")
+        models.build_from_spec("torchvision:r4d_18")
     with pytest.raises(ValueError, match="twice"):  # results are keyed by name
-        benchmark.build_entries([_config("r3d_18")] * 2, 4, 32)
+        models.build_entries([_config("r3d_18")] * 2, 4, 32)
     with pytest.raises(SystemExit):
-        benchmark_net.parse_args(["x.yaml", "--frames", "0", "--size", "32"])
+        cli.parse_net_args(["x.yaml", "--frames", "0", "--size", "32"])
 
 
 def test_interleaved_runs_rotate_the_first_model():
     calls = []
     steps = {name: (lambda n=name: calls.append(n)) for name in "abc"}
-    times = benchmark.interleaved_times(steps, runs=3, warmup=1, sync=lambda: None)
+    times = timing.interleaved_times(steps, runs=3, warmup=1, sync=lambda: None)
     assert calls == list("abc" "abc" "bca" "cab")
     assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3, "c": 3}
     assert all(t >= 0 for v in times.values() for t in v)
 
 
+def test_timing_core_syncs_around_every_timed_call_and_keeps_the_best():
+    events = []
+    ticks = iter([0.0, 1.0])
+
+    def clock():
+        events.append("clock")
+        return next(ticks)
+
+    assert timing.timed_call(lambda: events.append("call") or 7, lambda: events.append("sync"), clock) == (7, 1.0)
+    assert events == ["sync", "clock", "call", "sync", "clock"]  # the span covers the call and its queued work
+    marks = iter([0.0, 3.0, 10.0, 11.0, 20.0, 22.0])  # spans 3, 1, 2
+    assert timing.best_seconds(lambda: None, 3, clock=lambda: next(marks)) == 1.0
+    assert timing.median_ms([0.003, 0.001, 0.002]) == pytest.approx(2.0) and timing.best_ms([0.003, 0.001]) == 1.0
+
+
 def test_format_table_lists_every_model():
     rows = [{"name": "a", "params": 10, "gflops": 1.0, "gflops_conv_linear": 0.9, "latency_ms": 2.0,
-             "latency_min_ms": 1.5, "clips_per_s": 500.0}]
-    table = benchmark.format_table(rows).splitlines()
+             "latency_min_ms": 1.5, "clips_per_s": 500.0},
+            {"name": "bb", "params": 12345, "gflops": 0.5, "gflops_conv_linear": 0.4, "latency_ms": 1.0,
+             "latency_min_ms": 0.9, "clips_per_s": 1000.0, "efficiency": 1.25}]
+    table = models.format_table(rows).splitlines()
     assert table[0].split()[:2] == ["name", "params"] and table[1].split()[:3] == ["a", "10", "1.00"]
-    assert torch.get_num_threads() >= 1
+    assert table[0].split()[-1] == "efficiency" and "speedup_vs_reference" not in table[0]  # only keys some row has
+    assert table[1].split()[-1] == "-" and table[2].split() == ["bb", "12,345", "0.50", "0.40", "1.0", "0.9",
+                                                                "1000.00", "1.250"]
+    assert len({len(line) for line in table}) == 1  # aligned: every line as wide
+
+
+def test_tool_times_with_the_threads_asked_for_and_restores_the_callers(tmp_path, capsys, monkeypatch):
+    previous = torch.get_num_threads()
+    asked = 1 if previous != 1 else 2
+    seen = []
+
+    def recording_step(model, x, path):
+        step = execution.make_step(model, x, path)
+        return lambda: (seen.append(torch.get_num_threads()), step())
+
+    monkeypatch.setattr(models, "make_step", recording_step)
+    _run(tmp_path, _config("r3d_18"), "--threads", str(asked), fast=True)
+    assert seen and set(seen) == {asked}  # every timed call ran with the threads asked for
+    assert f", {asked} threads," in capsys.readouterr().out  # and the header says so
+    assert torch.get_num_threads() == previous  # the caller's count is back
+    with timing.intra_op_threads(0) as used:  # 0 keeps the current count
+        assert used == previous == torch.get_num_threads()
 
 
 def test_per_model_overrides_in_specs():
-    assert benchmark.split_spec("a/r3d_18.yaml@MODEL.DEPTH=10@MODEL.TEMPORAL_OP=cakes") == (
+    assert models.split_spec("a/r3d_18.yaml@MODEL.DEPTH=10@MODEL.TEMPORAL_OP=cakes") == (
         "a/r3d_18.yaml", ["MODEL.DEPTH", "10", "MODEL.TEMPORAL_OP", "cakes"])
-    assert benchmark.spec_name("a/r3d_18.yaml@MODEL.DEPTH=10") == "r3d_18@MODEL.DEPTH=10"
+    assert models.spec_name("a/r3d_18.yaml@MODEL.DEPTH=10") == "r3d_18@MODEL.DEPTH=10"
     with pytest.raises(ValueError, match="@KEY=VALUE"):
-        benchmark.split_spec("r3d_18.yaml@MODEL.DEPTH")
-    model = benchmark.build_from_spec(_config("r3d_18") + "@MODEL.TEMPORAL_OP=cakes", ["MODEL.DEPTH", "10"])
-    assert time_breakdown.cakes_layer_names(model) and len(model.layer1) == 1
+        models.split_spec("r3d_18.yaml@MODEL.DEPTH")
+    model = models.build_from_spec(_config("r3d_18") + "@MODEL.TEMPORAL_OP=cakes", ["MODEL.DEPTH", "10"])
+    assert breakdown.cakes_layer_names(model) and len(model.layer1) == 1
 
 
 # --- --breakdown: where the time goes -----------------------------------------------------------
@@ -157,7 +203,7 @@ CAKES_KEYS = ("cakes_layers_ms", "reference_cakes_layers_ms", "reference_hooked_
 
 def _gflops_by_hand(spec):
     """Conv MACs (GFLOPs) of one 4x32x32 view inside (CAKES layers, dense convs), from output shapes."""
-    model = benchmark.build_from_spec(spec, TINY_OVERRIDES).eval()
+    model = models.build_from_spec(spec, TINY_OVERRIDES).eval()
     totals = {"cakes": 0, "dense": 0}
 
     def count(module, args, out):
@@ -226,20 +272,20 @@ def test_breakdown_of_deployed_models_hooks_the_deployed_layers(tmp_path, flags)
 
 def test_breakdown_needs_compare(capsys):
     with pytest.raises(SystemExit):
-        benchmark_net.parse_args(["x.yaml", "--frames", "4", "--size", "32", "--breakdown"])
+        cli.parse_net_args(["x.yaml", "--frames", "4", "--size", "32", "--breakdown"])
     assert "--breakdown needs --compare" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="--breakdown needs --compare"):
-        benchmark.run_benchmark(["x.yaml"], 4, 32, breakdown=True)
+    _rejected(lambda: models.run_benchmark(["x.yaml"], 4, 32, breakdown=True), "^breakdown needs compare",
+              "--breakdown needs --compare")
 
 
 def test_hook_timer_fires_on_every_deployed_cakes_layer():
-    model = benchmark.build_from_spec(_config("r3d_18") + "@MODEL.TEMPORAL_OP=cakes", TINY_OVERRIDES).eval()
-    gm = deploy(model, fuse=True)
-    names = time_breakdown.cakes_layer_names(gm)
-    assert names == time_breakdown.cakes_layer_names(model) and len(names) == 8  # 4 blocks x 2 layers
-    assert time_breakdown.dense_conv_names(gm) == ["stem.conv"]  # CAKES layers' own convs are not "dense"
-    clock = time_breakdown.WallClock(lambda: None)
-    with time_breakdown.HookTimer(gm, {"cakes": names}, clock) as timer, torch.inference_mode():
+    model = models.build_from_spec(_config("r3d_18") + "@MODEL.TEMPORAL_OP=cakes", TINY_OVERRIDES).eval()
+    gm = inference_form(model, fuse=True, channels_last=False)
+    names = breakdown.cakes_layer_names(gm)
+    assert names == breakdown.cakes_layer_names(model) and len(names) == 8  # 4 blocks x 2 layers
+    assert breakdown.dense_conv_names(gm) == ["stem.conv"]  # CAKES layers' own convs are not "dense"
+    clock = timing.WallClock(lambda: None)
+    with breakdown.HookTimer(gm, {"cakes": names}, clock) as timer, torch.inference_mode():
         gm(torch.zeros(1, 3, 4, 32, 32))
     assert timer.calls == {"cakes": 8, "total": 1}
     assert 0 < timer.seconds["cakes"] < timer.seconds["total"]
@@ -268,22 +314,20 @@ class _DeferredClock:
 def test_hook_timer_reads_spans_only_after_the_clock_settles():
     net = nn.Sequential(nn.Conv3d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv3d(4, 4, 3, padding=1))
     clock = _DeferredClock()
-    with time_breakdown.HookTimer(net, {"convs": ["0", "2"]}, clock) as timer:
+    with breakdown.HookTimer(net, {"convs": ["0", "2"]}, clock) as timer:
         net(torch.zeros(1, 3, 2, 4, 4))
         assert timer.calls == {"convs": 0, "total": 0}  # nothing read mid-pass
     # marks: total start 1, conv0 2-3, conv2 4-5, total end 6
     assert timer.calls == {"convs": 2, "total": 1} and timer.seconds == {"convs": 2.0, "total": 5.0}
-    assert isinstance(time_breakdown.clock_for("cpu", lambda: None), time_breakdown.WallClock)
-    step = benchmark.make_step(net, torch.zeros(1, 3, 2, 4, 4), benchmark.ExecutionPath())
-    medians = time_breakdown.hooked_passes({"net": (net, step, {"convs": ["0", "2"]})}, 3, lambda: None,
+    assert isinstance(timing.clock_for("cpu", lambda: None), timing.WallClock)
+    step = execution.make_step(net, torch.zeros(1, 3, 2, 4, 4), execution.ExecutionPath())
+    medians = breakdown.hooked_passes({"net": (net, step, {"convs": ["0", "2"]})}, 3, lambda: None,
                                            _DeferredClock())  # each pass settles before it is read
     assert medians == {"net": {"convs": 2000.0, "total": 5000.0}}
 
 
 def test_tool_names_a_bad_spec_in_one_line(caplog):
-    from cakes_video.engine.cli import run_tool
-
-    assert run_tool(lambda: benchmark_net.main(["torchvision:r4d", "--frames", "4", "--size", "32"])) == 1
+    assert run_tool(lambda: cli.net_main(["torchvision:r4d", "--frames", "4", "--size", "32"])) == 1
     assert [r.getMessage() for r in caplog.records] == [
         "ConfigError: torchvision:r4d: torchvision.models.video has no model 'r4d'"]
 
@@ -292,121 +336,124 @@ def test_dense_convs_and_flops_by_module():
     conv = nn.Conv3d(4, 6, 3, padding=1)
     net = nn.Sequential(conv, nn.Conv3d(6, 6, 1), nn.Conv3d(6, 6, (1, 3, 3)), FusedConv3d(conv),
                         CakesConv3d(6, {"kxkxk": 2, "1xkxk": 2}))
-    assert time_breakdown.dense_conv_names(net) == ["0", "3"]
+    assert breakdown.dense_conv_names(net) == ["0", "3"]
     flops = conv_linear_gflops_by_module(net[:3], (4, 2, 5, 5))
     volume = 2 * 5 * 5  # every conv keeps T x H x W
     assert flops["0"] * 1e9 == 6 * 4 * 27 * volume and flops["1"] * 1e9 == 6 * 6 * volume
     assert flops[""] == pytest.approx(flops["0"] + flops["1"] + flops["2"])
-    assert time_breakdown.sum_gflops(flops, ["0", "1"], "net") == flops["0"] + flops["1"]
+    assert breakdown.sum_gflops(flops, ["0", "1"], "net") == flops["0"] + flops["1"]
     with pytest.raises(ValueError, match=r"net: no FLOP count for module\(s\) \['4'\]"):
-        time_breakdown.sum_gflops(flops, ["0", "4"], "net")
+        breakdown.sum_gflops(flops, ["0", "4"], "net")
 
 
 def test_breakdown_without_dense_base_omits_the_dense_rate_keys():
     base = nn.Sequential(nn.Conv3d(3, 4, (1, 3, 3), padding=(0, 1, 1)))  # factorised: no dense conv
     cakes = nn.Sequential(build_cakes_layer(3, {"kxkxk": 2, "1xkxk": 2}, impl="efficient")).eval()
-    entries = [benchmark.Entry("base", base.eval()), benchmark.Entry("cakes", cakes, to_reference(cakes))]
+    entries = [execution.Entry("base", base.eval()), execution.Entry("cakes", cakes, to_reference(cakes))]
     for e in entries:
         e.module_gflops = conv_linear_gflops_by_module(e.model, (3, 2, 6, 6))
     results = [{"name": "base"}, {"name": "cakes"}]
-    time_breakdown.add_breakdown(results, entries, torch.randn(2, 3, 2, 6, 6), path=benchmark.ExecutionPath(), runs=2,
+    breakdown.add_breakdown(results, entries, torch.randn(2, 3, 2, 6, 6), path=execution.ExecutionPath(), runs=2,
                                  sync=lambda: None)
     assert set(results[0]) == {"name", "hooked_total_ms"}
     assert set(results[1]) == {"name", "hooked_total_ms", "cakes_layers"} | set(CAKES_KEYS[:8])
     assert results[1]["cakes_layers_gflops"] * 1e9 == conv_cost({"kxkxk": 2, "1xkxk": 2}, 3, (2, 6, 6))[1]
     layers_s = results[1]["cakes_layers_ms"] / 1e3  # batch 2: the rate counts both clips
     assert results[1]["cakes_layers_gflops_per_s"] == pytest.approx(2 * results[1]["cakes_layers_gflops"] / layers_s)
-    step = benchmark.make_step(base, torch.randn(1, 3, 2, 6, 6), benchmark.ExecutionPath())
+    step = execution.make_step(base, torch.randn(1, 3, 2, 6, 6), execution.ExecutionPath())
     with pytest.raises(RuntimeError, match="base: the forward hooks of 'cakes' never fired"):
-        time_breakdown.hooked_passes({"base": (base, step, {"cakes": []})}, 1, lambda: None)
+        breakdown.hooked_passes({"base": (base, step, {"cakes": []})}, 1, lambda: None)
 
 
 # --- ExecutionPath: one execution path for every model of a run; --compile ----------------------
 
-@pytest.mark.parametrize("flags, message", [
-    (dict(deploy=True, train=True), r"deploy \(--deploy\).*train step \(--train-step\)"),
-    (dict(fuse=True), r"fuse \(--fuse\).*add deploy \(--deploy\)"),
-    (dict(fuse=True, train=True), r"fuse \(--fuse\)"),
-    (dict(deploy=True, fuse=True, compile=True), r"fuse \(--fuse\) cannot go with compile \(--compile\)"),
-    (dict(device="gpu0"), r"device \(--device\) 'gpu0'"),
-    (dict(device="meta"), r"device \(--device\) 'meta': runs are timed on the CPU or on CUDA only"),
-    (dict(amp="int8"), r"amp \(--amp\) 'int8'"),
-    (dict(deploy=True, fuse=True, amp="bf16"), r"amp \(--amp\) cannot go with fuse"),
+@pytest.mark.parametrize("flags, message, flag_message", [
+    (dict(deploy=True, train=True), r"^deploy cannot go with train: deploying folds BatchNorm",
+     r"^--deploy cannot go with --train-step"),
+    (dict(fuse=True), r"^fuse needs deploy", r"^--fuse needs --deploy"),
+    (dict(fuse=True, train=True), r"^fuse needs deploy", r"^--fuse needs --deploy"),
+    (dict(deploy=True, fuse=True, compile=True), r"^fuse cannot go with compile",
+     r"^--fuse cannot go with --compile: .* so use --deploy with --compile$"),
+    (dict(device="gpu0"), r"^device 'gpu0' is not a torch device", r"^--device 'gpu0'"),
+    (dict(device="meta"), r"^device 'meta': runs are timed on the CPU or on CUDA only", r"^--device 'meta'"),
+    (dict(amp="int8"), r"^amp 'int8': expected one of \['bf16', 'fp16'\]", r"^--amp 'int8'"),
+    (dict(deploy=True, fuse=True, amp="bf16"), r"^amp cannot go with fuse", r"^--amp cannot go with --fuse"),
 ])
-def test_execution_path_rejects_invalid_combinations(flags, message):
-    with pytest.raises(ValueError, match=message):
-        benchmark.ExecutionPath(**flags)
+def test_execution_path_rejects_invalid_combinations(flags, message, flag_message):
+    _rejected(lambda: execution.ExecutionPath(**flags), message, flag_message)
 
 
 def test_cuda_checks_refuse_before_any_model_is_built(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ValueError, match=r"device \(--device\) 'cuda': this torch sees \d+ CUDA device"):
-        benchmark.ExecutionPath(device="cuda")
+    _rejected(lambda: execution.ExecutionPath(device="cuda"), r"^device 'cuda': this torch sees \d+ CUDA device",
+              r"^--device 'cuda'")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a one-GPU machine
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(ValueError, match=r"'cuda:1': this torch sees 1 CUDA device"):
-        benchmark.ExecutionPath(device="cuda:1")
-    with pytest.raises(ValueError, match=r"fuse \(--fuse\) fuses oneDNN calls, on the CPU only"):
-        benchmark.ExecutionPath(device="cuda", deploy=True, fuse=True)
-    gpu = benchmark.ExecutionPath(device="cuda:0")
-    with pytest.raises(ValueError, match="--timer cpu counts this process's CPU time"):
-        benchmark.check_run(gpu, 1, False, False, "cpu")
-    with pytest.raises(ValueError, match="--device cuda needs --warmup >= 1"):
-        benchmark.check_run(gpu, 0, False, False, "wall")
-    benchmark.check_run(benchmark.ExecutionPath(), 0, False, False, "cpu")  # all fine on the CPU
-    assert isinstance(time_breakdown.clock_for("cuda:0", lambda: None), time_breakdown.CudaEventClock)
+        execution.ExecutionPath(device="cuda:1")
+    _rejected(lambda: execution.ExecutionPath(device="cuda", deploy=True, fuse=True),
+              r"^fuse fuses oneDNN calls, on the CPU only", r"^--fuse fuses oneDNN calls")
+    gpu = execution.ExecutionPath(device="cuda:0")
+    _rejected(lambda: models.check_run(gpu, 1, False, False, "cpu"), "^timer cpu counts this process's CPU time",
+              "--timer cpu counts this process's CPU time")
+    _rejected(lambda: models.check_run(gpu, 0, False, False, "wall"), "^device cuda needs warmup >= 1",
+              "--device cuda needs --warmup >= 1")
+    models.check_run(execution.ExecutionPath(), 0, False, False, "cpu")  # all fine on the CPU
+    assert isinstance(timing.clock_for("cuda:0", lambda: None), timing.CudaEventClock)
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--compile", "--warmup", "0"], "--compile needs --warmup >= 1"),
     (["--compile", "--compare", "--breakdown"], "--breakdown cannot time a --compile run"),
     (["--breakdown"], "--breakdown needs --compare"),
-    (["--deploy", "--train-step"], r"deploy \(--deploy\)"),
-    (["--deploy", "--fuse", "--compile"], r"--fuse\) cannot go with compile"),
+    (["--deploy", "--train-step"], r"--deploy cannot go with --train-step"),
+    (["--deploy", "--fuse", "--compile"], r"--fuse cannot go with --compile"),
+    (["--fuse"], r"--fuse needs --deploy"),
+    (["--device", "meta"], r"--device 'meta': runs are timed on the CPU or on CUDA only"),
     (["x.yaml"], "a config is given twice"),  # refused before anything is built
 ])
 def test_run_options_that_cannot_go_together_are_rejected(argv, message, capsys):
     with pytest.raises(SystemExit):
-        benchmark_net.parse_args(["x.yaml", *argv, "--frames", "4", "--size", "32"])
+        cli.parse_net_args(["x.yaml", *argv, "--frames", "4", "--size", "32"])
     assert re.search(message, capsys.readouterr().err)
 
 
 def test_run_benchmark_rejects_compile_without_warmup_or_with_breakdown():
-    path = benchmark.ExecutionPath(compile=True)
-    with pytest.raises(ValueError, match="--compile needs --warmup >= 1"):
-        benchmark.run_benchmark(["x.yaml"], 4, 32, path=path, warmup=0)
-    with pytest.raises(ValueError, match="--breakdown cannot time a --compile run"):
-        benchmark.run_benchmark(["x.yaml"], 4, 32, path=path, compare=True, breakdown=True)
+    path = execution.ExecutionPath(compile=True)
+    _rejected(lambda: models.run_benchmark(["x.yaml"], 4, 32, path=path, warmup=0), "^compile needs warmup >= 1",
+              "--compile needs --warmup >= 1")
+    _rejected(lambda: models.run_benchmark(["x.yaml"], 4, 32, path=path, compare=True, breakdown=True),
+              "^breakdown cannot time a compile run", "--breakdown cannot time a --compile run")
 
 
 def test_execution_path_describe_and_prepare():
-    fused = benchmark.ExecutionPath(deploy=True, fuse=True)
+    fused = execution.ExecutionPath(deploy=True, fuse=True)
     assert fused.describe() == "inference, deployed, fused; cpu, channels_last"
-    path = benchmark.ExecutionPath(deploy=True, compile=True)
+    path = execution.ExecutionPath(deploy=True, compile=True)
     assert path.describe() == "inference, deployed, compiled; cpu, channels_last"
-    assert benchmark.ExecutionPath(train=True, channels_last=False).describe() == "train step; cpu, contiguous"
+    assert execution.ExecutionPath(train=True, channels_last=False).describe() == "train step; cpu, contiguous"
     with pytest.raises(dataclasses.FrozenInstanceError):
         path.train = True  # a run's path cannot change between its models
-    conv = benchmark.ExecutionPath(train=True).prepare(nn.Conv3d(3, 4, 3).eval())
+    conv = execution.ExecutionPath(train=True).prepare(nn.Conv3d(3, 4, 3).eval())
     assert conv.training and conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
-    eager = benchmark.ExecutionPath(channels_last=False).prepare(nn.Conv3d(3, 4, 3))
+    eager = execution.ExecutionPath(channels_last=False).prepare(nn.Conv3d(3, 4, 3))
     assert not eager.training and eager.weight.is_contiguous()
 
 
 def test_amp_runs_every_model_under_autocast(tmp_path):
-    path = benchmark.ExecutionPath(amp="bf16")
+    path = execution.ExecutionPath(amp="bf16")
     assert path.describe() == "inference, autocast bf16; cpu, channels_last"
-    model = benchmark.build_from_spec(_config("r3d_18") + "@MODEL.TEMPORAL_OP=cakes", TINY_OVERRIDES).eval()
+    model = models.build_from_spec(_config("r3d_18") + "@MODEL.TEMPORAL_OP=cakes", TINY_OVERRIDES).eval()
     x = torch.randn(1, 3, 4, 32, 32)
     with torch.inference_mode(), path.autocast():
         assert model(x).dtype == torch.bfloat16  # the head's linear ran in bf16
-    with torch.inference_mode(), benchmark.ExecutionPath().autocast():
+    with torch.inference_mode(), execution.ExecutionPath().autocast():
         assert model(x).dtype == torch.float32
     seen = []  # the timed calls themselves run under autocast, inference and train step alike
     linear = nn.Linear(4, 2)
     linear.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
     for train in (False, True):
-        benchmark.make_step(linear, torch.randn(2, 4), benchmark.ExecutionPath(amp="bf16", train=train))()
+        execution.make_step(linear, torch.randn(2, 4), execution.ExecutionPath(amp="bf16", train=train))()
     assert seen == [torch.bfloat16, torch.bfloat16] and linear.weight.grad is not None
     r3d = _config("r3d_18")
     base, cakes = _run(tmp_path, r3d, r3d + "@MODEL.TEMPORAL_OP=cakes", "--compare", "--amp", "bf16", fast=True)
@@ -415,10 +462,10 @@ def test_amp_runs_every_model_under_autocast(tmp_path):
 
 
 def test_compiled_model_matches_eager_and_freezes_its_weights():
-    model = benchmark.build_from_spec(_config("r3d_18") + "@MODEL.TEMPORAL_OP=cakes", TINY_OVERRIDES)
-    compiled = benchmark.ExecutionPath(compile=True).prepare(model)
-    assert isinstance(compiled, benchmark.CompiledModel) and not model.training
-    x = benchmark.make_input(1, 2, 16)
+    model = models.build_from_spec(_config("r3d_18") + "@MODEL.TEMPORAL_OP=cakes", TINY_OVERRIDES)
+    compiled = execution.ExecutionPath(compile=True).prepare(model)
+    assert isinstance(compiled, execution.CompiledModel) and not model.training
+    x = execution.make_input(1, 2, 16)
     with torch.inference_mode():
         eager, once = model(x), compiled(x)
     torch.testing.assert_close(once, eager, atol=1e-4, rtol=1e-4)
@@ -431,11 +478,48 @@ def test_compiled_model_matches_eager_and_freezes_its_weights():
 
 def test_compiled_run_reports_compile_seconds_and_compiles_every_model():
     spec = _config("r3d_18") + "@MODEL.TEMPORAL_OP=cakes"
-    path = benchmark.ExecutionPath(compile=True)
-    [entry] = benchmark.build_entries([spec], 2, 16, path=path, with_reference=True, overrides=TINY_OVERRIDES)
-    assert isinstance(entry.model, benchmark.CompiledModel) and isinstance(entry.reference, benchmark.CompiledModel)
+    path = execution.ExecutionPath(compile=True)
+    [entry] = models.build_entries([spec], 2, 16, path=path, with_reference=True, overrides=TINY_OVERRIDES)
+    assert isinstance(entry.model, execution.CompiledModel) and isinstance(entry.reference, execution.CompiledModel)
     # One model, no twin: each compile costs seconds on a loaded CPU.
-    [result] = benchmark.run_benchmark([spec], 2, 16, path=path, runs=1, warmup=1, overrides=TINY_OVERRIDES)
+    [result] = models.run_benchmark([spec], 2, 16, path=path, runs=1, warmup=1, overrides=TINY_OVERRIDES)
     assert result["compile_seconds"] > 0 and result["latency_ms"] > 0
     assert "reference_compile_seconds" not in result
-    assert "compile_seconds" in benchmark.format_table([result]).splitlines()[0]
+    assert "compile_seconds" in models.format_table([result]).splitlines()[0]
+
+
+# --- the package's place in the library ---------------------------------------------------------
+
+def _project_imports(path):
+    """(module imported, whether inside a function) for every import of ``path`` naming a project module."""
+    module = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".")
+    package = module.split(".")[:-1]  # an __init__'s package is its folder too
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    functions = [f for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    local = {id(n) for f in functions for n in ast.walk(f)}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))
+            names = [base]
+        else:
+            continue
+        found += [(n, id(node) in local) for n in names if n.split(".")[0] == "cakes_video"]
+    return found
+
+
+def test_benchmarks_stand_apart_and_import_the_project_at_the_top_only():
+    root = os.path.join(REPO, "cakes_video")
+    for folder, _, files in os.walk(root):
+        for f in (f for f in files if f.endswith(".py")):
+            path = os.path.join(folder, f)
+            imports = _project_imports(path)
+            if os.path.relpath(path, root).startswith("benchmarks" + os.sep):
+                assert not [n for n, inside in imports if inside], path  # one line each to redirect
+            else:
+                assert not [n for n, _ in imports if n.startswith("cakes_video.benchmarks")], path

@@ -1,4 +1,4 @@
-"""Per-convolution rates (cakes_video.utils.conv_rates, tools/benchmark_conv.py).
+"""Per-convolution rates (cakes_video.benchmarks.conv_rates, tools/benchmark_conv.py).
 
 No test asserts a timing: the FLOPs each convolution is credited with, the 2D forms' results
 and the report's schema.
@@ -6,22 +6,23 @@ and the report's schema.
 import json
 import math
 import os
-import sys
 
 import pytest
 import torch
 from torch import nn
 
-from cakes_video.models.cakes import CakesConv3d, EfficientCakesConv3d, kernel_shape, to_reference
-from cakes_video.models.deploy import deploy
-from cakes_video.utils import benchmark, conv_rates, time_breakdown
-from cakes_video.utils.complexity import conv_linear_gflops_by_module
+from cakes_video.benchmarks import breakdown, cli, conv_rates, models
+from cakes_video.config import get_config_file
+from cakes_video.engine.cli import run_tool
+from cakes_video.models.cakes import CakesConv3d, EfficientCakesConv3d
+from cakes_video.models.complexity import conv_linear_gflops_by_module
+from cakes_video.models.inference import inference_form
+from cakes_video.models.rewrite import to_reference
+from cakes_video.models.subkernels import kernel_shape
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "tools"))
-import benchmark_conv  # noqa: E402
 
-R3D = os.path.join(REPO, "model_zoo", "configs", "r3d_18.yaml")
+R3D = get_config_file("r3d_18")
 SMALL = ["MODEL.DEPTH", "10", "MODEL.NUM_CLASSES", "5"]
 
 
@@ -60,7 +61,7 @@ def test_kernels_without_a_2d_form_and_inputs_not_channels_last():
         conv_rates.frames2d_view(torch.zeros(1, 4, 4, 8, 8), call)
 
 
-R50_123D_P = os.path.join(REPO, "model_zoo", "configs", "cakes123d_p_r50_ssv1.yaml")
+R50_123D_P = get_config_file("cakes123d_p_r50_ssv1")
 
 
 @pytest.mark.parametrize("spec,overrides", [(f"{R3D}@MODEL.TEMPORAL_OP=cakes", SMALL),
@@ -68,12 +69,12 @@ R50_123D_P = os.path.join(REPO, "model_zoo", "configs", "cakes123d_p_r50_ssv1.ya
 @pytest.mark.parametrize("impl", ["efficient", "reference"])
 def test_convs_are_credited_with_fvcores_flops(spec, overrides, impl):
     """Useful FLOPs summed over calls equal fvcore's count inside the CAKES layers and dense convs."""
-    model = benchmark.build_from_spec(spec, overrides, cakes_impl=impl)
+    model = models.build_from_spec(spec, overrides, cakes_impl=impl)
     x = torch.randn(1, 3, 4, 32, 32).contiguous(memory_format=torch.channels_last_3d)
     uses = conv_rates.collect_convs(model, x)
     flops = conv_linear_gflops_by_module(to_reference(model), (3, 4, 32, 32))
-    for role, names in (("cakes", time_breakdown.cakes_layer_names(model)),
-                        ("dense", time_breakdown.dense_conv_names(model))):
+    for role, names in (("cakes", breakdown.cakes_layer_names(model)),
+                        ("dense", breakdown.dense_conv_names(model))):
         mine = [u for u in uses if u.role == role]
         assert sorted({m for u in mine for m in u.modules}) == sorted(names)
         assert sum(u.gflops * len(u.modules) for u in mine) == pytest.approx(sum(flops[n] for n in names))
@@ -94,7 +95,7 @@ def test_planned_convs_run_their_zero_rows_as_waste():
 def test_deployed_and_unusual_convolutions_are_refused():
     model = nn.Sequential(CakesConv3d(4, {"kxkxk": 2, "1xkxk": 2}).eval())
     with pytest.raises(ValueError, match="undeployed"):
-        conv_rates.collect_convs(deploy(model), torch.zeros(1, 4, 2, 4, 4))
+        conv_rates.collect_convs(inference_form(model, channels_last=False), torch.zeros(1, 4, 2, 4, 4))
     grouped = nn.Sequential(nn.Conv3d(4, 4, 3, padding=1, groups=2))
     with pytest.raises(ValueError, match="^0: conv rates time plain convolutions"):
         conv_rates.collect_convs(grouped, torch.zeros(1, 4, 2, 4, 4))
@@ -104,7 +105,7 @@ def test_tool_reports_every_conv_with_rates_and_totals(tmp_path, capsys):
     out = tmp_path / "rates.json"
     argv = [R3D, f"{R3D}@MODEL.TEMPORAL_OP=cakes", "--frames", "4", "--size", "32", "--runs", "2",
             "--opts", *SMALL, "--json", str(out)]
-    assert benchmark_conv.main(argv) == 0
+    assert cli.conv_main(argv) == 0
     report = json.loads(out.read_text())
     assert list(report) == ["r3d_18", "r3d_18@MODEL.TEMPORAL_OP=cakes"]
     assert {r["role"] for r in report["r3d_18"]} == {"dense"}
@@ -134,14 +135,12 @@ def test_tool_reports_every_conv_with_rates_and_totals(tmp_path, capsys):
                                           ([R3D, R3D, "--frames", "4", "--size", "32"], "a config is given twice")])
 def test_tool_rejects_bad_arguments(argv, message, capsys):
     with pytest.raises(SystemExit):
-        benchmark_conv.parse_args(argv)
+        cli.parse_conv_args(argv)
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("spec,message", [("missing.yaml", "config file not found: missing.yaml"),
+@pytest.mark.parametrize("spec,message", [("missing.yaml", "config file not found: missing.yaml (nor a packaged config of that name)"),
                                           ("torchvision:r4d", "torchvision:r4d: torchvision.models.video has no model 'r4d'")])
 def test_tools_name_a_bad_config_in_one_line(spec, message, caplog):
-    from cakes_video.engine.cli import run_tool
-
-    assert run_tool(lambda: benchmark_conv.main([spec, "--frames", "4", "--size", "32"])) == 1
+    assert run_tool(lambda: cli.conv_main([spec, "--frames", "4", "--size", "32"])) == 1
     assert [r.getMessage() for r in caplog.records] == [f"ConfigError: {message}"]

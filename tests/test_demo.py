@@ -108,7 +108,7 @@ def test_train_net_fails_before_training_when_the_list_is_missing(tmp_path):
 
 @pytest.mark.slow
 def test_compare_ops_trains_one_model_per_op_on_shared_data(tmp_path):
-    from cakes_video.engine.comparison import compare_ops
+    from cakes_video.benchmarks.comparison import compare_ops
 
     rows = compare_ops(str(tmp_path), ops=("2d", "3d"), overrides=TINY, videos_per_class=1, threads=1, runs=1)
     assert [r["name"] for r in rows] == ["C2D", "R3D"]

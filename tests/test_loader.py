@@ -151,7 +151,7 @@ def test_distributed_loaders_use_distributed_samplers(tmp_path, videos):
 
 
 def test_benchmark_reports_every_documented_key(tmp_path):
-    from cakes_video.datasets.benchmark import main
+    from cakes_video.benchmarks.cli import data_main as main
 
     out = tmp_path / "bench.json"
     main(["--json", str(out), "--videos-per-class", "1", "--workers", "0", "--views", "2x3",

@@ -17,7 +17,7 @@ import yaml
 from fvcore.common.config import CfgNode
 
 from .defaults import check_ranges, get_cfg
-from .files import config_names, find_config_file
+from .files import find_config_file
 from .validate import ConfigError
 
 
@@ -27,7 +27,7 @@ def resolve_config_path(path: str) -> str:
         return path
     packaged = find_config_file(path)
     if packaged is None:
-        raise ConfigError(f"config file not found: {path} (nor a packaged config; packaged: {config_names()})")
+        raise ConfigError(f"config file not found: {path} (nor a packaged config of that name)")
     return packaged
 
 

@@ -7,10 +7,9 @@
   best tracking and checkpoints
 - testing.py: ``run_test(cfg)``, multi-view testing and its reports; evaluate.py: validation pass
 - checkpointer.py: keep-last-N / best / resume / fine-tune on top of checkpoint/schema.py
-- runtime.py: seeds, device, pre-run checks, failure budget
+- runtime.py: seeds, device, pre-run checks (failed videos: datasets/failures.py)
 - monitor.py: log, metrics.jsonl, TensorBoard, progress bars; reports.py: CSV/PNG/JSON files
 - predict.py: top-k classes of one video; demo.py: the `make demo` job; cli.py: tool exits
-- comparison.py: one model per temporal op on the synthetic benchmark (tools/compare_ops.py)
 
 Elsewhere: optimizers and LR schedules in cakes_video/solver.py, torchrun/DDP helpers in
 cakes_video/utils/distributed.py, metrics in cakes_video/utils/metrics.py.

@@ -1,17 +1,17 @@
 """FLOP rates of the single convolutions a model runs, through each way of calling them on the CPU.
 
-``--breakdown`` times whole CAKES layers; this goes one level down. One forward pass of an
-undeployed model records the input of every CAKES layer (its planned convolutions, see
+A breakdown (:mod:`.breakdown`) times whole CAKES layers; this goes one level down. One
+forward pass of an undeployed model records the input of every CAKES layer (its planned convolutions, see
 :func:`~cakes_video.models.cakes.plan_convs`) and of every dense convolution (every kernel
 dimension > 1, outside CAKES layers). Each distinct convolution is then timed alone, on random
 channels-last-3d data, through three paths, interleaved run by run:
 
-- ``conv3d``: ``F.conv3d``, as an eval-mode or ``--deploy`` model calls it. PyTorch's CPU
+- ``conv3d``: ``F.conv3d``, as an eval-mode or deployed model calls it. PyTorch's CPU
   dispatcher picks the kernel, and reorders the weight to oneDNN's layout on every call when it
   picks oneDNN. For a float32 batch-1 input with ``N * C_in * T * H <= 20480`` it picks its
   native kernel instead, unless kernel H and W are both > 3 (e.g. a 3x7x7 stem) or groups > 1;
   with one thread it also does for stride-1 kernels that are 1x1 in H and W when N < 16.
-- ``onednn``: one oneDNN call with the weight reordered once, as ``--fuse`` runs it
+- ``onednn``: one oneDNN call with the weight reordered once, as a fused model runs it
   (:class:`~cakes_video.models.fusion.FusedConv3d` without a post-op).
 - ``frames2d``: the same convolution as a 2D one on a view of the same memory (no copy), one
   oneDNN call with the 2D weight reordered once, so like for like with ``onednn``: ``1xkxk``
@@ -24,16 +24,20 @@ appends, and the zero taps of channels it runs inside a larger kernel, are waste
 Rates are those FLOPs per second.
 """
 import math
-import statistics
 from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from .benchmark import aligned, interleaved_times
-from .modes import evaluating
-from .time_breakdown import dense_conv_names
+from ..models.cakes import CakesConv3d
+from ..models.subkernels import conv_cost, kernel_shape
+from ..models.deploy import DeployedCakesConv3d
+from ..models.fusion import FusedConv3d
+from ..utils.modes import evaluating
+
+from .breakdown import dense_conv_names
+from .timing import aligned, interleaved_times, median_ms, no_sync
 
 PATHS = ("conv3d", "onednn", "frames2d")
 
@@ -68,10 +72,8 @@ class ConvUse:
 
 
 def _cakes_calls(layer: nn.Module, input_shape: Tuple[int, ...]) -> List[Tuple[ConvCall, float]]:
-    """(call, useful GFLOPs) of each planned convolution of a CAKES layer on ``input_shape``:
+    """(call, useful GFLOPs) of each planned convolution of a CAKES layer on ``input_shape`` ``[N, C_in, T, H, W]``:
     the layer's own cost model (:func:`~cakes_video.models.cakes.conv_cost`) of the rows it computes."""
-    from ..models.cakes import conv_cost, kernel_shape
-
     calls = []
     for (kernel_name, rows), zero_rows, padding in zip(layer.plan, layer.plan_zero_rows, layer.plan_padding):
         counts = {s: stop - first for s, first, stop in rows}  # a sub-kernel has one row range per conv
@@ -83,7 +85,7 @@ def _cakes_calls(layer: nn.Module, input_shape: Tuple[int, ...]) -> List[Tuple[C
 
 
 def _dense_call(name: str, conv: nn.Conv3d, input_shape: Tuple[int, ...]) -> Tuple[ConvCall, float]:
-    """(call, GFLOPs) of a dense Conv3d on ``input_shape``."""
+    """(call, GFLOPs) of a dense Conv3d on ``input_shape`` ``[N, C_in, T, H, W]``."""
     if conv.groups != 1 or tuple(conv.dilation) != (1, 1, 1) or isinstance(conv.padding, str):
         raise ValueError(f"{name}: conv rates time plain convolutions (groups 1, dilation 1, explicit padding)")
     call = ConvCall(input_shape, conv.out_channels, tuple(conv.kernel_size), tuple(conv.stride), tuple(conv.padding))
@@ -94,10 +96,6 @@ def collect_convs(model: nn.Module, x: torch.Tensor) -> List[ConvUse]:
     """Every distinct convolution of ``model``'s CAKES layers and dense convs on input ``x``
     ``[B, 3, T, H, W]`` (one eval-mode forward pass with hooks; ``model`` keeps its modes), in
     first-use order. Calls of one shape and the same useful FLOPs are merged into one use."""
-    from ..models.cakes import CakesConv3d
-    from ..models.deploy import DeployedCakesConv3d
-    from ..models.fusion import FusedConv3d
-
     modules = dict(model.named_modules())
     if any(isinstance(m, (DeployedCakesConv3d, FusedConv3d)) for m in modules.values()):
         raise ValueError("collect_convs reads undeployed models: their layers know their own convolutions")
@@ -147,8 +145,6 @@ def frames2d_view(x: torch.Tensor, call: ConvCall
 def calls_by_path(call: ConvCall, seed: int = 0) -> Dict[str, Callable[[], torch.Tensor]]:
     """Path name -> a zero-argument callable running ``call`` that way (output ``[N, C_out, T', H', W']``,
     or its 2D view for ``frames2d``), on random channels-last-3d data; only the paths that apply."""
-    from ..models.fusion import FusedConv3d
-
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(call.input_shape, generator=gen).contiguous(memory_format=torch.channels_last_3d)
     conv = nn.Conv3d(call.input_shape[1], call.out_channels, call.kernel, call.stride, call.padding, bias=False)
@@ -175,11 +171,11 @@ def time_convs(uses: Sequence[ConvUse], runs: int = 20, warmup: int = 3) -> List
     for use in uses:
         steps = calls_by_path(use.call)
         with torch.inference_mode():
-            times = interleaved_times(steps, runs, warmup, sync=lambda: None)
+            times = interleaved_times(steps, runs, warmup, sync=no_sync)
         row = dict(role=use.role, first_module=use.modules[0], calls_per_forward=len(use.modules),
                    gflops=use.gflops, **asdict(use.call))
         for path in PATHS:
-            ms = statistics.median(times[path]) * 1e3 if path in times else None
+            ms = median_ms(times[path]) if path in times else None
             row[f"{path}_ms"] = ms
             row[f"{path}_gflops_per_s"] = None if ms is None else use.gflops / (ms / 1e3)
         results.append(row)

@@ -2,20 +2,21 @@
 
 Trains and tests one model per op code (``MODEL.TEMPORAL_OP``: "2d" = C2D, "3d", "2plus1d",
 "cakes", ...) from one config on one synthetic benchmark, then measures every model's CPU
-latency in one interleaved benchmark run, and writes ``OUTPUT_DIR/comparison.{json,md}``.
+latency (one view ``[1, 3, T, S, S]`` of the tested protocol) in one interleaved benchmark run,
+and writes ``OUTPUT_DIR/comparison.{json,md}``.
 """
 import os
 from typing import Dict, List, Sequence
 
-import torch
-
-from ..config import load_config
-from ..utils.benchmark import run_benchmark
+from ..config_loader import load_config
+from ..engine.demo import (DEFAULT_CONFIG, SYNTHETIC_FRAMES, SYNTHETIC_SIZE, SYNTHETIC_VIDEOS_PER_CLASS,
+                                     data_overrides, ensure_synthetic)
+from ..engine.testing import run_test
+from ..engine.setup import train
 from ..utils.io import write_json
-from .demo import (DEFAULT_CONFIG, SYNTHETIC_FRAMES, SYNTHETIC_SIZE, SYNTHETIC_VIDEOS_PER_CLASS, data_overrides,
-                   ensure_synthetic)
-from .setup import train
-from .testing import run_test
+
+from .models import run_benchmark
+from .timing import intra_op_threads
 
 OP_NAMES = {"2d": "C2D", "3d": "R3D", "2plus1d": "R(2+1)D", "cakes": "CAKES (uniform)", "p3d": "P3D", "mc": "MC3"}
 DEFAULT_OPS = ("2d", "3d", "2plus1d", "cakes")
@@ -43,19 +44,15 @@ def compare_ops(output_dir: str, ops: Sequence[str] = DEFAULT_OPS, config: str =
 
 def _add_latency(rows: List[Dict], config: str, overrides: Sequence[str], frames: int, size: int, threads: int,
                  runs: int) -> None:
-    """CPU latency of one view at batch 1, all models interleaved in one run (efficient CAKES layer).
+    """CPU latency of one view ``[1, 3, frames, size, size]``, all models interleaved in one run
+    (efficient CAKES layer).
 
-    ``threads`` 0 keeps torch's current thread count."""
-    previous = torch.get_num_threads()
-    threads = threads or previous
-    torch.set_num_threads(threads)
+    ``threads`` 0 keeps torch's current thread count; the caller's count is restored after."""
     specs = [f"{config}@MODEL.TEMPORAL_OP={r['op']}" for r in rows]
-    try:
+    with intra_op_threads(threads) as used:  # the caller's setting, not ours, governs what runs next
         timed = run_benchmark(specs, frames, size, runs=runs, overrides=overrides)
-    finally:
-        torch.set_num_threads(previous)  # the caller's setting, not ours, governs what runs next
     for row, t in zip(rows, timed):
-        row.update(latency_ms=t["latency_ms"], threads=threads)
+        row.update(latency_ms=t["latency_ms"], threads=used)
 
 
 def _write(output_dir: str, rows: List[Dict]) -> None:

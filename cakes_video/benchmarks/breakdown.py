@@ -1,27 +1,27 @@
 """Where the time of a forward goes: CAKES layers and dense convolutions, timed with hooks.
 
-``--breakdown`` (with ``--compare``) runs, after the timed interleaved runs, a separate set of
-``runs`` hooked passes per model (the same input and the same
-:class:`~cakes_video.utils.benchmark.ExecutionPath` call, inference or train step, as the timed
-runs, interleaved the same way; medians reported). Not with ``--compile``: forward hooks do not
-fire inside a compiled graph. Forward pre/post hooks mark the time (:func:`clock_for`: the
+A breakdown (``breakdown`` with ``compare`` in :func:`~.models.measure`) runs, after the timed
+interleaved runs, a separate set of ``runs`` hooked passes per model (the same input and the
+same :class:`~.execution.ExecutionPath` call, inference or train step, as the timed runs,
+interleaved the same way; medians reported). Not with ``compile``: forward hooks do not fire
+inside a compiled graph. Forward pre/post hooks mark the time (:func:`~.timing.clock_for`: the
 wall clock on the CPU; CUDA events on a GPU, read once the pass is over, so the GPU's queue is
 never drained mid-pass) around:
 
 - every *CAKES layer*: a :class:`~cakes_video.models.cakes.CakesConv3d` (reference or
-  efficient) or, after ``--deploy``, a :class:`~cakes_video.models.deploy.DeployedCakesConv3d`;
-- every *dense convolution* of the base model: a ``Conv3d`` (or, after ``--fuse``, a
+  efficient) or, after ``deploy``, a :class:`~cakes_video.models.deploy.DeployedCakesConv3d`;
+- every *dense convolution* of the base model: a ``Conv3d`` (or, after ``fuse``, a
   :class:`~cakes_video.models.fusion.FusedConv3d`) whose kernel has every dimension > 1
   (3x3x3, and e.g. a 3x7x7 stem), outside any CAKES layer;
 - the model's whole forward (hooks on the root module), so shares are fractions of the same passes.
 
-With ``--train-step`` the hooks time the forward part of each step only (the backward is not
-split by layer), so every time below is then a forward time.
+With ``train`` (a train step) the hooks time the forward part of each step only (the backward
+is not split by layer), so every time below is then a forward time.
 
 FLOPs are fvcore conv + linear counts (multiply-add = 1) of one view ``[1, 3, T, H, W]`` inside
-the same modules (:func:`~.complexity.conv_linear_gflops_by_module`), counted on the undeployed
-reference form of the model: BatchNorm folding and plans change no FLOP. Rates multiply them by
-the batch. Keys added to the results (times in ms per forward of the batch ``[B, 3, T, H, W]``):
+the same modules (``Entry.module_gflops``), counted on the undeployed reference form of the
+model: BatchNorm folding and plans change no FLOP. Rates multiply them by the batch. Keys
+added to the results (times in ms per forward of the batch ``[B, 3, T, H, W]``):
 
 base model (only when it has dense convolutions):
     ``dense_conv_ms``: time inside its dense convolutions; ``dense_conv_gflops``: their GFLOPs
@@ -45,17 +45,20 @@ every CAKES model (one with a reference twin):
     ``efficiency`` computed on the hooked passes with its CAKES layers at that rate,
     ``(T_base / (T_eff - L_eff + B * F / R)) / (gflops_base / gflops)`` (T_base, T_eff: the
     ``hooked_total_ms`` of the base and of this model), comparable to ``efficiency`` for
-    inference and a forward-only figure with ``--train-step``.
+    inference and a forward-only figure for a train step.
 """
 import contextlib
-import statistics
-import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from .benchmark import Entry, ExecutionPath, interleaved_times, make_step
+from ..models.cakes import CakesConv3d
+from ..models.deploy import DeployedCakesConv3d
+from ..models.fusion import FusedConv3d
+
+from .execution import Entry, ExecutionPath, make_step
+from .timing import Sync, WallClock, clock_for, interleaved_times, median_ms
 
 Watch = Dict[str, List[str]]  # group name -> qualified names of the modules timed together
 LAYER = "layer:"  # prefix of the one-module groups that time each layer on its own
@@ -63,16 +66,11 @@ LAYER = "layer:"  # prefix of the one-module groups that time each layer on its 
 
 def cakes_layer_names(model: nn.Module) -> List[str]:
     """Qualified names of the CAKES layers of ``model`` (any form: reference, efficient, deployed)."""
-    from ..models.cakes import CakesConv3d
-    from ..models.deploy import DeployedCakesConv3d
-
     return [n for n, m in model.named_modules() if isinstance(m, (CakesConv3d, DeployedCakesConv3d))]
 
 
 def dense_conv_names(model: nn.Module) -> List[str]:
     """Qualified names of the Conv3d / FusedConv3d with every kernel dimension > 1, outside CAKES layers."""
-    from ..models.fusion import FusedConv3d
-
     inside = tuple(n + "." for n in cakes_layer_names(model))
     names = []
     for name, m in model.named_modules():
@@ -87,56 +85,12 @@ def dense_conv_names(model: nn.Module) -> List[str]:
     return names
 
 
-class WallClock:
-    """Marks that read ``time.perf_counter()`` after ``sync()``: the CPU's clock."""
-
-    def __init__(self, sync: Callable[[], None]):
-        self._sync = sync
-
-    def mark(self) -> float:
-        self._sync()
-        return time.perf_counter()
-
-    def settle(self) -> None:
-        """Nothing to wait for: a mark is final when taken."""
-
-    @staticmethod
-    def seconds(start: float, end: float) -> float:
-        return end - start
-
-
-class CudaEventClock:
-    """Marks that are CUDA events recorded on the current stream, without a sync: the GPU's
-    queue stays full as in the timed runs, so a span is GPU time, not launch time plus a drained
-    queue. ``settle()`` waits once, after a pass, before spans are read."""
-
-    def __init__(self, device: str):
-        self._device = device
-
-    def mark(self) -> "torch.cuda.Event":
-        event = torch.cuda.Event(enable_timing=True)
-        event.record(torch.cuda.current_stream(self._device))  # the stream the model's kernels run on
-        return event
-
-    def settle(self) -> None:
-        torch.cuda.synchronize(self._device)
-
-    @staticmethod
-    def seconds(start: "torch.cuda.Event", end: "torch.cuda.Event") -> float:
-        return start.elapsed_time(end) / 1e3
-
-
-def clock_for(device: str, sync: Callable[[], None]):
-    """:class:`CudaEventClock` on a CUDA device, else :class:`WallClock`."""
-    return CudaEventClock(device) if torch.device(device).type == "cuda" else WallClock(sync)
-
-
 class HookTimer:
     """Seconds and calls inside groups of submodules, and in the whole forward, during one pass.
 
     A context manager: hooks are attached on entry and removed on exit. ``reset()`` before each
     pass and ``settle()`` after it (exit settles too); then ``seconds[group]`` sums the time of
-    every call of the group's modules, as ``clock`` measures it (:func:`clock_for`), and
+    every call of the group's modules, as ``clock`` measures it (:func:`~.timing.clock_for`), and
     ``seconds["total"]`` the root module's forward; ``calls`` counts the calls likewise.
     """
 
@@ -194,7 +148,7 @@ class HookTimer:
 
 
 def hooked_passes(models: Dict[str, Tuple[nn.Module, Callable[[], None], Watch]], runs: int,
-                  sync: Callable[[], None], clock=None) -> Dict[str, Dict[str, float]]:
+                  sync: Sync, clock=None) -> Dict[str, Dict[str, float]]:
     """Median ms per pass of each watched group and of ``"total"``, per model name.
 
     ``models`` maps a name to (module, the call that runs one pass, its watch groups); the passes
@@ -221,7 +175,7 @@ def hooked_passes(models: Dict[str, Tuple[nn.Module, Callable[[], None], Watch]]
         for timer in timers.values():
             stack.enter_context(timer)
         interleaved_times(steps, runs, 0, sync)
-    return {name: {g: statistics.median(v) * 1e3 for g, v in groups.items()} for name, groups in samples.items()}
+    return {name: {g: median_ms(v) for g, v in groups.items()} for name, groups in samples.items()}
 
 
 def sum_gflops(module_gflops: Dict[str, float], names: Sequence[str], model_name: str) -> float:
@@ -234,12 +188,12 @@ def sum_gflops(module_gflops: Dict[str, float], names: Sequence[str], model_name
 
 
 def add_breakdown(results: List[Dict], entries: Sequence[Entry], x: torch.Tensor, *, path: ExecutionPath,
-                  runs: int, sync: Callable[[], None]) -> None:
+                  runs: int, sync: Sync) -> None:
     """Runs the hooked passes and adds the module doc's keys to ``results`` in place.
 
     ``results[i]`` is the timed result of ``entries[i]`` (``entries[0]`` the base; entries need
     ``module_gflops``); ``x`` is the timed input ``[B, 3, T, H, W]``, ``path`` the timed run's
-    (its ``train`` picks the call; a compiled path is refused by ``check_run``).
+    (its ``train`` picks the call; a compiled path is refused by :func:`~.models.check_run`).
     """
     base = entries[0]
     models, watches = {}, {}

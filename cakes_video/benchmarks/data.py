@@ -1,46 +1,45 @@
-"""Data-pipeline benchmark (``tools/benchmark_data.py``): decoding, training loader, test views.
+"""Data-pipeline benchmark: decoding, training loader, test views.
 
-JSON report (times are wall-clock seconds on this machine)::
+Report (a JSON object; times are wall-clock seconds, :mod:`.timing`)::
 
     data:   {list, root, num_videos, synthetic (bool), threads (torch intra-op threads)}
     decode: {backend: {frames, ours_fps, plain_fps, ratio, skipped}} per backend:
             every frame of every video through ``open_video(...).get_frames`` ("ours")
             against the library's own plain sequential decode (PyAV ``container.decode`` +
             ``frame.to_ndarray("rgb24")``, decord ``VideoReader.get_batch``), both opening
-            the file, both with the same decoder threading, both giving RGB uint8 numpy;
-            ratio = ours_fps / plain_fps (target >= 0.8); skipped lists videos either side
-            could not decode or that the two decode to different frame counts.
+            the file, both with the same decoder threading, both giving RGB uint8 numpy
+            ``[N, H, W, 3]``; ratio = ours_fps / plain_fps (target >= 0.8); skipped lists videos
+            either side could not decode or that the two decode to different frame counts.
     train:  {workers, batch_size, clips, seconds, clips_per_s}: one epoch of
             ``build_loader(cfg, "train")`` (decode, sample, augment, collate), startup included.
     test:   {clips, crops, views_per_video, videos, decode_once_views_per_s,
             per_view_views_per_s, decode_once_speedup}: the multi-view test dataset reading
             every view of a video from one decode, against opening and decoding per view
-            (best of ``--repeats`` passes each).
+            (best of ``repeats`` passes each).
 """
-import argparse
-import json
 import tempfile
-import time
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 import torch
 
 from ..config import get_cfg
-from ..config.validate import validate_cfg
-from ..utils.io import write_json
-from .catalog import read_video_list
-from .decoding import DecodeError, open_video
-from .loader import build_loader
-from .registry import build_dataset
-from .synthetic import make_synthetic
+from ..config_loader import check_config
+from ..datasets.catalog import read_video_list
+from ..datasets.decoding import DecodeError, open_video
+from ..datasets.loader import build_loader
+from ..datasets.registry import build_dataset
+from ..datasets.synthetic import make_synthetic
+
+from .timing import best_seconds, timed_call
 
 
 def plain_decode(path: str, backend: str) -> np.ndarray:
-    """All frames, uint8 [N, H, W, 3], the way each library decodes a file on its own,
+    """All frames, uint8 ``[N, H, W, 3]``, the way each library decodes a file on its own,
     with the decoder threading ``open_video`` uses (PyAV: frame + slice threads, FFmpeg
     picks the count; decord: its default, num_threads=0). The library's own errors
     become DecodeError."""
+    # Each backend's library is imported only when that backend is measured: either may be absent.
     if backend == "pyav":
         import av
 
@@ -62,18 +61,10 @@ def plain_decode(path: str, backend: str) -> np.ndarray:
     raise ValueError(f"no plain decoder for backend {backend!r}")
 
 
-def _ours(path: str, backend: str) -> np.ndarray:
+def our_decode(path: str, backend: str) -> np.ndarray:
+    """All frames, uint8 ``[N, H, W, 3]``, through the library's own decoder (``open_video``)."""
     with open_video(path, backend) as video:
         return video.get_frames(np.arange(video.meta.num_frames))
-
-
-def _best_seconds(decode, path: str, backend: str, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        decode(path, backend)
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def decode_throughput(paths: Sequence[str], backend: str, repeats: int = 2) -> Dict:
@@ -82,7 +73,7 @@ def decode_throughput(paths: Sequence[str], backend: str, repeats: int = 2) -> D
     seconds, frames, skipped = {"ours": 0.0, "plain": 0.0}, 0, []
     for path in paths:
         try:
-            count = len(_ours(path, backend))  # warm-up: imports, file cache
+            count = len(our_decode(path, backend))  # warm-up: imports, file cache
             plain_count = len(plain_decode(path, backend))
         except DecodeError as error:
             skipped.append({"path": path, "error": str(error).splitlines()[0][:200]})
@@ -90,8 +81,8 @@ def decode_throughput(paths: Sequence[str], backend: str, repeats: int = 2) -> D
         if plain_count != count:  # the rates must count the same frames
             skipped.append({"path": path, "error": f"frame counts differ: ours {count}, plain {plain_count}"})
             continue
-        seconds["ours"] += _best_seconds(_ours, path, backend, repeats)
-        seconds["plain"] += _best_seconds(plain_decode, path, backend, repeats)
+        seconds["ours"] += best_seconds(lambda: our_decode(path, backend), repeats)
+        seconds["plain"] += best_seconds(lambda: plain_decode(path, backend), repeats)
         frames += count
     ours, plain = frames / max(seconds["ours"], 1e-9), frames / max(seconds["plain"], 1e-9)
     return {"frames": frames, "ours_fps": round(ours, 1), "plain_fps": round(plain, 1),
@@ -99,35 +90,34 @@ def decode_throughput(paths: Sequence[str], backend: str, repeats: int = 2) -> D
 
 
 def train_throughput(cfg) -> Dict:
-    """Clips per second of one training epoch through ``build_loader``."""
-    start = time.perf_counter()
-    clips = sum(len(batch["index"]) for batch in build_loader(cfg, "train"))
-    seconds = time.perf_counter() - start
+    """Clips per second of one training epoch through ``build_loader`` (batches ``[B, C, T, H, W]``)."""
+    clips, seconds = timed_call(lambda: sum(len(batch["index"]) for batch in build_loader(cfg, "train")))
     return {"workers": cfg.DATA_LOADER.NUM_WORKERS, "batch_size": cfg.TRAIN.BATCH_SIZE, "clips": clips,
             "seconds": round(seconds, 3), "clips_per_s": round(clips / seconds, 1)}
 
 
-def test_view_throughput(cfg, max_videos: int, repeats: int = 2) -> Dict:
-    """Views per second of the multi-view test dataset, decode-once against per-view (each
-    mode's best of ``repeats`` passes over the videos, after a warm-up item)."""
+def multiview_throughput(cfg, max_videos: int, repeats: int = 2) -> Dict:
+    """Views per second of the multi-view test dataset (items ``[V, C, T, S, S]``, V views),
+    decode-once against per-view (each mode's best of ``repeats`` passes over the videos, after
+    a warm-up item)."""
     dataset = build_dataset(cfg, "test")
     videos = min(max_videos, len(dataset))
     best = {True: float("inf"), False: float("inf")}
+
+    def one_pass() -> int:
+        return sum(len(dataset[i]["video"]) for i in range(videos))
+
     for _ in range(repeats):
         for decode_once in (True, False):
             dataset.decode_once = decode_once
             dataset[0]  # warm-up: first-call costs (imports, allocator) would count against one mode
-            start = time.perf_counter()
-            views = sum(len(dataset[i]["video"]) for i in range(videos))
-            best[decode_once] = min(best[decode_once], time.perf_counter() - start)
+            views, seconds = timed_call(one_pass)
+            best[decode_once] = min(best[decode_once], seconds)
     rates = {mode: views / seconds for mode, seconds in best.items()}
     return {"clips": cfg.TEST.NUM_ENSEMBLE_VIEWS, "crops": cfg.TEST.NUM_SPATIAL_CROPS,
             "views_per_video": dataset.num_views, "videos": videos,
             "decode_once_views_per_s": round(rates[True], 1), "per_view_views_per_s": round(rates[False], 1),
             "decode_once_speedup": round(rates[True] / rates[False], 2)}
-
-
-test_view_throughput.__test__ = False  # not a pytest test, though its name starts with "test"
 
 
 def benchmark_cfg(list_path: str, root: str, workers: int, clips: int, crops: int, small: bool,
@@ -145,7 +135,7 @@ def benchmark_cfg(list_path: str, root: str, workers: int, clips: int, crops: in
         cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE = 8, 1
         cfg.DATA.TRAIN_JITTER_SCALES, cfg.DATA.TRAIN_CROP_SIZE = [64, 80], 56
         cfg.DATA.TEST_SCALE, cfg.DATA.TEST_CROP_SIZE = 64, 56
-    return validate_cfg(cfg)
+    return check_config(cfg)
 
 
 def run(list_path: str, root: str, backends: Sequence[str], workers: int, clips: int, crops: int,
@@ -159,38 +149,15 @@ def run(list_path: str, root: str, backends: Sequence[str], workers: int, clips:
                  "threads": torch.get_num_threads()},
         "decode": {backend: decode_throughput(paths, backend, repeats) for backend in backends},
         "train": train_throughput(cfg),
-        "test": test_view_throughput(cfg, max_test_videos, repeats),
+        "test": multiview_throughput(cfg, max_test_videos, repeats),
     }
 
 
-def _parse(argv) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Benchmarks decoding, the training loader and test views.")
-    parser.add_argument("--data", help="video list 'path label' (default: a fresh synthetic set)")
-    parser.add_argument("--root", default="", help="prefix of the list's paths")
-    parser.add_argument("--json", help="write the report here (it is always printed)")
-    parser.add_argument("--backends", nargs="+", default=["pyav", "decord"])
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for the train epoch")
-    parser.add_argument("--views", default="10x3", help="test views, CLIPSxCROPS")
-    parser.add_argument("--test-videos", type=int, default=8, help="videos timed for test views")
-    parser.add_argument("--videos-per-class", type=int, default=4, help="synthetic set size")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--repeats", type=int, default=2, help="decode and test-view timings: best of this many")
-    return parser.parse_args(argv)
-
-
-def main(argv: List[str] = None) -> Dict:
-    args = _parse(argv)
-    torch.set_num_threads(args.threads)
-    clips, crops = (int(n) for n in args.views.lower().split("x"))
+def run_on_synthetic(backends: Sequence[str], workers: int, clips: int, crops: int, max_test_videos: int,
+                     videos_per_class: int, repeats: int = 2) -> Dict:
+    """:func:`run` on a fresh synthetic set (``videos_per_class`` videos per class, 64x64, 16
+    frames) in a temporary folder, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="cakes_bench_") as tmp:
-        list_path, root = args.data, args.root
-        if not list_path:
-            synthetic = make_synthetic(tmp, seed=0, videos_per_class=args.videos_per_class)
-            list_path, root = synthetic["train"], synthetic["root"]
-        report = run(list_path, root, args.backends, args.workers, clips, crops, args.test_videos,
-                     small=not args.data, repeats=args.repeats)
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.json:
-        write_json(args.json, report, indent=1)
-    return report
+        synthetic = make_synthetic(tmp, seed=0, videos_per_class=videos_per_class)
+        return run(synthetic["train"], synthetic["root"], backends, workers, clips, crops, max_test_videos,
+                   small=True, repeats=repeats)
