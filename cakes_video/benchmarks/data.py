@@ -20,6 +20,7 @@ Report (a JSON object; times are wall-clock seconds, :mod:`.timing`)::
 import tempfile
 from typing import Dict, Sequence
 
+import av
 import numpy as np
 import torch
 
@@ -34,31 +35,37 @@ from ..datasets.synthetic import make_synthetic
 from .timing import best_seconds, timed_call
 
 
+def _plain_pyav(path: str) -> np.ndarray:
+    try:
+        with av.open(path, metadata_errors="ignore") as container:  # 3gp: UTF-16 tags
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"  # as the pyav backend (PyAV's default is slice threads only)
+            return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
+    except av.FFmpegError as error:
+        raise DecodeError(f"{path}: PyAV: {error}") from error
+
+
+def _plain_decord(path: str) -> np.ndarray:
+    import decord  # optional: imported only when the decord backend is measured
+
+    try:
+        reader = decord.VideoReader(path, ctx=decord.cpu(0))
+        return reader.get_batch(list(range(len(reader)))).asnumpy()
+    except decord.DECORDError as error:
+        raise DecodeError(f"{path}: decord: {error}") from error
+
+
+PLAIN_DECODERS = {"pyav": _plain_pyav, "decord": _plain_decord}
+
+
 def plain_decode(path: str, backend: str) -> np.ndarray:
     """All frames, uint8 ``[N, H, W, 3]``, the way each library decodes a file on its own,
     with the decoder threading ``open_video`` uses (PyAV: frame + slice threads, FFmpeg
     picks the count; decord: its default, num_threads=0). The library's own errors
     become DecodeError."""
-    # Each backend's library is imported only when that backend is measured: either may be absent.
-    if backend == "pyav":
-        import av
-
-        try:
-            with av.open(path, metadata_errors="ignore") as container:  # 3gp: UTF-16 tags
-                stream = container.streams.video[0]
-                stream.thread_type = "AUTO"  # as the pyav backend (PyAV's default is slice threads only)
-                return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
-        except av.FFmpegError as error:
-            raise DecodeError(f"{path}: PyAV: {error}") from error
-    if backend == "decord":
-        import decord
-
-        try:
-            reader = decord.VideoReader(path, ctx=decord.cpu(0))
-            return reader.get_batch(list(range(len(reader)))).asnumpy()
-        except decord.DECORDError as error:
-            raise DecodeError(f"{path}: decord: {error}") from error
-    raise ValueError(f"no plain decoder for backend {backend!r}")
+    if backend not in PLAIN_DECODERS:
+        raise ValueError(f"no plain decoder for backend {backend!r}")
+    return PLAIN_DECODERS[backend](path)
 
 
 def our_decode(path: str, backend: str) -> np.ndarray:
