@@ -47,7 +47,8 @@ OPTIMIZERS = {"sgd": _sgd, "adamw": _adamw}  # SOLVER.OPTIMIZER -> builder(param
 def build_optimizer(model: nn.Module, solver) -> torch.optim.Optimizer:
     """SGD (momentum, Nesterov) or AdamW over :func:`param_groups`; ``solver`` is cfg.SOLVER."""
     if solver.OPTIMIZER not in OPTIMIZERS:
-        raise ValueError(f"SOLVER.OPTIMIZER: unknown optimizer {solver.OPTIMIZER!r}; expected one of {list(OPTIMIZERS)}")
+        raise ValueError(f"SOLVER.OPTIMIZER: unknown optimizer {solver.OPTIMIZER!r}; "
+                         f"expected one of {list(OPTIMIZERS)}")
     return OPTIMIZERS[solver.OPTIMIZER](param_groups(model, solver.WEIGHT_DECAY, solver.ZERO_WD_NORM_BIAS), solver)
 
 

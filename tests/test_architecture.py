@@ -3,6 +3,8 @@ functions; config/ imports nothing else from cakes_video; nothing outside benchm
 it; no function-local import of a project module except the listed lazy ones."""
 import ast
 import os
+import subprocess
+import sys
 from collections import defaultdict
 
 import pytest
@@ -108,13 +110,23 @@ def _package_of(module):
     return ".".join(parts[:2])
 
 
+# ARCHITECTURE.md's layers, bottom (0) to top: an import goes to the same layer or a lower one.
+LAYERS = {
+    "cakes_video.config": 0,
+    "cakes_video.utils": 1,
+    "cakes_video.models": 2, "cakes_video.datasets": 2, "cakes_video.solver": 2,
+    "cakes_video.config_loader": 3,
+    "cakes_video.checkpoint": 4,
+    "cakes_video.engine": 5,
+    "cakes_video.benchmarks": 6,
+}
 EDGES, LOCAL = _import_graph()
 
 
 def test_the_walker_sees_imports_inside_functions():
     graph, local = _import_graph()
     assert ("cakes_video.datasets.decoding", "cakes_video.datasets.decoding_decord") in local
-    assert "cakes_video.models.resnet3d" in graph["cakes_video.models.checks"]
+    assert "cakes_video.models.resnet3d" in graph["cakes_video.models.config_checks"]
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
@@ -129,6 +141,39 @@ def test_no_import_cycle_between_packages():
             if _package_of(target) != _package_of(module) and _package_of(target) != "cakes_video":
                 packages[_package_of(module)].add(_package_of(target))
     assert _cycles(packages) == []
+
+
+def test_every_module_has_a_layer():
+    assert sorted({_package_of(m) for m in EDGES} - set(LAYERS) - {"cakes_video"}) == []
+
+
+def test_imports_run_down_the_layers():
+    upward = [(m, t) for m, targets in EDGES.items() for t in targets
+              if m != "cakes_video" and LAYERS[_package_of(t)] > LAYERS[_package_of(m)]]
+    assert upward == []
+
+
+def test_models_and_datasets_do_not_import_each_other():
+    across = [(m, t) for m, targets in EDGES.items() for t in targets
+              if {_package_of(m), _package_of(t)} == {"cakes_video.models", "cakes_video.datasets"}]
+    assert across == []
+
+
+def test_reading_a_config_imports_no_torch_model_or_decoder():
+    code = ("import sys; import cakes_video.config as c; c.merge_config('r3d_18'); "
+            "print(sorted(m for m in ('torch', 'torchvision', 'tqdm', 'av', 'decord', 'cakes_video.models', "
+            "'cakes_video.datasets') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_public_facade_names_resolve():
+    import cakes_video
+
+    assert cakes_video.load_config("r3d_18").MODEL.DEPTH == 18 and callable(cakes_video.build_model)
+    assert set(cakes_video.__all__) <= set(dir(cakes_video))
+    with pytest.raises(AttributeError, match="no attribute 'train'"):
+        cakes_video.train
 
 
 def test_no_module_imports_the_public_facade():

@@ -2,7 +2,6 @@
 
 No test asserts a timing: only that latencies are measured, positive and reported.
 """
-import ast
 import dataclasses
 import json
 import os
@@ -486,40 +485,3 @@ def test_compiled_run_reports_compile_seconds_and_compiles_every_model():
     assert result["compile_seconds"] > 0 and result["latency_ms"] > 0
     assert "reference_compile_seconds" not in result
     assert "compile_seconds" in models.format_table([result]).splitlines()[0]
-
-
-# --- the package's place in the library ---------------------------------------------------------
-
-def _project_imports(path):
-    """(module imported, whether inside a function) for every import of ``path`` naming a project module."""
-    module = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".")
-    package = module.split(".")[:-1]  # an __init__'s package is its folder too
-    with open(path) as f:
-        tree = ast.parse(f.read())
-    functions = [f for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
-    local = {id(n) for f in functions for n in ast.walk(f)}
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))
-            names = [base]
-        else:
-            continue
-        found += [(n, id(node) in local) for n in names if n.split(".")[0] == "cakes_video"]
-    return found
-
-
-def test_benchmarks_stand_apart_and_import_the_project_at_the_top_only():
-    root = os.path.join(REPO, "cakes_video")
-    for folder, _, files in os.walk(root):
-        for f in (f for f in files if f.endswith(".py")):
-            path = os.path.join(folder, f)
-            imports = _project_imports(path)
-            if os.path.relpath(path, root).startswith("benchmarks" + os.sep):
-                assert not [n for n, inside in imports if inside], path  # one line each to redirect
-            else:
-                assert not [n for n, _ in imports if n.startswith("cakes_video.benchmarks")], path

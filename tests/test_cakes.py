@@ -6,7 +6,7 @@ from torch import nn
 from cakes_video.models.cakes import CakesConv3d, EfficientCakesConv3d, build_cakes_layer
 from cakes_video.models.deploy import DeployedCakesConv3d
 from cakes_video.models.fusion import FusedConv3d
-from cakes_video.models.inference import inference_form
+from cakes_video.models.inference import ChannelsLast3d, inference_form
 from cakes_video.models.plan import output_segments, plan_convs
 from cakes_video.models.resnet3d import ResNet3D
 from cakes_video.models.rewrite import to_efficient, to_reference
@@ -202,6 +202,9 @@ def test_inference_form_plans_reference_layers_and_runs_channels_last():
     assert all(type(m) is not CakesConv3d for m in efficient.modules())
     assert efficient.state_dict().keys() == net.state_dict().keys()
     fast = inference_form(net, plan=True, fuse=True)
+    assert isinstance(fast, ChannelsLast3d) and not fast.training
+    assert all(w.is_contiguous(memory_format=torch.channels_last_3d) for w in
+               (c.weight for m in fast.modules() if isinstance(m, DeployedCakesConv3d) for c in m.convs))
     planned = [m for m in fast.modules() if isinstance(m, DeployedCakesConv3d)]
     plain = [m for m in inference_form(net).modules() if isinstance(m, DeployedCakesConv3d)]
     # the plan fills channel blocks with zero rows, the reference layout does not

@@ -4,9 +4,11 @@ import json
 import os
 
 import pytest
+import yaml
 
 from cakes_video import build_model, load_config
-from cakes_video.config import CONFIG_DIR, ConfigError, config_names, get_config_file
+from cakes_video.checkpoint import convert
+from cakes_video.config import CONFIG_DIR, ConfigError, config_names, get_cfg, get_config_file
 from cakes_video.models.plan import plan_convs
 from cakes_video.models.resnet3d import cakes_layer_widths
 from cakes_video.models.subkernels import resolve_channel_config
@@ -47,8 +49,13 @@ def test_base_inheritance_and_overrides(tmp_path):
     ("", ["MODEL.TEMPORAL_STRIDES", "[1, 0, 2, 2]"], ["MODEL.TEMPORAL_STRIDES"]),
     ("", ["MODEL.P3D_VARIANTS", "['A', 'D']"], ["MODEL.P3D_VARIANTS"]),
     ("", ["MODEL.KERNEL_SIZE", "4"], ["MODEL.KERNEL_SIZE"]),
+    ("", ["DEVICE", "gpu"], ["DEVICE", "'gpu'", "auto"]),
+    ("", ["TEST.NUM_SPATIAL_CROPS", "2"], ["TEST.NUM_SPATIAL_CROPS", "2"]),
+    ("", ["TEST.AGGREGATION", "median"], ["TEST.AGGREGATION", "mean_softmax"]),
+    ("", ["SOLVER.OPTIMIZER", "lion"], ["SOLVER.OPTIMIZER", "adamw"]),
+    ("", ["DATA.DECODER", "opencv"], ["DATA.DECODER", "decord"]),
     ("", ["MODEL.CAKES.KERNEL_SIZE", "3"], ["MODEL.CAKES.KERNEL_SIZE", "renamed", "MODEL.KERNEL_SIZE"]),
-    ("MODEL:\n  CAKES:\n    KERNEL_SIZE: 3\n", [], ["bad.yaml", "MODEL.CAKES.KERNEL_SIZE", "MODEL.KERNEL_SIZE"]),
+    ("MODEL:\n  KERNEL_SIZE: 3\n  CAKES:\n    KERNEL_SIZE: 3\n", [], ["bad.yaml", "MODEL.CAKES.KERNEL_SIZE", "both"]),
     ("", ["MODEL.TEMPORAL_OP", "cakes", "MODEL.CAKES.CONV_CONFIG", "CAKES99D"],
      ["MODEL.CAKES.CONV_CONFIG", "CAKES99D"]),
     ("", ["MODEL.TEMPORAL_OP", "cakes", "MODEL.CAKES.SUBKERNELS", "['kxkxk', '2x2x2']"],
@@ -72,6 +79,20 @@ def test_channel_config_files_that_do_not_fit_are_rejected(tmp_path, layers, mes
     path.write_text(json.dumps(layers))
     with pytest.raises(ConfigError, match=f"MODEL.CAKES.CONV_CONFIG.*{message}"):
         load_config(None, ["MODEL.DEPTH", "50", "MODEL.TEMPORAL_OP", "cakes", "MODEL.CAKES.CONV_CONFIG", str(path)])
+
+
+def test_a_config_written_before_a_key_was_renamed_still_loads(tmp_path, caplog):
+    old = yaml.safe_load(get_cfg().dump())  # an earlier run's OUTPUT_DIR/config.yaml
+    del old["MODEL"]["KERNEL_SIZE"], old["TEST"]["PROGRESS_BAR"]
+    old["MODEL"]["CAKES"]["KERNEL_SIZE"] = 5
+    path = _write(tmp_path / "config.yaml", yaml.safe_dump(old))
+    assert load_config(path).MODEL.KERNEL_SIZE == 5
+    assert "MODEL.CAKES.KERNEL_SIZE is now MODEL.KERNEL_SIZE" in caplog.text and "config.yaml" in caplog.text
+
+
+def test_an_old_model_zoo_path_names_the_config_that_replaces_it():
+    with pytest.raises(ConfigError, match="model_zoo/configs/r3d_18.yaml.*use the name r3d_18$"):
+        load_config("model_zoo/configs/r3d_18.yaml")
 
 
 def test_missing_config_file_is_named(tmp_path):
@@ -108,6 +129,12 @@ def test_block16_channel_config_needs_no_replanning():
         assert plan_convs(counts, block=16) == [(s, [(s, 0, n)]) for s, n in counts.items()]
     cfg = load_config(os.path.join(ZOO, "r3d_18.yaml"), ["MODEL.TEMPORAL_OP", "cakes", "MODEL.CAKES.CONV_CONFIG", path])
     assert build_model(cfg).layer1[0].conv1.counts == {"kxkxk": 16, "1xkxk": 32, "kx1x1": 16}
+
+
+@pytest.mark.parametrize("name", ["12D_P", "12D_C", "23D_P", "23D_C", "123D_P", "123D_C"])
+def test_official_zoo_configs_are_the_released_network_with_their_channel_config(name):
+    zoo = load_config(f"cakes{name.lower()}_r50_ssv1")
+    assert zoo == convert.official_cakes_config(f"CAKES{name}", 174, 8)
 
 
 def test_packaged_configs_are_found_by_name_from_any_directory(tmp_path, monkeypatch):

@@ -170,10 +170,10 @@ def test_official_checkpoint_with_the_wrong_config_fails_listing_keys(tmp_path, 
 
 
 def test_cli_reports_a_value_error_as_an_expected_error(tmp_path, monkeypatch, caplog):
-    def fails(*args):
+    def fails(*args, **kwargs):
         raise ValueError("no layer takes these weights")
 
-    monkeypatch.setattr(convert, "convert_torchvision", fails)
+    monkeypatch.setitem(convert.CONVERTERS, "torchvision", fails)
     argv = ["--source", "torchvision", "--arch", "r3d_18", str(tmp_path / "in.pth"), str(tmp_path / "out")]
     assert _tool().main(argv) == 1
     assert "in.pth: no layer takes these weights" in caplog.text

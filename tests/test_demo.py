@@ -36,6 +36,7 @@ def test_demo_end_to_end_on_a_tiny_benchmark(tmp_path, capsys):
     assert saved["protocol"]["views_per_video"] == 2 and saved["protocol"]["crop_size"] == 16
     assert saved["params"] > 1e6 and saved["gflops_per_view"] > 0
     assert len(saved["demo"]["prediction"]["top5"]) == 5
+    assert os.path.isfile(saved["demo"]["config_file"]) and saved["demo"]["config"] == "demo/cakes_r10_synthetic"
     assert os.path.isfile(out / "checkpoints" / "checkpoint_epoch_00001.pyth")
     assert "top-1" in capsys.readouterr().out
 

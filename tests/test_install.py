@@ -43,6 +43,8 @@ def test_non_editable_install_builds_every_named_model_from_anywhere(tmp_path):
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["built", "13"]  # 12 model zoo configs and the demo
-    tool = subprocess.run([sys.executable, os.path.join(REPO, "tools", "demo.py"), "--help"], cwd=elsewhere,
-                          env=env, capture_output=True, text=True)
-    assert tool.returncode == 0 and "--output-dir" in tool.stdout, tool.stderr
+    # a tool run from elsewhere finds a packaged config and refuses, naming the key, to test random weights
+    tool = subprocess.run([sys.executable, os.path.join(REPO, "tools", "test_net.py"), "--cfg", "r3d_18",
+                           "OUTPUT_DIR", str(elsewhere / "run")], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert tool.returncode == 1, tool.stderr
+    assert "TEST.CHECKPOINT_FILE" in tool.stderr and str(site) not in tool.stderr  # one line, no traceback

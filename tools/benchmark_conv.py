@@ -8,7 +8,8 @@ cakes_video/benchmarks/cli.py; definitions: cakes_video/benchmarks/conv_rates.py
 """
 import sys
 
-from cakes_video.benchmarks.cli import conv_main, run_tool
+from cakes_video.benchmarks.cli import conv_main
+from cakes_video.engine.cli import run_tool
 
 if __name__ == "__main__":
     sys.exit(run_tool(conv_main))  # a bad config or spec: one line naming it, exit status 1

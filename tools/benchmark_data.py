@@ -6,7 +6,8 @@ are documented in cakes_video/benchmarks/data.py; the flags: ``tools/benchmark_d
 """
 import sys
 
-from cakes_video.benchmarks.cli import data_main, run_tool
+from cakes_video.benchmarks.cli import data_main
+from cakes_video.engine.cli import run_tool
 
 if __name__ == "__main__":
     sys.exit(run_tool(data_main))  # a bad list or video folder: one line naming it, exit status 1

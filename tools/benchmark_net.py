@@ -8,7 +8,8 @@ cakes_video/benchmarks/cli.py; the logic: cakes_video/benchmarks/models.py and b
 """
 import sys
 
-from cakes_video.benchmarks.cli import net_main, run_tool
+from cakes_video.benchmarks.cli import net_main
+from cakes_video.engine.cli import run_tool
 
 if __name__ == "__main__":
     sys.exit(run_tool(net_main))  # a bad config or spec: one line naming it, exit status 1

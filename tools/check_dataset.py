@@ -10,8 +10,8 @@ the list cannot be read. Details: cakes_video/datasets/check.py.
 import argparse
 import sys
 
-from cakes_video.engine.cli import run_tool
 from cakes_video.datasets.check import check_videos, read_list, summary, write_report
+from cakes_video.engine.cli import run_tool
 
 
 def main(argv=None) -> int:

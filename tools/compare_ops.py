@@ -5,7 +5,8 @@ benchmark; writes OUTPUT_DIR/comparison.{json,md}.
 (the logic: cakes_video/benchmarks/comparison.py)"""
 import sys
 
-from cakes_video.benchmarks.cli import compare_ops_main, run_tool
+from cakes_video.benchmarks.cli import compare_ops_main
+from cakes_video.engine.cli import run_tool
 
 if __name__ == "__main__":
     sys.exit(run_tool(compare_ops_main))

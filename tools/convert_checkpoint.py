@@ -13,27 +13,24 @@ Then: ``cakes_video.load_model("out/r3d_18/config.yaml", "out/r3d_18/model.pyth"
 import argparse
 import sys
 
-from cakes_video import load_config
 from cakes_video.checkpoint import convert
-from cakes_video.checkpoint.schema import CheckpointError
-from cakes_video.config import ConfigError
 from cakes_video.engine.cli import run_tool
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--source", required=True, choices=("torchvision", "official-cakes", "imagenet-2d"))
+    p.add_argument("--source", required=True, choices=sorted(convert.CONVERTERS))
     p.add_argument("--arch", choices=sorted(convert.TORCHVISION_RULES), help="torchvision: the model")
     p.add_argument("--conv-config", help="official-cakes: channel config name, e.g. CAKES123D_P")
     p.add_argument("--num-classes", type=int, default=174, help="official-cakes: classes (default 174)")
     p.add_argument("--frames", type=int, default=8, help="official-cakes: frames (segments) per clip")
-    p.add_argument("--cfg", help="imagenet-2d: config of the model to inflate into")
+    p.add_argument("--cfg", help="imagenet-2d: config (file or packaged name) of the model to inflate into")
     p.add_argument("--trust-pickle", action="store_true",
                    help="load IN with full pickle (only for files you trust) when weights_only fails")
     p.add_argument("input", help="the published weights file")
     p.add_argument("out_dir", help="folder for config.yaml and model.pyth")
     args = p.parse_args(argv)
-    needed = {"torchvision": "arch", "official-cakes": "conv_config", "imagenet-2d": "cfg"}[args.source]
+    needed = convert.CONVERTER_OPTIONS[args.source][0]
     if getattr(args, needed) is None:
         p.error(f"--source {args.source} needs --{needed.replace('_', '-')}")
     return args
@@ -41,18 +38,8 @@ def parse_args(argv=None):
 
 def convert_weights(args) -> None:
     """Runs the conversion ``args`` ask for; raises on bad input (run_tool reports it)."""
-    try:
-        if args.source == "torchvision":
-            paths = convert.convert_torchvision(args.input, args.out_dir, args.arch, args.trust_pickle)
-        elif args.source == "official-cakes":
-            paths = convert.convert_official_cakes(args.input, args.out_dir, args.conv_config,
-                                                   args.num_classes, args.frames, args.trust_pickle)
-        else:
-            paths = convert.convert_imagenet_2d(args.input, args.out_dir, load_config(args.cfg), args.trust_pickle)
-    except ConfigError:  # a ValueError too, and already one run_tool reports
-        raise
-    except ValueError as e:  # weights or names that fit no model: an expected error, not a bug
-        raise CheckpointError(f"cannot convert {args.input}: {e}") from e
+    options = {name: getattr(args, name) for name in convert.CONVERTER_OPTIONS[args.source]}
+    paths = convert.convert_published(args.source, args.input, args.out_dir, args.trust_pickle, **options)
     print("wrote " + " and ".join(paths))
 
 

@@ -9,7 +9,7 @@ wall clock on the CPU; CUDA events on a GPU, read once the pass is over, so the 
 never drained mid-pass) around:
 
 - every *CAKES layer*: a :class:`~cakes_video.models.cakes.CakesConv3d` (reference or
-  efficient) or, after ``deploy``, a :class:`~cakes_video.models.deploy.DeployedCakesConv3d`;
+  efficient) or, in the inference form, a :class:`~cakes_video.models.deploy.DeployedCakesConv3d`;
 - every *dense convolution* of the base model: a ``Conv3d`` (or, after ``fuse``, a
   :class:`~cakes_video.models.fusion.FusedConv3d`) whose kernel has every dimension > 1
   (3x3x3, and e.g. a 3x7x7 stem), outside any CAKES layer;
@@ -56,7 +56,6 @@ from torch import nn
 from ..models.cakes import CakesConv3d
 from ..models.deploy import DeployedCakesConv3d
 from ..models.fusion import FusedConv3d
-
 from .execution import Entry, ExecutionPath, make_step
 from .timing import Sync, WallClock, clock_for, interleaved_times, median_ms
 

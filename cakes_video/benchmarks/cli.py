@@ -1,6 +1,6 @@
 """The command lines of the benchmark tools: their parsers, the checks that name their flags, and
 each tool's ``main`` (``tools/benchmark_net.py``, ``benchmark_conv.py``, ``benchmark_data.py``,
-``compare_ops.py`` only run one of them through :func:`run_tool`).
+``compare_ops.py`` only run one of them through ``engine.cli.run_tool``).
 
 The long descriptions below are the tools' user documentation (``--help`` prints them). The
 library modules name settings as their arguments do (:class:`~.execution.SettingError`); the
@@ -10,18 +10,27 @@ import argparse
 import json
 from typing import Dict, List, Optional
 
-from ..engine.cli import run_tool
 from ..utils.io import write_json
-
 from .comparison import DEFAULT_CONFIG, DEFAULT_OPS, compare_ops
 from .conv_rates import collect_convs, format_rows, time_convs
-from .data import run as run_data, run_on_synthetic
+from .data import run as run_data
+from .data import run_on_synthetic
 from .execution import ExecutionPath, SettingError, make_input
-from .models import (build_entries, build_from_spec, check_run, check_unique_specs, format_breakdown, format_layers,
-                     format_table, measure, profile_table, spec_name)
+from .models import (
+    build_entries,
+    build_from_spec,
+    check_run,
+    check_unique_specs,
+    format_breakdown,
+    format_layers,
+    format_table,
+    measure,
+    profile_table,
+    spec_name,
+)
 from .timing import intra_op_threads
 
-__all__ = ["run_tool", "net_main", "conv_main", "data_main", "compare_ops_main", "parse_net_args",
+__all__ = ["net_main", "conv_main", "data_main", "compare_ops_main", "parse_net_args",
            "parse_conv_args", "parse_data_args", "parse_compare_ops_args"]
 
 NET_DOC = """Params, fvcore GFLOPs (multiply-add = 1 FLOP) and latency of models; fair comparisons.

@@ -9,12 +9,17 @@ import os
 from typing import Dict, List, Sequence
 
 from ..config_loader import load_config
-from ..engine.demo import (DEFAULT_CONFIG, SYNTHETIC_FRAMES, SYNTHETIC_SIZE, SYNTHETIC_VIDEOS_PER_CLASS,
-                                     data_overrides, ensure_synthetic)
-from ..engine.testing import run_test
+from ..engine.demo import (
+    DEFAULT_CONFIG,
+    SYNTHETIC_FRAMES,
+    SYNTHETIC_SIZE,
+    SYNTHETIC_VIDEOS_PER_CLASS,
+    data_overrides,
+    ensure_synthetic,
+)
 from ..engine.setup import train
+from ..engine.testing import run_test
 from ..utils.io import write_json
-
 from .models import run_benchmark
 from .timing import intra_op_threads
 

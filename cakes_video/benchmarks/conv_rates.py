@@ -2,7 +2,7 @@
 
 A breakdown (:mod:`.breakdown`) times whole CAKES layers; this goes one level down. One
 forward pass of an undeployed model records the input of every CAKES layer (its planned convolutions, see
-:func:`~cakes_video.models.cakes.plan_convs`) and of every dense convolution (every kernel
+:func:`~cakes_video.models.plan.plan_convs`) and of every dense convolution (every kernel
 dimension > 1, outside CAKES layers). Each distinct convolution is then timed alone, on random
 channels-last-3d data, through three paths, interleaved run by run:
 
@@ -31,11 +31,10 @@ import torch
 from torch import nn
 
 from ..models.cakes import CakesConv3d
-from ..models.subkernels import conv_cost, kernel_shape
 from ..models.deploy import DeployedCakesConv3d
 from ..models.fusion import FusedConv3d
+from ..models.subkernels import conv_cost, kernel_shape
 from ..utils.modes import evaluating
-
 from .breakdown import dense_conv_names
 from .timing import aligned, interleaved_times, median_ms, no_sync
 
@@ -73,7 +72,7 @@ class ConvUse:
 
 def _cakes_calls(layer: nn.Module, input_shape: Tuple[int, ...]) -> List[Tuple[ConvCall, float]]:
     """(call, useful GFLOPs) of each planned convolution of a CAKES layer on ``input_shape`` ``[N, C_in, T, H, W]``:
-    the layer's own cost model (:func:`~cakes_video.models.cakes.conv_cost`) of the rows it computes."""
+    the layer's own cost model (:func:`~cakes_video.models.subkernels.conv_cost`) of the rows it computes."""
     calls = []
     for (kernel_name, rows), zero_rows, padding in zip(layer.plan, layer.plan_zero_rows, layer.plan_padding):
         counts = {s: stop - first for s, first, stop in rows}  # a sub-kernel has one row range per conv

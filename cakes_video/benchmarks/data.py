@@ -31,7 +31,6 @@ from ..datasets.decoding import DecodeError, open_video
 from ..datasets.loader import build_loader
 from ..datasets.registry import build_dataset
 from ..datasets.synthetic import make_synthetic
-
 from .timing import best_seconds, timed_call
 
 

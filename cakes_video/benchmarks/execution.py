@@ -90,7 +90,7 @@ class ExecutionPath:
     """How every model of a run executes; one object, so that all models get the same path.
 
     ``device``; ``channels_last``: channels_last_3d weights and input (else contiguous);
-    ``deploy``: BatchNorm folded into the convs (:func:`~cakes_video.models.deploy.deploy`);
+    ``deploy``: BatchNorm folded into the convs (:func:`~cakes_video.models.inference.inference_form`);
     ``fuse``: with ``deploy``, conv + ReLU / residual add in one oneDNN call; ``compile``:
     :class:`CompiledModel` applied last (weights frozen for inference; not with ``fuse``, whose
     convs break the graph, while inductor's freezing fuses the same post-ops itself); ``train``:

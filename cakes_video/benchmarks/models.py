@@ -12,7 +12,7 @@ time is reported as ``compile_seconds``), the same threads and input ``[B, 3, T,
 Latencies are measured interleaved (:func:`~.timing.interleaved_times`: one run of each model in
 turn, rotating who goes first) so load drift on a shared machine hits all alike; the reported
 latency is the median over runs. Costs are fvcore FLOPs (multiply-add = 1 FLOP) of one view
-``[1, 3, T, H, W]`` (see :mod:`cakes_video.utils.complexity`).
+``[1, 3, T, H, W]`` (see :mod:`cakes_video.models.complexity`).
 With ``breakdown`` (and ``compare``), separate hooked passes then measure the time and FLOPs
 inside the CAKES layers and the base's dense convolutions, and the speedup / efficiency they
 cap (keys defined in :mod:`.breakdown`; :data:`BREAKDOWN_COLUMNS` is their table).
@@ -27,13 +27,11 @@ from torchvision.models import video as torchvision_video
 from ..config import ConfigError
 from ..config_loader import load_config
 from ..models import build_model
-from ..models.rewrite import to_reference
 from ..models.complexity import count_gflops_and_modules, count_params
-
+from ..models.rewrite import to_reference
 from .breakdown import add_breakdown
 from .execution import Entry, ExecutionPath, SettingError, make_input, make_step
-from .timing import (TIMERS, aligned, best_ms, cudnn_autotune, first_call_seconds, interleaved_times, median_ms,
-                     sync_for)
+from .timing import TIMERS, aligned, best_ms, cudnn_autotune, first_call_seconds, interleaved_times, median_ms, sync_for
 
 TORCHVISION_PREFIX = "torchvision:"
 

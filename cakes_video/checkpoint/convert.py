@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ..config import ConfigError
 from ..config_loader import load_config
 from ..models import build_model
 from .schema import CheckpointError, load_model_state, save_checkpoint
@@ -49,8 +50,9 @@ OFFICIAL_RULES = [
     (r"^(layer\d\.\d+\.(?:conv1|bn1|conv3|bn3|downsample\.[01])\.)", r"\1"),
     (r"^(head\.fc\.)", r"\1"),
 ]
-# Packaged config of the official ResNet-50 (Something-Something V1, TSN sampling, frames).
-OFFICIAL_R50_CONFIG = "base/r50_ssv1"
+# The packaged config of the released network, CAKES^P_{1,2,3D} (ResNet-50, Something-Something V1
+# frame folders, TSN sampling); another channel config swaps only MODEL.CAKES.CONV_CONFIG.
+OFFICIAL_CONFIG = "cakes123d_p_r50_ssv1"
 
 
 def rename_keys(state: State, rules: Rules, source: str) -> State:
@@ -100,9 +102,9 @@ def torchvision_config(arch: str):
 
 def official_cakes_config(conv_config: str, num_classes: int = 174, frames: int = 8):
     """The validated config of the official CAKES ResNet-50 with channel config ``conv_config``:
-    the packaged ``base/r50_ssv1`` config with these three settings."""
-    return load_config(OFFICIAL_R50_CONFIG, ["MODEL.TEMPORAL_OP", "cakes", "MODEL.CAKES.CONV_CONFIG", conv_config,
-                                             "MODEL.NUM_CLASSES", num_classes, "DATA.NUM_FRAMES", frames])
+    the packaged config of the released network with these three settings."""
+    return load_config(OFFICIAL_CONFIG, ["MODEL.CAKES.CONV_CONFIG", conv_config, "MODEL.NUM_CLASSES", num_classes,
+                                         "DATA.NUM_FRAMES", frames])
 
 
 def read_published(path: str, trust_pickle: bool = False) -> dict:
@@ -228,7 +230,35 @@ def inflate_2d_state(state2d: State, model: nn.Module) -> Tuple[State, List[str]
 
 
 def convert_imagenet_2d(in_path: str, out_dir: str, cfg, trust_pickle: bool = False) -> Tuple[str, str]:
-    """Inflates a torchvision 2D ResNet state dict file into ``cfg``'s model; the checkpoint has no ``head.*``."""
+    """Inflates a torchvision 2D ResNet state dict file into the model of ``cfg`` (a config, or a
+    config file or packaged name); the checkpoint has no ``head.*``."""
+    cfg = load_config(cfg) if isinstance(cfg, str) else cfg
     model = build_model(cfg)
     state, _ = inflate_2d_state(read_published(in_path, trust_pickle), model)
     return write_converted(out_dir, cfg, state, in_path, allow_missing=list(NOT_INFLATED), model=model)
+
+
+# The published formats (tools/convert_checkpoint.py --source) -> converter.
+CONVERTERS = {"torchvision": convert_torchvision, "official-cakes": convert_official_cakes,
+              "imagenet-2d": convert_imagenet_2d}
+# Each converter's options after (in_path, out_dir); the first is required.
+CONVERTER_OPTIONS = {"torchvision": ("arch",), "official-cakes": ("conv_config", "num_classes", "frames"),
+                     "imagenet-2d": ("cfg",)}
+
+
+def convert_published(source: str, in_path: str, out_dir: str, trust_pickle: bool = False,
+                      **options) -> Tuple[str, str]:
+    """Converts ``in_path`` in the published format ``source`` (a key of :data:`CONVERTERS`, with
+    its :data:`CONVERTER_OPTIONS`); returns (config, checkpoint) paths.
+
+    Raises CheckpointError naming the file for weights or names that fit no model, ConfigError
+    for a config that cannot run.
+    """
+    if source not in CONVERTERS:
+        raise ValueError(f"unknown source {source!r}; expected one of {sorted(CONVERTERS)}")
+    try:
+        return CONVERTERS[source](in_path, out_dir, trust_pickle=trust_pickle, **options)
+    except ConfigError:  # a ValueError too, and already an expected error
+        raise
+    except ValueError as e:  # weights or names that fit no model: an expected error, not a bug
+        raise CheckpointError(f"cannot convert {in_path}: {e}") from e

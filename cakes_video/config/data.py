@@ -60,7 +60,7 @@ def add_config(cfg: CfgNode) -> None:
 
 def check_ranges(cfg: CfgNode) -> None:
     """Ranges and sizes; the dataset format, decoder, sampling and protocol names are checked by
-    the datasets package (``cakes_video.datasets.checks``), which owns them."""
+    the datasets package (``cakes_video.datasets.config_checks``), which owns them."""
     check(cfg.DATA.SEPARATOR != "", "DATA.SEPARATOR", "must not be empty")
     for key in ("NUM_FRAMES", "SAMPLING_RATE", "TRAIN_CROP_SIZE", "TEST_SCALE", "TEST_CROP_SIZE"):
         check(cfg.DATA[key] > 0, f"DATA.{key}", f"must be positive, got {cfg.DATA[key]}")

@@ -3,6 +3,13 @@ from fvcore.common.config import CfgNode
 
 from . import data, model, solver, test, train
 
+# Keys renamed since configs were first written: old -> (new, why). A YAML file that still uses
+# an old key (an earlier run's config.yaml) is read with a warning; an override fails naming the new key.
+RENAMED_KEYS = {
+    "MODEL.CAKES.KERNEL_SIZE": ("MODEL.KERNEL_SIZE", "it sets the kernel size of every block's temporal conv, "
+                                "not only CAKES layers"),
+}
+
 # Every config group, in the order its keys are added and checked. Each module defines
 # ``add_config(cfg)`` and ``check_ranges(cfg)``.
 GROUPS = (model, data, solver, train, test)
@@ -19,9 +26,8 @@ def get_cfg() -> CfgNode:
     cfg.NUM_THREADS = 0  # torch intra-op threads; 0 keeps torch's default
     for group in GROUPS:
         group.add_config(cfg)
-    # A renamed key fails with a message naming its new name (yacs' renamed-key check).
-    cfg.register_renamed_key("MODEL.CAKES.KERNEL_SIZE", "MODEL.KERNEL_SIZE",
-                             "it sets the kernel size of every block's temporal conv, not only CAKES layers")
+    for old, (new, why) in RENAMED_KEYS.items():  # yacs' check: an override with it names the new key
+        cfg.register_renamed_key(old, new, why)
     return cfg
 
 

@@ -10,15 +10,19 @@ FILE is a path, or the name of a config that ships in the package (:mod:`.files`
 owners of every choice, is ``cakes_video.config_loader.load_config``.
 """
 import argparse
+import logging
 import os
 from typing import Optional, Sequence
 
 import yaml
 from fvcore.common.config import CfgNode
 
-from .defaults import check_ranges, get_cfg
+from .defaults import RENAMED_KEYS, check_ranges, get_cfg
 from .files import find_config_file
 from .validate import ConfigError
+
+logger = logging.getLogger(__name__)
+MOVED_ZOO_FOLDER = "model_zoo/configs/"  # where the packaged configs lived before they shipped in the package
 
 
 def resolve_config_path(path: str) -> str:
@@ -27,8 +31,17 @@ def resolve_config_path(path: str) -> str:
         return path
     packaged = find_config_file(path)
     if packaged is None:
-        raise ConfigError(f"config file not found: {path} (nor a packaged config of that name)")
+        raise ConfigError(f"config file not found: {path} (nor a packaged config of that name){_moved_hint(path)}")
     return packaged
+
+
+def _moved_hint(path: str) -> str:
+    """For an old ``model_zoo/configs/NAME.yaml`` path, the name that finds that config now."""
+    old = path.replace(os.sep, "/")
+    name = old.split(MOVED_ZOO_FOLDER, 1)[1] if MOVED_ZOO_FOLDER in old else ""
+    if not (name and find_config_file(name)):
+        return ""
+    return f"; the model zoo configs now ship in the package: use the name {name.removesuffix('.yaml')}"
 
 
 def merge_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> CfgNode:
@@ -43,8 +56,9 @@ def merge_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> C
         path = resolve_config_path(path)
         _check_mapping(path)
         try:
-            cfg.merge_from_file(path)
-        except (KeyError, ValueError, TypeError) as e:
+            data = CfgNode.load_yaml_with_base(path)  # fvcore resolves the _BASE_ chain
+            cfg.merge_from_other_cfg(CfgNode(_renamed_keys_updated(data, path)))
+        except (KeyError, ValueError, TypeError, AssertionError) as e:
             raise ConfigError(f"{path}: {_reason(e)}") from e
     if len(overrides) % 2:
         raise ConfigError(f"overrides must be KEY VALUE pairs, got an odd list: {list(overrides)}")
@@ -53,6 +67,34 @@ def merge_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> C
     except (KeyError, ValueError, TypeError, AssertionError) as e:
         raise ConfigError(f"command-line override: {_reason(e)}") from e
     return check_ranges(cfg)
+
+
+def _renamed_keys_updated(data: dict, path: str) -> dict:
+    """``data`` (a loaded YAML mapping) with each old key of :data:`RENAMED_KEYS` moved to its new
+    name, with a warning; ConfigError when a file sets both."""
+    for old, (new, _) in RENAMED_KEYS.items():
+        *old_parents, old_leaf = old.split(".")
+        parent = _node(data, old_parents)
+        if parent is None or old_leaf not in parent:
+            continue
+        *new_parents, new_leaf = new.split(".")
+        target = _node(data, new_parents, create=True)
+        if new_leaf in target:
+            raise ConfigError(f"{path}: sets both {old} and {new} (its new name); keep {new}")
+        target[new_leaf] = parent.pop(old_leaf)
+        logger.warning("%s: %s is now %s; read as %s %s (update the file)", path, old, new, new, target[new_leaf])
+    return data
+
+
+def _node(data: dict, keys, create: bool = False):
+    """``data[k1][k2]...`` for ``keys``, or None when missing (created empty with ``create``)."""
+    for key in keys:
+        if key not in data and create:
+            data[key] = {}
+        data = data.get(key) if isinstance(data, dict) else None
+        if data is None:
+            return None
+    return data
 
 
 def _check_mapping(path: str) -> None:

@@ -37,7 +37,7 @@ def add_config(cfg: CfgNode) -> None:
 
 def check_ranges(cfg: CfgNode) -> None:
     """Lengths and ranges; the op codes, stems, heads, depths and channel configs are checked by
-    the models package (``cakes_video.models.checks``), which owns them."""
+    the models package (``cakes_video.models.config_checks``), which owns them."""
     m = cfg.MODEL
     check(len(m.STAGE_TEMPORAL_OPS) in (0, 4), "MODEL.STAGE_TEMPORAL_OPS",
           f"needs 4 entries, got {len(m.STAGE_TEMPORAL_OPS)}")

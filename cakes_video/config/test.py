@@ -1,7 +1,7 @@
 """TEST group: multi-view testing protocol, aggregation, reports."""
 from fvcore.common.config import CfgNode
 
-from .validate import check, check_choice
+from .validate import check
 
 
 def add_config(cfg: CfgNode) -> None:
@@ -9,7 +9,7 @@ def add_config(cfg: CfgNode) -> None:
     cfg.TEST.ENABLE = True
     cfg.TEST.BATCH_SIZE = 8  # videos per batch, global over all processes
     cfg.TEST.NUM_ENSEMBLE_VIEWS = 10  # temporal clips per video
-    cfg.TEST.NUM_SPATIAL_CROPS = 3  # spatial crops per clip (1 = centre)
+    cfg.TEST.NUM_SPATIAL_CROPS = 3  # spatial crops per clip: 1 (centre) or 3 (datasets.transforms.CROP_POSITIONS)
     # How view scores become one video score (utils.metrics.AGGREGATIONS): "mean_softmax",
     # "sum_softmax", "mean_logits", "max" (max over views of the softmax).
     cfg.TEST.AGGREGATION = "mean_softmax"
@@ -31,6 +31,5 @@ def check_ranges(cfg: CfgNode) -> None:
     t = cfg.TEST
     check(t.BATCH_SIZE >= 1, "TEST.BATCH_SIZE", "must be >= 1")
     check(t.NUM_ENSEMBLE_VIEWS >= 1, "TEST.NUM_ENSEMBLE_VIEWS", "must be >= 1")
-    check_choice(cfg, "TEST.NUM_SPATIAL_CROPS", (1, 3))
     check(t.TOPK >= 1, "TEST.TOPK", "must be >= 1")
     check(t.DEPLOY or not t.FUSE, "TEST.FUSE", "fuses the convs of the deployed model: set TEST.DEPLOY True too")

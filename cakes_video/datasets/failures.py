@@ -7,7 +7,7 @@ random video (``DATA.MAX_RETRIES``); validation and testing drop it. A run stops
 than ``DATA.MAX_FAILED_FRACTION`` of an epoch's (or a test's) videos failed.
 """
 import logging
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 
@@ -43,10 +43,16 @@ def failed_item(record: VideoRecord, index: int, failures: List[Dict]) -> Dict:
             "video_id": record.video_id, "failed": failures}
 
 
+def batch_counts(batch: Dict) -> Tuple[int, int]:
+    """(videos that failed, decode attempts) of one batch dict: the counts the failure budget reads."""
+    failed = len(batch.get("failed", ()))
+    return failed, len(batch["label"]) + failed
+
+
 def check_failure_fraction(num_failed: int, num_seen: int, max_fraction: float, split: str = "train") -> None:
     """Warns when videos failed; raises TooManyFailedVideos when ``num_failed / num_seen > max_fraction``.
 
-    ``num_seen`` counts decode attempts: per batch ``len(batch["index"]) + len(batch["failed"])``.
+    ``num_seen`` counts decode attempts (:func:`batch_counts`).
     Called with global counts, so every rank decides the same.
     """
     if num_failed:

@@ -121,4 +121,3 @@ def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
     if isinstance(loader.sampler, DistributedSampler):
         loader.sampler.set_epoch(epoch)
     loader.generator.manual_seed(loader.seed * 100_003 + epoch)
-

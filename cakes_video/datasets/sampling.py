@@ -17,19 +17,6 @@ import math
 
 import numpy as np
 
-PROTOCOLS = {
-    "dense": "dense_clip_indices views: starts round(i * max_start / (V - 1)) from 0 to the "
-             "last full clip (V=1: centre), short videos clamped; equals mmaction2>=1.0 "
-             "SampleFrames test_mode (clip_len>1, no target_fps) on videos >= one clip",
-    "pyslowfast": "PySlowFast get_start_end_idx + temporal_sampling: clip_size = rate * T * "
-                  "fps / target_fps, start_i = max(N - clip_size, 0) * i / V, T indices "
-                  "linspace(start, start + clip_size - 1) truncated, clamped",
-    "mmaction2": "mmaction2 0.x SampleFrames test_mode: avg = (N - T * rate + 1) / V, offsets "
-                 "int(avg * i + avg / 2) (zeros if the video is shorter), indices wrap "
-                 "around; rate = round(rate * fps / target_fps)",
-    "tsn": "TSN: T equal segments; view v takes frame floor((s + (v + 0.5) / V) * N / T) of "
-           "segment s (V=1: segment centres); sampling_rate is unused",
-}
 SHORT_MODES = ("clamp", "loop")
 
 
@@ -117,8 +104,18 @@ def _tsn_view(video_frames: int, num_segments: int, fraction: float) -> np.ndarr
     return _fit_to_video(positions, video_frames, "clamp")
 
 
-def _pyslowfast_views(video_frames, num_frames, sampling_rate, num_views, video_fps,
-                      target_fps):
+def _dense_views(video_frames, num_frames, sampling_rate, num_views, video_fps, target_fps, short_mode):
+    """dense_clip_indices views: starts round(i * max_start / (V - 1)) from 0 to the last full
+    clip (V=1: centre), short videos clamped (or looped); equals mmaction2>=1.0 SampleFrames
+    test_mode (clip_len>1, no target_fps) on videos >= one clip."""
+    return [dense_clip_indices(video_frames, num_frames, sampling_rate, i, num_views, video_fps, target_fps,
+                               short_mode=short_mode) for i in range(num_views)]
+
+
+def _pyslowfast_views(video_frames, num_frames, sampling_rate, num_views, video_fps, target_fps, short_mode):
+    """PySlowFast get_start_end_idx + temporal_sampling: clip_size = rate * T * fps / target_fps,
+    start_i = max(N - clip_size, 0) * i / V, T indices linspace(start, start + clip_size - 1)
+    truncated, clamped (``short_mode`` unused: PySlowFast clamps)."""
     clip_size = num_frames * source_step(sampling_rate, video_fps, target_fps)
     delta = max(video_frames - clip_size, 0)
     views = []
@@ -133,8 +130,10 @@ def _pyslowfast_views(video_frames, num_frames, sampling_rate, num_views, video_
     return views
 
 
-def _mmaction2_views(video_frames, num_frames, sampling_rate, num_views, video_fps,
-                     target_fps):
+def _mmaction2_views(video_frames, num_frames, sampling_rate, num_views, video_fps, target_fps, short_mode):
+    """mmaction2 0.x SampleFrames test_mode: avg = (N - T * rate + 1) / V, offsets
+    int(avg * i + avg / 2) (zeros if the video is shorter), indices wrap around; rate =
+    round(rate * fps / target_fps) (``short_mode`` unused: mmaction2 wraps)."""
     interval = max(round(source_step(sampling_rate, video_fps, target_fps)), 1)
     span = num_frames * interval
     avg = (video_frames - span + 1) / num_views
@@ -145,28 +144,27 @@ def _mmaction2_views(video_frames, num_frames, sampling_rate, num_views, video_f
     return [(s + np.arange(num_frames) * interval) % video_frames for s in starts]
 
 
+def _tsn_views(video_frames, num_frames, sampling_rate, num_views, video_fps, target_fps, short_mode):
+    """TSN: T equal segments; view v takes frame floor((s + (v + 0.5) / V) * N / T) of segment s
+    (V=1: segment centres); sampling_rate, the frame rates and ``short_mode`` are unused."""
+    return [_tsn_view(video_frames, num_frames, (v + 0.5) / num_views) for v in range(num_views)]
+
+
+# DATA.TEST_PROTOCOL -> the temporal views of one test video (each docstring gives the exact rule).
+PROTOCOLS = {"dense": _dense_views, "pyslowfast": _pyslowfast_views, "mmaction2": _mmaction2_views,
+             "tsn": _tsn_views}
+
+
 def view_clip_indices(protocol, video_frames, num_frames, sampling_rate, num_views,
                       video_fps=None, target_fps=None, short_mode="clamp") -> list:
     """The ``num_views`` temporal views of a test video: list of int64 [num_frames].
 
-    ``protocol`` is a key of ``PROTOCOLS`` (its value says the exact rule). For "tsn",
-    ``num_frames`` is the number of segments. ``short_mode`` applies to "dense" only; the
+    ``protocol`` is a key of ``PROTOCOLS`` (its function's docstring says the exact rule). For
+    "tsn", ``num_frames`` is the number of segments. ``short_mode`` applies to "dense" only; the
     library protocols keep their own rule (PySlowFast clamps, mmaction2 wraps around).
     """
     _check_positive(video_frames=video_frames, num_frames=num_frames, num_views=num_views)
-    if protocol == "dense":
-        return [dense_clip_indices(video_frames, num_frames, sampling_rate, i, num_views,
-                                   video_fps, target_fps, short_mode=short_mode)
-                for i in range(num_views)]
-    if protocol == "pyslowfast":
-        return _pyslowfast_views(video_frames, num_frames, sampling_rate, num_views,
-                                 video_fps, target_fps)
-    if protocol == "mmaction2":
-        return _mmaction2_views(video_frames, num_frames, sampling_rate, num_views,
-                                video_fps, target_fps)
-    if protocol == "tsn":
-        return [_tsn_view(video_frames, num_frames, (v + 0.5) / num_views)
-                for v in range(num_views)]
-    raise ValueError(f"unknown test protocol {protocol!r}; known: {sorted(PROTOCOLS)}")
-
-
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown test protocol {protocol!r}; known: {sorted(PROTOCOLS)}")
+    return PROTOCOLS[protocol](video_frames, num_frames, sampling_rate, num_views, video_fps, target_fps,
+                               short_mode)

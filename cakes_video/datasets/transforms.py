@@ -151,11 +151,15 @@ def train_transform(frames, label: int, *, jitter_scales, crop_size: int, mean, 
     return normalize(video, mean, std), label
 
 
+# TEST.NUM_SPATIAL_CROPS -> the :func:`spatial_crop` positions of the test crops.
+CROP_POSITIONS = {1: (1,), 3: (0, 1, 2)}
+
+
 def crop_positions(num_crops: int) -> tuple:
     """The :func:`spatial_crop` positions of ``num_crops`` test crops: 1 -> centre, 3 -> all."""
-    if num_crops not in (1, 3):
-        raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
-    return (1,) if num_crops == 1 else (0, 1, 2)
+    if num_crops not in CROP_POSITIONS:
+        raise ValueError(f"num_crops must be one of {sorted(CROP_POSITIONS)}, got {num_crops}")
+    return CROP_POSITIONS[num_crops]
 
 
 def crop_views(frames, *, scale: int, crop_size: int, num_crops: int, mean, std, out=None):
@@ -173,8 +177,6 @@ def crop_views(frames, *, scale: int, crop_size: int, num_crops: int, mean, std,
     for view, position in zip(out, positions):
         view.copy_(spatial_crop(video, crop_size, position).permute(1, 0, 2, 3))
     return _normalize_(out, mean, std)
-
-
 
 
 def load_flip_label_map(path: str) -> dict:

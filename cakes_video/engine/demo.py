@@ -5,6 +5,7 @@ import os
 import time
 from typing import Dict, Sequence
 
+from ..config import resolve_config_path
 from ..config_loader import load_config
 from ..datasets.catalog import read_video_list
 from ..datasets.synthetic import make_synthetic
@@ -53,8 +54,9 @@ def run_demo(output_dir: str, config: str = DEFAULT_CONFIG, overrides: Sequence[
     record = read_video_list(cfg.DATA.TEST_LIST, data_dir, cfg.DATA.SEPARATOR)[0]
     names = class_names_of(cfg)
     ranked = predict_video(load_trained_model(cfg), cfg, record.path, names)
-    results["demo"] = {"config": config, "results_path": os.path.join(output_dir, "results.json"),
-                       "chance_top1": 100.0 / len(names), "seconds": round(time.time() - start, 1),
+    results["demo"] = {"config": config, "config_file": resolve_config_path(config),
+                       "results_path": os.path.join(output_dir, "results.json"), "chance_top1": 100.0 / len(names),
+                       "seconds": round(time.time() - start, 1),
                        "prediction": {"video": os.path.relpath(record.path, data_dir), "label": names[record.label],
                                       "top5": [{"class": n, "score": s} for n, s in ranked]}}
     write_json(os.path.join(output_dir, "results.json"), results)

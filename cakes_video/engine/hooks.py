@@ -11,12 +11,11 @@ import math
 from typing import Dict, Optional
 
 import torch
-import torch.distributed as dist
 from fvcore.nn.precise_bn import update_bn_stats as fvcore_update_bn_stats
 from torch import nn
 
 from ..config.train import BEST_METRICS
-from ..utils.distributed import all_gather_objects, barrier, get_world_size, is_dist, is_main, unwrap
+from ..utils.distributed import all_gather_objects, all_reduce_sum, barrier, get_world_size, is_dist, is_main, unwrap
 from .checkpointer import Checkpointer, rng_state
 from .evaluate import validate
 from .monitor import MetricWriter
@@ -78,8 +77,7 @@ def update_bn_stats(model: nn.Module, loader, num_iters: int, device: torch.devi
         for module in model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
                 for buf in (module.running_mean, module.running_var):
-                    dist.all_reduce(buf, op=dist.ReduceOp.SUM)
-                    buf /= get_world_size()
+                    buf.copy_(all_reduce_sum(buf) / get_world_size())
 
 
 class Validation(Hook):

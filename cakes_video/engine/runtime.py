@@ -72,5 +72,3 @@ def resolve_loader_fn(cfg, loader_fn: Optional[Callable], splits: Sequence[str])
         return loader_fn
     check_data_files(cfg, splits)
     return build_loader
-
-

@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from ..datasets.failures import check_failure_fraction
+from ..datasets.failures import batch_counts, check_failure_fraction
 from ..datasets.loader import set_loader_epoch
 from ..utils.distributed import all_reduce_sum, get_world_size
 from ..utils.metrics import topk_correct
@@ -115,8 +115,8 @@ def run_epoch(t: Trainer, epoch: int) -> Dict:
     bar = progress(loader, f"epoch {epoch + 1}/{t.cfg.SOLVER.MAX_EPOCH}", num_batches, t.cfg.TRAIN.PROGRESS_BAR)
     tic = time.perf_counter()
     for i, batch in enumerate(bar):
-        failed += len(batch.get("failed", ()))
-        seen += len(batch["label"]) + len(batch.get("failed", ()))
+        batch_failed, batch_seen = batch_counts(batch)
+        failed, seen = failed + batch_failed, seen + batch_seen
         group_start = (i // accum) * accum
         group = min(accum, num_batches - group_start)  # the last group of an epoch may be short
         is_last = i - group_start == group - 1

@@ -1,4 +1,4 @@
-"""BatchNorm folded into the convolution before it: the first step of the inference form.
+"""BatchNorm folded into the convolution before it: the step of the inference form after the plan.
 
 ``fold_batchnorms(model)`` returns an eval-mode copy in which every CAKES layer becomes a
 :class:`DeployedCakesConv3d` (its planned convolutions carry the folded BN as weight and

@@ -209,12 +209,18 @@ class ResNet3D(nn.Module):
         return self.head(self.features(x))
 
 
+# Network-level op codes of MODEL.TEMPORAL_OP that are not one block op: code -> the 4 stage ops
+# for MODEL.MC_NUM_3D_STAGES. "mc" is MC3: 3d in the first stages, 2d after.
+MIXED_OPS = {"mc": lambda num_3d: ["3d" if s < num_3d else "2d" for s in range(4)]}
+
+
 def resolve_stage_ops(temporal_op: str, stage_ops: Sequence[str] = (), mc_num_3d_stages: int = 1) -> List[str]:
-    """The 4 per-stage op codes: ``stage_ops`` if given, else ``temporal_op`` ("mc" -> 3d then 2d)."""
+    """The 4 per-stage op codes: ``stage_ops`` if given, else ``temporal_op`` for every stage
+    (a :data:`MIXED_OPS` code resolves per stage)."""
     if stage_ops:
         return list(stage_ops)
-    if temporal_op == "mc":
-        return ["3d" if s < mc_num_3d_stages else "2d" for s in range(4)]
+    if temporal_op in MIXED_OPS:
+        return MIXED_OPS[temporal_op](mc_num_3d_stages)
     return [temporal_op] * 4
 
 

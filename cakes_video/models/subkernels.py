@@ -36,7 +36,6 @@ CHANNEL_CONFIGS = "channel_configs"  # their folder among the packaged configs
 OFFICIAL_PREFIX = "CAKES"  # the paper's searched configs: CAKES12D_P, ..., CAKES123D_C
 
 
-
 def kernel_shape(subkernel: str, k: int = 3) -> Tuple[int, int, int]:
     """(kT, kH, kW) of a sub-kernel name for kernel size ``k``."""
     if subkernel not in SUBKERNELS:

@@ -17,7 +17,7 @@ Op codes (``k`` = kernel size, ``stride = (st, s, s)``):
 
 ``"mc"`` (MC3) is not an op of one conv: the network resolves it per stage to "3d" or "2d".
 """
-from typing import Dict, Optional
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 import torch
 from torch import nn
@@ -25,7 +25,21 @@ from torch import nn
 from .cakes import build_cakes_layer
 from .conv import Triple, conv3d_same
 
-P3D_VARIANTS = ("A", "B", "C")
+
+class P3DWiring(NamedTuple):
+    """How a P3D variant wires S (1xkxk) and T (kx1x1)."""
+
+    strides: Callable[[Triple], Tuple[Triple, Triple]]  # block stride -> (S stride, T stride)
+    t_reads_input: bool  # T sees the block input (else S's output)
+    adds_s: bool  # the output is S + T (else T alone)
+
+
+# MODEL.P3D_VARIANTS entries -> wiring: A = T(S(x)), B = S(x) + T(x), C = S(x) + T(S(x)).
+P3D_VARIANTS = {
+    "A": P3DWiring(lambda st: ((1, st[1], st[2]), (st[0], 1, 1)), t_reads_input=False, adds_s=False),
+    "B": P3DWiring(lambda st: (tuple(st), tuple(st)), t_reads_input=True, adds_s=True),
+    "C": P3DWiring(lambda st: (tuple(st), (1, 1, 1)), t_reads_input=False, adds_s=True),
+}
 
 
 def r2plus1d_midplanes(in_channels: int, out_channels: int, k: int = 3) -> int:
@@ -91,9 +105,9 @@ class P3DConv(nn.Module):
         if variant not in P3D_VARIANTS:
             raise ValueError(f"unknown P3D variant {variant!r}; expected one of {list(P3D_VARIANTS)}")
         self.variant = variant
-        st, sh, sw = stride
-        s_stride, t_stride = {"A": ((1, sh, sw), (st, 1, 1)), "B": (stride, stride), "C": (stride, (1, 1, 1))}[variant]
-        t_in = in_channels if variant == "B" else out_channels
+        self.wiring = P3D_VARIANTS[variant]
+        s_stride, t_stride = self.wiring.strides(stride)
+        t_in = in_channels if self.wiring.t_reads_input else out_channels
         self.conv_s = conv3d_same(in_channels, out_channels, (1, k, k), s_stride)
         self.bn_s = nn.BatchNorm3d(out_channels)
         self.conv_t = conv3d_same(t_in, out_channels, (k, 1, 1), t_stride)
@@ -103,13 +117,8 @@ class P3DConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.relu(self.bn_s(self.conv_s(x)))
-        if self.variant == "A":
-            y = self.conv_t(s)
-        elif self.variant == "B":
-            y = s + self.conv_t(x)
-        else:
-            y = s + self.conv_t(s)
-        return self.out_relu(self.bn(y))
+        t = self.conv_t(x if self.wiring.t_reads_input else s)
+        return self.out_relu(self.bn(s + t if self.wiring.adds_s else t))
 
 
 def temporal_conv_out_channels(op: str, out_channels: int, counts: Optional[Dict[str, int]] = None) -> int:

@@ -53,15 +53,25 @@ def shutdown_distributed() -> None:
         dist.destroy_process_group()
 
 
+def _cuda_device() -> torch.device:
+    if not torch.cuda.is_available():
+        raise RuntimeError("DEVICE: 'cuda' requested but CUDA is not available")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+
+
+# cfg.DEVICE -> the device; under torchrun each rank takes its GPU (LOCAL_RANK).
+DEVICES = {
+    "cpu": lambda: torch.device("cpu"),
+    "cuda": _cuda_device,
+    "auto": lambda: _cuda_device() if torch.cuda.is_available() else torch.device("cpu"),
+}
+
+
 def resolve_device(name: str) -> torch.device:
-    """``cfg.DEVICE`` ("cpu", "cuda", "auto") to a device; under torchrun each rank takes its GPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("DEVICE: 'cuda' requested but CUDA is not available")
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
+    """``cfg.DEVICE`` ("cpu", "cuda", "auto") to a device (see :data:`DEVICES`)."""
+    if name not in DEVICES:
+        raise ValueError(f"DEVICE: {name!r} is not one of {sorted(DEVICES)}")
+    return DEVICES[name]()
 
 
 def barrier() -> None:

@@ -1,23 +1,32 @@
 """The MODEL choices this package owns, checked against the code that implements them: the
-architecture registry, depths, stems, op codes, heads, CAKES implementations and channel configs."""
+architecture registry, then per architecture (:data:`ARCH_CHECKS`) its depths, stems, op codes,
+heads, CAKES implementations and channel configs."""
 from ..config import ConfigError, check, check_choice
 from .cakes import CAKES_IMPLS
 from .heads import HEADS
 from .registry import MODEL_REGISTRY
-from .resnet3d import BLOCKS_PER_STAGE, STEMS, cakes_layer_widths
+from .resnet3d import BLOCKS_PER_STAGE, MIXED_OPS, STEMS, cakes_layer_widths
 from .subkernels import kernel_shape, resolve_channel_config
 from .temporal_ops import P3D_VARIANTS, TEMPORAL_OPS
 
 
 def check_model_config(cfg) -> None:
-    """ConfigError naming the key for a choice no code implements or a channel config that does
-    not fit the network."""
-    m = cfg.MODEL
+    """ConfigError naming the key for an architecture that is not registered, then the checks of
+    that architecture (:data:`ARCH_CHECKS`)."""
+    arch = cfg.MODEL.ARCH
     registered = sorted(name for name, _ in MODEL_REGISTRY)
-    check(m.ARCH in MODEL_REGISTRY, "MODEL.ARCH", f"unknown model {m.ARCH!r}; registered: {registered}")
+    check(arch in MODEL_REGISTRY, "MODEL.ARCH", f"unknown model {arch!r}; registered: {registered}")
+    if arch in ARCH_CHECKS:
+        ARCH_CHECKS[arch](cfg)
+
+
+def check_resnet3d_config(cfg) -> None:
+    """The choices :func:`~.resnet3d.resnet3d` reads: depth, stem, op codes, head, CAKES layer and
+    channel config (one that does not fit the network is named)."""
+    m = cfg.MODEL
     check_choice(cfg, "MODEL.DEPTH", BLOCKS_PER_STAGE)
     check_choice(cfg, "MODEL.STEM", STEMS)
-    check_choice(cfg, "MODEL.TEMPORAL_OP", list(TEMPORAL_OPS) + ["mc"])  # "mc" resolves per stage
+    check_choice(cfg, "MODEL.TEMPORAL_OP", list(TEMPORAL_OPS) + list(MIXED_OPS))
     check_choice(cfg, "MODEL.HEAD", HEADS)
     check_choice(cfg, "MODEL.CAKES.IMPL", CAKES_IMPLS)
     for op in m.STAGE_TEMPORAL_OPS:
@@ -40,3 +49,7 @@ def _check_channel_config(cfg) -> None:
                                cfg.MODEL.CAKES.SUBKERNELS)
     except ValueError as e:
         raise ConfigError(f"MODEL.CAKES.CONV_CONFIG: {e}") from e
+
+
+# MODEL.ARCH -> the checks of the keys that architecture reads; a new architecture adds its own.
+ARCH_CHECKS = {"resnet3d": check_resnet3d_config}
