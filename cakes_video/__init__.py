@@ -3,6 +3,7 @@
 The names most users need::
 
     from cakes_video import get_cfg, load_config, build_model, load_model, get_config_file
+    from cakes_video import list_models, get_model, get_weights     # the model zoo
 
 They are imported on first use, so that ``import cakes_video.config`` (or reading a YAML
 file) does not import torch, the models or the video decoders.
@@ -16,6 +17,9 @@ _API = {
     "get_config_file": "cakes_video.config",
     "load_config": "cakes_video.config_loader",
     "load_model": "cakes_video.checkpoint",
+    "list_models": "cakes_video.zoo",
+    "get_model": "cakes_video.zoo",
+    "get_weights": "cakes_video.zoo",
 }
 
 __all__ = sorted(_API)

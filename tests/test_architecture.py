@@ -117,8 +117,9 @@ LAYERS = {
     "cakes_video.models": 2, "cakes_video.datasets": 2, "cakes_video.solver": 2,
     "cakes_video.config_loader": 3,
     "cakes_video.checkpoint": 4,
-    "cakes_video.engine": 5,
-    "cakes_video.benchmarks": 6,
+    "cakes_video.zoo": 5,
+    "cakes_video.engine": 6,
+    "cakes_video.benchmarks": 7,
 }
 EDGES, LOCAL = _import_graph()
 

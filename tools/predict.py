@@ -1,13 +1,11 @@
 #!/usr/bin/env python
-"""Top-k classes of one video: ``tools/predict.py --cfg FILE --video PATH [--checkpoint CKPT]
-[--topk 5] [KEY VALUE ...]``. Weights: --checkpoint, else TEST.CHECKPOINT_FILE, else
-OUTPUT_DIR/checkpoints (best, then newest); never random weights."""
+"""Top-k classes of one video: ``tools/predict.py (--cfg FILE | --model ZOO_NAME) --video PATH
+[--checkpoint CKPT] [--topk 5] [KEY VALUE ...]``. Weights: --checkpoint, else TEST.CHECKPOINT_FILE
+(a zoo model's own), else OUTPUT_DIR/checkpoints (best, then newest); never random weights."""
 import argparse
 import sys
 
-from cakes_video import load_config
-from cakes_video.config import add_config_args
-from cakes_video.engine.cli import run_tool
+from cakes_video.engine.cli import add_config_args, config_of, run_tool
 from cakes_video.engine.monitor import setup_logging
 from cakes_video.engine.predict import predict_file
 
@@ -18,7 +16,7 @@ def main(argv=None):
     parser.add_argument("--checkpoint", default="", help="weights; default: as tools/test_net.py finds them")
     parser.add_argument("--topk", type=int, default=5)
     args = add_config_args(parser).parse_args(argv)
-    cfg = load_config(args.cfg_file, args.opts)
+    cfg = config_of(args)
     setup_logging()
     ranked = predict_file(cfg, args.video, args.checkpoint, args.topk)
     print(f"{args.video}:")

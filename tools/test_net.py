@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Multi-view test of a trained model: ``tools/test_net.py --cfg FILE [KEY VALUE ...]``.
+"""Multi-view test of a trained model: ``tools/test_net.py (--cfg FILE | --model ZOO_NAME) [KEY VALUE ...]``.
 
-Weights: TEST.CHECKPOINT_FILE, else OUTPUT_DIR/checkpoints (best, then newest); refuses to run
-without. Writes OUTPUT_DIR/results.json, predictions.csv, per_class_accuracy.csv,
+Weights: TEST.CHECKPOINT_FILE (a zoo model's own, with its test protocol), else
+OUTPUT_DIR/checkpoints (best, then newest); refuses to run without. Writes OUTPUT_DIR/results.json, predictions.csv, per_class_accuracy.csv,
 confusion_matrix.csv and confusion_matrix.png. Multi-process: ``torchrun --nproc_per_node N``.
 """
 import sys

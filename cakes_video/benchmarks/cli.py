@@ -42,7 +42,7 @@ NET_DOC = """Params, fvcore GFLOPs (multiply-add = 1 FLOP) and latency of models
     tools/benchmark_net.py BASE CFG [CFG ...] --compare --device cuda --batch 8 --amp bf16 --frames 8 --size 224
 
 CFG is a YAML config, optionally with overrides of its own (``r3d_18.yaml@MODEL.TEMPORAL_OP=cakes``),
-or ``torchvision:NAME`` (e.g. ``torchvision:r2plus1d_18``). With
+``torchvision:NAME`` (e.g. ``torchvision:r2plus1d_18``) or a zoo model ``zoo:NAME`` (its config). With
 ``--compare`` the models run interleaved in one process and each result gains ``efficiency``
 = (latency_BASE / latency) / (gflops_BASE / gflops) and, for CAKES models,
 ``speedup_vs_reference`` (reference CAKES layer's latency over the efficient layer's).
@@ -79,7 +79,7 @@ CONV_DOC = """FLOP rate of every convolution a model's CAKES layers and dense co
 
     tools/benchmark_conv.py CFG [CFG ...] --frames 16 --size 112 [--batch 1] [--threads 2] [--runs 20]
 
-CFG is as for tools/benchmark_net.py (YAML with optional @KEY=VALUE overrides, or torchvision:NAME).
+CFG is as for tools/benchmark_net.py (YAML with optional @KEY=VALUE overrides, torchvision:NAME or zoo:NAME).
 Each distinct convolution (CAKES layers: the efficient layer's planned convs, or with
 --cakes-impl reference one per sub-kernel) is timed alone through F.conv3d, a direct oneDNN call
 (what --fuse runs) and, where one exists, a 2D form on a view of the same memory (1xkxk over
@@ -103,7 +103,7 @@ def add_model_input_arguments(p: argparse.ArgumentParser, runs: int, warmup: int
     """The arguments every model benchmark tool takes: configs, input size, runs and warm-up runs
     (of each ``timed`` thing), threads, overrides."""
     p.add_argument("configs", nargs="+",
-                   help="YAML configs (optionally @KEY=VALUE) or torchvision:NAME" + configs_help)
+                   help="YAML configs (optionally @KEY=VALUE), torchvision:NAME or zoo:NAME" + configs_help)
     p.add_argument("--frames", type=int, required=True, help="frames per clip (T)")
     p.add_argument("--size", type=int, required=True, help="crop size (H = W)")
     p.add_argument("--batch", type=int, default=1)

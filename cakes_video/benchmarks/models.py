@@ -29,11 +29,13 @@ from ..config_loader import load_config
 from ..models import build_model
 from ..models.complexity import count_gflops_and_modules, count_params
 from ..models.rewrite import to_reference
+from ..zoo import get_weights
 from .breakdown import add_breakdown
 from .execution import Entry, ExecutionPath, SettingError, make_input, make_step
 from .timing import TIMERS, aligned, best_ms, cudnn_autotune, first_call_seconds, interleaved_times, median_ms, sync_for
 
 TORCHVISION_PREFIX = "torchvision:"
+ZOO_PREFIX = "zoo:"  # a zoo model's config (with its own overrides, @KEY=VALUE); weights do not matter here
 
 
 def split_spec(spec: str) -> Tuple[str, List[str]]:
@@ -49,8 +51,9 @@ def split_spec(spec: str) -> Tuple[str, List[str]]:
 
 
 def spec_name(spec: str) -> str:
-    """Display name: ``torchvision:NAME`` as is, a config by its file stem (+ its @overrides)."""
-    if spec.startswith(TORCHVISION_PREFIX):
+    """Display name: ``torchvision:NAME`` and ``zoo:NAME`` as they are, a config by its file stem
+    (+ its @overrides)."""
+    if spec.startswith((TORCHVISION_PREFIX, ZOO_PREFIX)):
         return spec
     path, _ = split_spec(spec)
     stem = os.path.splitext(os.path.basename(path))[0]
@@ -72,7 +75,18 @@ def build_from_spec(spec: str, overrides: Sequence[str] = (), cakes_impl: str = 
             raise ConfigError(f"{spec}: torchvision.models.video has no model {name!r}")
         return getattr(torchvision_video, name)(weights=None)
     path, own = split_spec(spec)
-    return build_model(load_config(path, list(overrides) + own + ["MODEL.CAKES.IMPL", cakes_impl]))
+    settings = list(overrides) + own + ["MODEL.CAKES.IMPL", cakes_impl]
+    if path.startswith(ZOO_PREFIX):
+        return build_model(zoo_config(path[len(ZOO_PREFIX):], settings))
+    return build_model(load_config(path, settings))
+
+
+def zoo_config(name: str, overrides: Sequence[str]):
+    """The config of zoo model ``name`` with ``overrides``; ConfigError naming it when the zoo has none."""
+    try:
+        return get_weights(name).config(overrides)
+    except KeyError as e:
+        raise ConfigError(f"{ZOO_PREFIX}{name}: {e.args[0]}") from None
 
 
 def build_entries(specs: Sequence[str], frames: int, size: int, *, path: ExecutionPath = ExecutionPath(),

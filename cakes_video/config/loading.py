@@ -1,15 +1,11 @@
 """YAML merging with ``_BASE_`` inheritance and ``KEY VALUE`` command-line overrides.
 
-One convention for every tool: ``--cfg FILE`` then any number of ``KEY VALUE`` pairs,
-applied in order after the file, e.g.::
-
-    tools/train_net.py --cfg r3d_18 SOLVER.BASE_LR 0.05 TRAIN.BATCH_SIZE 16
-
-FILE is a path, or the name of a config that ships in the package (:mod:`.files`).
+Every tool takes ``--cfg FILE`` then any number of ``KEY VALUE`` pairs, applied in order after
+the file (``cakes_video.engine.cli``); FILE is a path, or the name of a config that ships in
+the package (:mod:`.files`).
 :func:`merge_config` checks keys, types and ranges; the complete check, which also asks the
 owners of every choice, is ``cakes_video.config_loader.load_config``.
 """
-import argparse
 import logging
 import os
 from typing import Optional, Sequence
@@ -110,12 +106,3 @@ def _check_mapping(path: str) -> None:
 
 def _reason(e: Exception) -> str:
     return e.args[0] if e.args and isinstance(e.args[0], str) else repr(e)
-
-
-def add_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Adds the shared ``--cfg FILE`` and trailing ``KEY VALUE`` arguments to a tool's parser."""
-    parser.add_argument("--cfg", dest="cfg_file", required=True,
-                        help="YAML config file, or the name of a packaged config (e.g. r3d_18)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
-                        help="config overrides as KEY VALUE pairs, e.g. SOLVER.BASE_LR 0.1")
-    return parser

@@ -1,4 +1,4 @@
-"""What the command-line tools share: ``--cfg FILE [KEY VALUE ...]`` parsing, and expected
+"""What the command-line tools share: ``--cfg FILE | --model NAME [KEY VALUE ...]`` parsing, and expected
 failures as one clear line and exit status 1 instead of a traceback; the process group is
 always closed."""
 import argparse
@@ -6,12 +6,13 @@ import logging
 from typing import Callable, Optional, Sequence
 
 from ..checkpoint.schema import CheckpointError
-from ..config import ConfigError, add_config_args
+from ..config import ConfigError
 from ..config_loader import load_config
 from ..datasets.catalog import AnnotationError
 from ..datasets.decoding import DecodeError
 from ..datasets.failures import TooManyFailedVideos
 from ..utils.distributed import shutdown_distributed
+from ..zoo import DownloadError, checkpoint_file, get_weights
 from .hooks import NonFiniteLossError
 
 logger = logging.getLogger(__name__)
@@ -19,7 +20,8 @@ logger = logging.getLogger(__name__)
 
 def expected_errors() -> tuple:
     """Errors caused by the config, the data or the weights (not bugs): reported without traceback."""
-    return ConfigError, CheckpointError, AnnotationError, DecodeError, TooManyFailedVideos, NonFiniteLossError
+    return (ConfigError, CheckpointError, AnnotationError, DecodeError, TooManyFailedVideos, NonFiniteLossError,
+            DownloadError)
 
 
 def run_tool(main: Callable) -> int:
@@ -35,8 +37,28 @@ def run_tool(main: Callable) -> int:
         shutdown_distributed()
 
 
-def parse_args(description: str, argv: Optional[Sequence[str]] = None):
-    """Parses ``--cfg FILE [KEY VALUE ...]``; returns ``(args, cfg)`` with cfg loaded and checked."""
+def add_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Adds the shared ``--cfg FILE | --model NAME`` and trailing ``KEY VALUE`` arguments."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--cfg", dest="cfg_file", help="YAML config file, or the name of a packaged config (r3d_18)")
+    source.add_argument("--model", help="a zoo model (cakes_video.list_models()): its config, protocol and weights")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
+                        help="config overrides as KEY VALUE pairs, e.g. SOLVER.BASE_LR 0.1")
+    return parser
+
+
+def config_of(args: argparse.Namespace, weights_key: str = "TEST.CHECKPOINT_FILE"):
+    """The checked config ``args`` name: ``--cfg`` with its overrides, or the ``--model`` zoo
+    entry's (its weights, fetched and verified, under ``weights_key``) with them."""
+    if args.model is None:
+        return load_config(args.cfg_file, args.opts)
+    weights = get_weights(args.model)
+    return weights.config([weights_key, checkpoint_file(args.model), *args.opts])
+
+
+def parse_args(description: str, argv: Optional[Sequence[str]] = None, weights_key: str = "TEST.CHECKPOINT_FILE"):
+    """Parses ``--cfg FILE | --model NAME [KEY VALUE ...]``; returns ``(args, cfg)`` with cfg
+    loaded and checked (a zoo model's weights under ``weights_key``)."""
     parser = add_config_args(argparse.ArgumentParser(description=description))
     args = parser.parse_args(argv)
-    return args, load_config(args.cfg_file, args.opts)
+    return args, config_of(args, weights_key)

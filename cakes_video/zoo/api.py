@@ -1,0 +1,185 @@
+"""The zoo's Python API: ``list_models()``, ``get_weights(name)``, ``get_model(name)``.
+
+Weights are fetched through :mod:`.download` (verified cache, offline mode, mirrors) or read
+from the package, converted into this project's model when published in another format,
+and loaded strictly: a file whose layout, config or class count does not fit the entry
+fails naming both.
+"""
+import dataclasses
+import functools
+import os
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+from fvcore.common.config import CfgNode
+from torch import nn
+
+from ..checkpoint.convert import official_cakes_to_project, official_state_dict, read_published, torchvision_to_project
+from ..checkpoint.schema import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
+from ..config import get_config_file
+from ..config_loader import load_config
+from ..datasets.catalog import read_class_names
+from ..datasets.transforms import crop_views
+from ..models import build_model
+from .download import DownloadError, cache_dir, fetch, verify
+from .manifest import ZooEntry, load_manifest
+
+# Config keys an entry's weights depend on: a checkpoint trained with other values does not fit.
+ARCHITECTURE_KEYS = ("ARCH", "DEPTH", "STEM", "TEMPORAL_OP", "STAGE_TEMPORAL_OPS", "NUM_CLASSES", "HEAD")
+
+
+@functools.lru_cache(maxsize=1)
+def _manifest() -> Dict[str, ZooEntry]:
+    return load_manifest()
+
+
+def list_models() -> List[str]:
+    """Every zoo name, in the manifest's order."""
+    return list(_manifest())
+
+
+def entry(name: str) -> ZooEntry:
+    """The manifest entry ``name``; KeyError listing the zoo's names otherwise."""
+    if name not in _manifest():
+        raise KeyError(f"no zoo model {name!r}; the zoo has: {list_models()}")
+    return _manifest()[name]
+
+
+@dataclass(frozen=True)
+class ZooWeights:
+    """A zoo model's weights and what goes with them: metadata, config, class names, the
+    test-time preprocessing."""
+
+    entry: ZooEntry
+
+    @property
+    def meta(self) -> Dict:
+        """The manifest entry as a dict (dataset, input, protocol, accuracy, cost, source, licence)."""
+        return dataclasses.asdict(self.entry)
+
+    def config(self, overrides: Sequence = ()) -> CfgNode:
+        """The model's config with the entry's class names, testing with the entry's protocol,
+        then ``overrides``."""
+        e = self.entry
+        own = ["DATA.CLASS_NAMES", get_config_file(e.classes), *e.config_overrides, *e.test_overrides]
+        return load_config(e.config, [*own, *overrides])
+
+    def class_names(self) -> List[str]:
+        """Class names in label order."""
+        return read_class_names(get_config_file(self.entry.classes))
+
+    def transforms(self) -> Callable:
+        """The test-time preprocessing of one clip: uint8 frames ``[T, H, W, 3]`` -> float
+        ``[crops, 3, T, crop, crop]`` (short side resized, cropped, normalised as the model was
+        tested). Which frames make the clips is the config's test sampling (``DATA.*``)."""
+        cfg = self.config()
+        data = cfg.DATA
+        return functools.partial(crop_views, scale=data.TEST_SCALE, crop_size=data.TEST_CROP_SIZE,
+                                 num_crops=cfg.TEST.NUM_SPATIAL_CROPS, mean=tuple(data.MEAN), std=tuple(data.STD))
+
+
+def get_weights(name: str) -> ZooWeights:
+    """The weights of zoo model ``name`` (nothing is downloaded until they are loaded)."""
+    return ZooWeights(entry(name))
+
+
+def get_model(name: str, pretrained: bool = True, weights_path: Optional[str] = None) -> nn.Module:
+    """Zoo model ``name`` in eval mode, with its trained weights unless ``pretrained=False``.
+
+    ``weights_path``: a local copy of the published file (the only way for weights that must
+    be downloaded by hand). Raises DownloadError (file unavailable), CheckpointError (a file
+    that does not fit the entry, naming both).
+    """
+    weights = get_weights(name)
+    model = build_model(weights.config())
+    if pretrained:
+        state, source = state_dict(weights, weights_path)
+        load_model_state(model, state, source=source)
+    return model.eval()
+
+
+def state_dict(weights: ZooWeights, weights_path: Optional[str] = None):
+    """``(state dict in this project's key names, the file it came from)``, checked against the entry."""
+    e = weights.entry
+    path = weights_path or _weights_file(e)
+    state = WEIGHT_READERS[e.weights["format"]](e, path)
+    _check_head(e, state, path, len(weights.class_names()))
+    return state, path
+
+
+def checkpoint_file(name: str, weights_path: Optional[str] = None) -> str:
+    """A project checkpoint of zoo model ``name`` (what TEST.CHECKPOINT_FILE takes): the packaged
+    file itself, or the published file converted afresh into ``<cache>/converted/<name>.pyth``."""
+    weights = get_weights(name)
+    if weights.entry.packaged_weights and not weights_path:
+        state_dict(weights)  # verifies it
+        return weights.entry.packaged_weights
+    state, source = state_dict(weights, weights_path)
+    path = os.path.join(cache_dir(), "converted", f"{name}.pyth")
+    return save_checkpoint(path, state, cfg=weights.config().dump(), converted_from=source)
+
+
+def _weights_file(e: ZooEntry) -> str:
+    w = e.weights
+    if e.packaged_weights:
+        return e.packaged_weights
+    if w.get("manual_download"):
+        cached = os.path.join(cache_dir(), w["file_name"])
+        if not os.path.isfile(cached):
+            raise DownloadError(f"zoo model {e.name!r}: {cached} not found. {w['manual_download']}")
+        return cached
+    return fetch(w["url"], w["file_name"], w["sha256"])
+
+
+def _read_torchvision(e: ZooEntry, path: str) -> Dict[str, torch.Tensor]:
+    return torchvision_to_project(torch.load(path, map_location="cpu", weights_only=True), e.weights["arch"])
+
+
+def _read_official(e: ZooEntry, path: str) -> Dict[str, torch.Tensor]:
+    return official_cakes_to_project(official_state_dict(read_published(path), path))
+
+
+def _read_project(e: ZooEntry, path: str) -> Dict[str, torch.Tensor]:
+    if e.weights.get("sha256") and path == e.packaged_weights:
+        verify(path, e.weights["sha256"])
+    ckpt = load_checkpoint(path)
+    _check_config(e, ckpt, path)
+    return ckpt["model"]
+
+
+# weights.format -> reader(entry, local file) -> state dict in this project's key names.
+WEIGHT_READERS = {"torchvision": _read_torchvision, "official-cakes": _read_official, "project": _read_project}
+
+
+def _check_config(e: ZooEntry, ckpt: Dict, path: str) -> None:
+    """CheckpointError when the checkpoint's own config differs from the entry's in a key its
+    weights depend on (:data:`ARCHITECTURE_KEYS`)."""
+    if not ckpt.get("cfg"):
+        return
+    theirs = CfgNode.load_cfg(ckpt["cfg"]).MODEL
+    ours = get_weights(e.name).config().MODEL
+    differ = [f"MODEL.{k}: {theirs.get(k)!r} in the file, {ours.get(k)!r} in the entry"
+              for k in ARCHITECTURE_KEYS if theirs.get(k) != ours.get(k)]
+    if differ:
+        raise CheckpointError(f"{path} does not fit zoo model {e.name!r} (config {e.config}): " + "; ".join(differ))
+
+
+def _check_head(e: ZooEntry, state: Dict[str, torch.Tensor], path: str, num_classes: int) -> None:
+    """CheckpointError when the classifier's classes differ from the entry's class names."""
+    head = state.get("head.fc.weight")
+    if head is not None and head.shape[0] != num_classes:
+        raise CheckpointError(f"{path} has a head of {head.shape[0]} classes; zoo model {e.name!r} has "
+                              f"{num_classes} ({e.classes})")
+
+
+def prefetch(names: Sequence[str]) -> Dict[str, str]:
+    """Fetches and verifies the weights of each zoo model (for a machine that goes offline later);
+    returns name -> local file, or the error message for those that could not be had."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = state_dict(get_weights(name))[1]
+        except (DownloadError, CheckpointError, KeyError) as e:
+            found[name] = f"error: {e}"
+    return found
