@@ -87,6 +87,17 @@ def test_deterministic_from_seed(bench, tmp_path):
         assert filecmp.cmp(bench[split], again[split], shallow=False)
 
 
+def test_one_split_alone_is_that_split_of_the_whole_benchmark(bench, tmp_path):
+    alone = synthetic.make_synthetic(str(tmp_path / "t"), seed=3, videos_per_class=1, frames=FRAMES, size=SIZE,
+                                     splits=("test",))
+    assert "train" not in alone and not os.path.exists(os.path.join(alone["root"], "videos", "train"))
+    assert filecmp.cmp(bench["test"], alone["test"], shallow=False)
+    for rel, _ in _entries(alone, "test"):
+        assert filecmp.cmp(os.path.join(bench["root"], rel), os.path.join(alone["root"], rel), shallow=False)
+    with pytest.raises(ValueError, match="splits must be among"):
+        synthetic.make_synthetic(str(tmp_path / "x"), splits=("holdout",))
+
+
 @pytest.mark.parametrize("motion, key", [("horizontal", "x"), ("vertical", "y"),
                                          ("rotation", "angle"), ("scale", "half")])
 def test_forward_motion_directions(motion, key):

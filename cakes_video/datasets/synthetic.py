@@ -201,18 +201,22 @@ def _write_json(path: str, obj) -> str:
 
 
 def make_synthetic(out_dir: str, seed: int = 0, videos_per_class: int = 32, frames: int = 16,
-                   size: int = 64) -> dict:
+                   size: int = 64, splits=SPLITS) -> dict:
     """Writes the benchmark under ``out_dir``; returns {name: path} of what it wrote.
 
-    Keys: root, train, val, test, classes, pairs, flip_label_map, meta.
+    Keys: root, the ``splits`` written (train, val, test), classes, pairs, flip_label_map, meta.
+    A clip depends only on (seed, split, its class pair, its index), so writing fewer
+    ``splits`` gives those splits exactly as the whole benchmark has them.
     """
+    if not set(splits) <= set(SPLITS):
+        raise ValueError(f"splits must be among {SPLITS}, got {list(splits)}")
     if videos_per_class < 1 or frames < 2 or size < 32:
         raise ValueError(f"need videos_per_class >= 1, frames >= 2, size >= 32; got "
                          f"{videos_per_class}, {frames}, {size}")
     os.makedirs(out_dir, exist_ok=True)
     paths = {"root": out_dir}
     counts = split_sizes(videos_per_class)
-    for split in SPLITS:
+    for split in splits:
         lines = _write_split(out_dir, split, counts[split], seed, frames, size)
         paths[split] = _write_text(os.path.join(out_dir, f"{split}.txt"), lines)
     paths["classes"] = _write_text(os.path.join(out_dir, "classes.txt"), CLASS_NAMES)
