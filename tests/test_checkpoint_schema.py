@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from cakes_video.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
+from cakes_video.checkpoint import CheckpointError, export_weights, load_checkpoint, load_model_state, save_checkpoint
 
 
 def _net():
@@ -70,3 +70,36 @@ def test_allow_missing_prefix_for_a_new_head():
     load_model_state(target, state, allow_missing=["1."])
     assert torch.equal(target[0].weight, source[0].weight)  # the kept keys loaded
     assert torch.equal(target[1].weight, own)  # the allowed-missing part keeps its own values
+
+
+def test_half_precision_export_holds_the_model_state_alone_and_loads_into_a_float32_model(tmp_path):
+    net = _net().eval()
+    with torch.no_grad():
+        net[1].running_var.uniform_(0.5, 2.0)
+    trained = save_checkpoint(str(tmp_path / "best.pyth"), net.state_dict(), epoch=3, cfg="X: 1\n",
+                              optimizer={"lr": 0.1}, metrics={"val_top1": 50.0})
+    shipped = export_weights(trained, str(tmp_path / "shipped.pyth"))
+    stored = torch.load(shipped, weights_only=True)
+    assert set(stored) == {"format", "model", "half"} and stored["half"] is True
+    assert stored["model"]["0.weight"].dtype == torch.float16
+    assert stored["model"]["1.num_batches_tracked"].dtype == torch.int64
+    state = load_checkpoint(shipped)["model"]
+    assert all(v.dtype == torch.float32 for k, v in state.items() if k != "1.num_batches_tracked")
+    assert all(torch.equal(v, net.state_dict()[k].half().to(v.dtype)) for k, v in state.items())
+    model = _net().eval()
+    load_model_state(model, state, source=shipped)
+    x = torch.randn(2, 4)
+    assert model[0].weight.dtype == torch.float32 and torch.allclose(model(x), net(x), atol=1e-2)
+
+
+def test_full_precision_export_keeps_the_weights_and_float16_overflow_is_refused(tmp_path):
+    net = _net()
+    trained = save_checkpoint(str(tmp_path / "best.pyth"), net.state_dict(), epoch=1)
+    state = load_checkpoint(export_weights(trained, str(tmp_path / "full.pyth"), half=False))["model"]
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in state.items())
+    with torch.no_grad():
+        net[1].running_var[0] = 1e5
+    huge = save_checkpoint(str(tmp_path / "huge.pyth"), net.state_dict())
+    with pytest.raises(CheckpointError, match="huge.pyth.*float16 range: 1.running_var"):
+        export_weights(huge, str(tmp_path / "half.pyth"))
+    assert not (tmp_path / "half.pyth").exists()

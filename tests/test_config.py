@@ -49,6 +49,10 @@ def test_base_inheritance_and_overrides(tmp_path):
     ("", ["MODEL.TEMPORAL_STRIDES", "[1, 0, 2, 2]"], ["MODEL.TEMPORAL_STRIDES"]),
     ("", ["MODEL.P3D_VARIANTS", "['A', 'D']"], ["MODEL.P3D_VARIANTS"]),
     ("", ["MODEL.KERNEL_SIZE", "4"], ["MODEL.KERNEL_SIZE"]),
+    ("", ["MODEL.BASE_WIDTH", "0"], ["MODEL.BASE_WIDTH", "positive int", "uniform"]),
+    ("", ["MODEL.BASE_WIDTH", "32.0"], ["MODEL.BASE_WIDTH"]),
+    ("", ["MODEL.DEPTH", "50", "MODEL.TEMPORAL_OP", "cakes", "MODEL.CAKES.CONV_CONFIG", "CAKES123D_P",
+          "MODEL.BASE_WIDTH", "32"], ["MODEL.CAKES.CONV_CONFIG", "the layer needs"]),
     ("", ["DEVICE", "gpu"], ["DEVICE", "'gpu'", "auto"]),
     ("", ["TEST.NUM_SPATIAL_CROPS", "2"], ["TEST.NUM_SPATIAL_CROPS", "2"]),
     ("", ["TEST.AGGREGATION", "median"], ["TEST.AGGREGATION", "mean_softmax"]),
@@ -162,3 +166,11 @@ def test_empty_config_file_is_named(tmp_path):
     empty.write_text("")
     with pytest.raises(ConfigError, match="empty.yaml"):
         load_config(str(empty))
+
+
+def test_synthetic_zoo_configs_are_the_demo_at_width_32_and_differ_only_in_the_op():
+    cakes = load_config("synthetic/cakes_r10_w32")
+    assert cakes.MODEL.BASE_WIDTH == 32 and cakes.SOLVER.MAX_EPOCH == 6
+    demo = load_config("demo/cakes_r10_synthetic", ["MODEL.BASE_WIDTH", "32", "SOLVER.MAX_EPOCH", "6"])
+    assert cakes == demo  # the demo's data settings, so its data overrides apply
+    assert load_config("synthetic/r3d_r10_w32", ["MODEL.TEMPORAL_OP", "cakes"]) == cakes

@@ -178,3 +178,53 @@ def test_unreadable_channel_config_file_is_named(tmp_path):
     path.write_text("[{kxkxk: 4")
     with pytest.raises(ValueError, match="cannot read channel config .*channels.yaml"):
         ResNet3D(depth=10, stage_ops=["cakes"] * 4, channel_config=str(path))
+
+
+def _build_seeded(**kwargs):
+    torch.manual_seed(0)
+    return ResNet3D(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [dict(depth=18), dict(depth=18, stem="2plus1d", stage_ops=["2plus1d"] * 4),
+                                    dict(depth=50, stage_ops=["cakes"] * 4, channel_config="CAKES123D_P")])
+def test_default_base_width_is_64_and_the_published_widths(kwargs):
+    default, width_64 = _build_seeded(**kwargs), _build_seeded(base_width=64, **kwargs)
+    default_state, state_64 = default.state_dict(), width_64.state_dict()
+    assert list(default_state) == list(state_64)
+    assert all(torch.equal(default_state[k], state_64[k]) for k in default_state)  # same init given the seed
+    first_convs = [getattr(default, f"layer{s}")[0].conv1 for s in range(1, 5)]
+    expected = [64, 64, 128, 256] if kwargs["depth"] < 50 else [64, 256, 512, 1024]
+    assert [next(c.parameters()).shape[1] for c in first_convs] == expected
+    assert resnet3d.stage_widths() == [64, 128, 256, 512]
+    if kwargs.get("stem") == "2plus1d":
+        assert default.stem.conv_s.out_channels == 45  # torchvision's R(2+1)D stem
+
+
+def _widths(model):
+    """(in-channels of every conv after the stem's, BatchNorm widths, head input width)."""
+    convs = [m.in_channels for m in model.modules() if isinstance(m, nn.Conv3d)][1:]
+    norms = [m.num_features for m in model.modules() if isinstance(m, nn.BatchNorm3d)]
+    return convs, norms, model.head.fc.in_features
+
+
+@pytest.mark.parametrize("op", ["cakes", "3d"])
+def test_base_width_32_halves_every_width(op):
+    kwargs = dict(depth=10, num_classes=5, stage_ops=[op] * 4, channel_config="uniform")
+    full, half = ResNet3D(**kwargs), ResNet3D(base_width=32, **kwargs).eval()
+    (full_convs, full_norms, full_head), (convs, norms, head) = _widths(full), _widths(half)
+    assert convs == [n // 2 for n in full_convs] and norms == [n // 2 for n in full_norms]
+    assert half.stem.conv.out_channels == 32 and head == full_head // 2 == 256
+    assert resnet3d.cakes_layer_widths(10, 32) == [(w // 2, fill) for w, fill in resnet3d.cakes_layer_widths(10)]
+    if op == "cakes":
+        assert [sum(b.conv2.counts.values()) for b in (half.layer1[0], half.layer4[0])] == [32, 256]
+    with torch.no_grad():
+        assert half(_clip()).shape == (1, 5)
+
+
+def test_base_width_scales_the_r2plus1d_stem_and_must_be_positive():
+    assert ResNet3D(depth=10, stem="2plus1d", base_width=32).stem.conv_s.out_channels == 22  # 45 * 32 // 64
+    cfg = get_cfg()
+    cfg.MODEL.DEPTH, cfg.MODEL.BASE_WIDTH = 10, 16
+    assert build_model(cfg).stem.conv.out_channels == 16
+    with pytest.raises(ValueError, match="base_width must be a positive int"):
+        ResNet3D(depth=10, base_width=0)

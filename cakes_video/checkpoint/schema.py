@@ -6,9 +6,10 @@ A checkpoint is a dict::
      "optimizer": ..., "scheduler": ..., "scaler": ..., "epoch": int, "iteration": int,
      "metrics": {name: float}}
 
-Only ``format`` and ``model`` are required; converted weights carry ``cfg`` too. Every
-value is a tensor, number, string, or container of those, so ``torch.load(weights_only=True)``
-reads it.
+Only ``format`` and ``model`` are required; converted weights carry ``cfg`` too. Shipped
+weights (:func:`~.export.export_weights`) carry ``"half": True``: their floating-point tensors
+are stored as float16, and :func:`load_checkpoint` returns them as float32. Every value is a
+tensor, number, string, or container of those, so ``torch.load(weights_only=True)`` reads it.
 """
 from typing import Dict, List, Optional, Tuple
 
@@ -18,6 +19,7 @@ from torch import nn
 from ..utils.io import path_manager, replace_atomically
 
 FORMAT = "cakes-video/1"
+HALF_FIELD = "half"  # True: the floating-point tensors of "model" are stored as float16
 
 
 class CheckpointError(RuntimeError):
@@ -40,8 +42,15 @@ def save_checkpoint(path: str, model_state: Dict[str, torch.Tensor], **fields) -
     return path
 
 
+def float_state(state: Dict[str, torch.Tensor], dtype: torch.dtype) -> Dict[str, torch.Tensor]:
+    """``state`` with every floating-point tensor cast to ``dtype`` (integer tensors, such as
+    BatchNorm's ``num_batches_tracked``, unchanged)."""
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+
+
 def load_checkpoint(path: str) -> dict:
-    """Reads a checkpoint of this project's format (local path or URL) onto the CPU."""
+    """Reads a checkpoint of this project's format (local path or URL) onto the CPU; the
+    weights of a half-precision file (``"half": True``) come back as float32."""
     try:
         with path_manager.open(path, "rb") as f:
             ckpt = torch.load(f, map_location="cpu", weights_only=True)
@@ -52,6 +61,8 @@ def load_checkpoint(path: str) -> dict:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (convert published weights with "
                               "tools/convert_checkpoint.py)")
+    if ckpt.get(HALF_FIELD):
+        ckpt["model"] = float_state(ckpt["model"], torch.float32)
     return ckpt
 
 

@@ -8,6 +8,9 @@ def add_config(cfg: CfgNode) -> None:
     cfg.MODEL = CfgNode()
     cfg.MODEL.ARCH = "resnet3d"  # key in MODEL_REGISTRY (cakes_video.models)
     cfg.MODEL.DEPTH = 18  # 10, 18, 34 (basic block), 50, 101 (bottleneck)
+    # Stem output channels; stage widths are BASE_WIDTH x (1, 2, 4, 8). 64 = the published networks
+    # (their weights and the official / packaged CAKES channel configs are for 64; "uniform" fits any).
+    cfg.MODEL.BASE_WIDTH = 64
     cfg.MODEL.NUM_CLASSES = 400
     # "3x7x7" (R3D), "1x7x7" (C2D / official CAKES), "2plus1d" (R(2+1)D stem).
     cfg.MODEL.STEM = "3x7x7"
@@ -47,6 +50,10 @@ def check_ranges(cfg: CfgNode) -> None:
     check(all(isinstance(s, int) and s >= 1 for s in m.TEMPORAL_STRIDES), "MODEL.TEMPORAL_STRIDES",
           f"entries must be positive ints, got {list(m.TEMPORAL_STRIDES)}")
     check(m.NUM_CLASSES > 0, "MODEL.NUM_CLASSES", "must be positive")
+    check(isinstance(m.BASE_WIDTH, int) and m.BASE_WIDTH >= 1, "MODEL.BASE_WIDTH",
+          f"must be a positive int, got {m.BASE_WIDTH!r} (64 = the published networks; a CAKES channel "
+          "config other than 'uniform' must also fit the widths it gives, and pretrained weights need "
+          "the width they were trained with)")
     check(0.0 <= m.DROPOUT < 1.0, "MODEL.DROPOUT", "must be in [0, 1)")
     k = m.KERNEL_SIZE
     check(k >= 1 and k % 2 == 1, "MODEL.KERNEL_SIZE", f"must be a positive odd int, got {k}")

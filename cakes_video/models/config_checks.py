@@ -45,7 +45,7 @@ def _check_channel_config(cfg) -> None:
         except ValueError as e:
             raise ConfigError(f"MODEL.CAKES.SUBKERNELS: {e}") from e
     try:
-        resolve_channel_config(cfg.MODEL.CAKES.CONV_CONFIG, cakes_layer_widths(cfg.MODEL.DEPTH),
+        resolve_channel_config(cfg.MODEL.CAKES.CONV_CONFIG, cakes_layer_widths(cfg.MODEL.DEPTH, cfg.MODEL.BASE_WIDTH),
                                cfg.MODEL.CAKES.SUBKERNELS)
     except ValueError as e:
         raise ConfigError(f"MODEL.CAKES.CONV_CONFIG: {e}") from e

@@ -2,7 +2,8 @@
 
 A stem, four stages of basic (depth 10/18/34) or bottleneck (50/101) blocks, and a head.
 Each block's spatio-temporal convolution comes from :mod:`temporal_ops` by op code, chosen
-per stage. Input ``[N, 3, T, H, W]`` float, output logits ``[N, num_classes]``.
+per stage. Input ``[N, 3, T, H, W]`` float, output logits ``[N, num_classes]``. Widths scale
+with a base width (the stem's output channels; stages x1, x2, x4, x8; 64 by default).
 
 Module names (the checkpoint converters rely on them):
 ``stem.{conv,bn}`` (or ``stem.{conv_s,bn_s,conv_t,bn}`` for the 2plus1d stem), ``layer{1-4}.{j}``
@@ -20,10 +21,10 @@ from .subkernels import VIDEO_SUBKERNELS, resolve_channel_config
 from .temporal_ops import Conv2Plus1d, ConvBN, make_temporal_conv, r2plus1d_midplanes, temporal_conv_out_channels
 
 BLOCKS_PER_STAGE = {10: [1, 1, 1, 1], 18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}
-STAGE_WIDTHS = (64, 128, 256, 512)
+DEFAULT_BASE_WIDTH = 64  # the published networks: stem 64, stages 64 / 128 / 256 / 512
+STAGE_WIDTH_MULTIPLIERS = (1, 2, 4, 8)
 SPATIAL_STRIDES = (1, 2, 2, 2)
-STEM_CHANNELS = 64
-R2PLUS1D_STEM_MIDPLANES = 45  # torchvision's R(2+1)D stem width
+R2PLUS1D_STEM_MIDPLANES = 45  # torchvision's R(2+1)D stem width, at base width 64
 
 
 def is_bottleneck(depth: int) -> bool:
@@ -32,15 +33,20 @@ def is_bottleneck(depth: int) -> bool:
     return depth >= 50
 
 
-def cakes_layer_widths(depth: int) -> List[Tuple[int, bool]]:
-    """(width, must_fill) of every CAKES layer of a ResNet of ``depth``, in order.
+def stage_widths(base_width: int = DEFAULT_BASE_WIDTH) -> List[int]:
+    """The 4 stage widths (bottleneck inner widths): ``base_width`` x (1, 2, 4, 8)."""
+    return [base_width * m for m in STAGE_WIDTH_MULTIPLIERS]
+
+
+def cakes_layer_widths(depth: int, base_width: int = DEFAULT_BASE_WIDTH) -> List[Tuple[int, bool]]:
+    """(width, must_fill) of every CAKES layer of a ResNet of ``depth`` and ``base_width``, in order.
 
     Bottleneck nets have one CAKES layer per block (the middle conv); basic-block nets two
     (both 3x3x3 convs). ``must_fill`` marks layers whose output feeds the residual sum, so
     their counts must add up to the width exactly; others may use fewer channels.
     """
     layers = []
-    for width, blocks in zip(STAGE_WIDTHS, BLOCKS_PER_STAGE[depth]):
+    for width, blocks in zip(stage_widths(base_width), BLOCKS_PER_STAGE[depth]):
         for _ in range(blocks):
             layers += [(width, False)] if is_bottleneck(depth) else [(width, False), (width, True)]
     return layers
@@ -113,19 +119,25 @@ class Bottleneck(nn.Module):
         return self.relu(y + shortcut)
 
 
-# MODEL.STEM -> stem ``[N, 3, T, H, W] -> [N, 64, T, H/2, W/2]`` (no temporal stride).
+def r2plus1d_stem_midplanes(base_width: int) -> int:
+    """The R(2+1)D stem's width between its 1x7x7 and 3x1x1 convs: 45 at base width 64, scaled."""
+    return max(1, R2PLUS1D_STEM_MIDPLANES * base_width // DEFAULT_BASE_WIDTH)
+
+
+# MODEL.STEM -> stem of ``width`` output channels, ``[N, 3, T, H, W] -> [N, width, T, H/2, W/2]``
+# (no temporal stride).
 STEMS = {
-    "3x7x7": lambda: ConvBN(3, STEM_CHANNELS, (3, 7, 7), (1, 2, 2)),
-    "1x7x7": lambda: ConvBN(3, STEM_CHANNELS, (1, 7, 7), (1, 2, 2)),
-    "2plus1d": lambda: Conv2Plus1d(3, STEM_CHANNELS, R2PLUS1D_STEM_MIDPLANES, (3, 7, 7), (1, 2, 2)),
+    "3x7x7": lambda width: ConvBN(3, width, (3, 7, 7), (1, 2, 2)),
+    "1x7x7": lambda width: ConvBN(3, width, (1, 7, 7), (1, 2, 2)),
+    "2plus1d": lambda width: Conv2Plus1d(3, width, r2plus1d_stem_midplanes(width), (3, 7, 7), (1, 2, 2)),
 }
 
 
-def make_stem(stem: str) -> nn.Module:
-    """The stem named ``stem`` (a key of :data:`STEMS`)."""
+def make_stem(stem: str, width: int = DEFAULT_BASE_WIDTH) -> nn.Module:
+    """The stem named ``stem`` (a key of :data:`STEMS`) with ``width`` output channels."""
     if stem not in STEMS:
         raise ValueError(f"unknown stem {stem!r}; expected one of {list(STEMS)}")
-    return STEMS[stem]()
+    return STEMS[stem](width)
 
 
 class ResNet3D(nn.Module):
@@ -146,6 +158,8 @@ class ResNet3D(nn.Module):
         cakes_subkernels: the sub-kernel vocabulary a "uniform" channel config splits over.
         p3d_variants: P3D variants cycled over the blocks of the network.
         cakes_impl: "reference" or "efficient" CAKES layer.
+        base_width: the stem's output channels; stage widths are ``base_width`` x (1, 2, 4, 8)
+            (x4 more at the output of a bottleneck). 64 is the published networks.
     """
 
     def __init__(self, depth: int = 18, num_classes: int = 400, stem: str = "3x7x7", stem_pool: bool = False,
@@ -153,35 +167,40 @@ class ResNet3D(nn.Module):
                  temporal_pool: bool = False, head: str = "clip", dropout: float = 0.0, kernel_size: int = 3,
                  channel_config: Union[str, List[Dict[str, int]], None] = None,
                  p3d_variants: Sequence[str] = ("A", "B", "C"), cakes_impl: str = "reference",
-                 cakes_subkernels: Sequence[str] = VIDEO_SUBKERNELS):
+                 cakes_subkernels: Sequence[str] = VIDEO_SUBKERNELS, base_width: int = DEFAULT_BASE_WIDTH):
         super().__init__()
         if len(stage_ops) != 4 or len(temporal_strides) != 4:
             raise ValueError("stage_ops and temporal_strides need 4 entries each")
+        if base_width < 1:
+            raise ValueError(f"base_width must be a positive int, got {base_width}")
         block = Bottleneck if is_bottleneck(depth) else BasicBlock
-        layer_counts = self._layer_counts(depth, stage_ops, channel_config, cakes_subkernels)
-        self.stem = make_stem(stem)
+        widths = stage_widths(base_width)
+        layer_counts = self._layer_counts(cakes_layer_widths(depth, base_width), stage_ops, channel_config,
+                                          cakes_subkernels)
+        self.stem = make_stem(stem, base_width)
         self.stem_pool = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)) if stem_pool else nn.Identity()
         self.temporal_pool = nn.MaxPool3d((3, 1, 1), (2, 1, 1), (1, 0, 0)) if temporal_pool else nn.Identity()
-        in_channels, block_index = STEM_CHANNELS, 0
+        in_channels, block_index = base_width, 0
         for stage, num_blocks in enumerate(BLOCKS_PER_STAGE[depth]):
             first_stride = (temporal_strides[stage], SPATIAL_STRIDES[stage], SPATIAL_STRIDES[stage])
             blocks = []
             for j in range(num_blocks):
                 counts = [layer_counts.pop(0) for _ in range(block.num_temporal_convs)]
                 variant = p3d_variants[block_index % len(p3d_variants)]
-                blocks.append(block(in_channels, STAGE_WIDTHS[stage], first_stride if j == 0 else (1, 1, 1),
+                blocks.append(block(in_channels, widths[stage], first_stride if j == 0 else (1, 1, 1),
                                     stage_ops[stage], counts, kernel_size=kernel_size, cakes_impl=cakes_impl,
                                     p3d_variant=variant))
-                in_channels, block_index = STAGE_WIDTHS[stage] * block.expansion, block_index + 1
+                in_channels, block_index = widths[stage] * block.expansion, block_index + 1
             self.add_module(f"layer{stage + 1}", nn.Sequential(*blocks))
         self.head = make_head(head, in_channels, num_classes, dropout)
         self._init_weights()
 
     @staticmethod
-    def _layer_counts(depth: int, stage_ops: Sequence[str], channel_config, subkernels: Sequence[str]) -> list:
-        """Per-temporal-conv CAKES counts in network order (None where unused): the one place the
-        model resolves (reads, validates) its channel config."""
-        widths = cakes_layer_widths(depth)
+    def _layer_counts(widths: List[Tuple[int, bool]], stage_ops: Sequence[str], channel_config,
+                      subkernels: Sequence[str]) -> list:
+        """Per-temporal-conv CAKES counts in network order (None where unused) for the CAKES layer
+        ``widths`` of :func:`cakes_layer_widths`: the one place the model resolves (reads,
+        validates) its channel config."""
         if "cakes" not in stage_ops:
             return [None] * len(widths)
         if channel_config is None:
@@ -200,7 +219,8 @@ class ResNet3D(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Backbone output ``[N, C, T', H', W']`` (C = 512 or 2048) before the head."""
+        """Backbone output ``[N, C, T', H', W']`` before the head (C = 8 x base width, 32 x with
+        bottlenecks: 512 or 2048 at base width 64)."""
         x = self.stem_pool(self.stem(x))
         x = self.temporal_pool(self.layer1(x))
         return self.layer4(self.layer3(self.layer2(x)))
@@ -233,5 +253,5 @@ def resnet3d(cfg) -> ResNet3D:
         stage_ops=resolve_stage_ops(m.TEMPORAL_OP, m.STAGE_TEMPORAL_OPS, m.MC_NUM_3D_STAGES),
         temporal_strides=m.TEMPORAL_STRIDES, temporal_pool=m.TEMPORAL_POOL, head=m.HEAD, dropout=m.DROPOUT,
         kernel_size=m.KERNEL_SIZE, p3d_variants=m.P3D_VARIANTS, cakes_impl=m.CAKES.IMPL,
-        channel_config=m.CAKES.CONV_CONFIG, cakes_subkernels=m.CAKES.SUBKERNELS,
+        channel_config=m.CAKES.CONV_CONFIG, cakes_subkernels=m.CAKES.SUBKERNELS, base_width=m.BASE_WIDTH,
     )
