@@ -19,10 +19,11 @@ from torchvision.models._meta import _KINETICS400_CATEGORIES
 
 import cakes_video
 from cakes_video.checkpoint import CheckpointError, save_checkpoint
-from cakes_video.datasets.synthetic import CLASS_NAMES
+from cakes_video.datasets.synthetic import CLASS_NAMES, make_synthetic
 from cakes_video.models import build_model
 from cakes_video.models.complexity import count_params
-from cakes_video.zoo import DownloadError, api, get_model, get_weights, list_models
+from cakes_video.engine.testing import run_test
+from cakes_video.zoo import ChecksumError, DownloadError, api, checkpoint_file, get_model, get_weights, list_models
 from cakes_video.zoo.docs import with_zoo_table
 from cakes_video.zoo.manifest import ManifestError, load_manifest
 
@@ -160,6 +161,42 @@ def test_offline_without_the_file_names_it_and_how_to_get_it(monkeypatch):
     monkeypatch.setenv("CAKES_VIDEO_OFFLINE", "1")
     with pytest.raises(DownloadError, match="r3d_18-b3b3357e.pth"):
         get_model("r3d_18")
+
+
+# --- the shipped models ------------------------------------------------------------------------
+
+SHIPPED = [n for n in load_manifest() if load_manifest()[n].packaged_weights]
+
+
+def test_shipped_weights_fit_the_budget_and_their_digests():
+    assert len(SHIPPED) >= 2 and {"synthetic_cakes_r10_w32", "synthetic_r3d_r10_w32"} <= set(SHIPPED)
+    sizes = [os.path.getsize(load_manifest()[n].packaged_weights) for n in SHIPPED]
+    assert sum(sizes) <= 25 * 2**20
+    for name, size in zip(SHIPPED, sizes):
+        w = load_manifest()[name].weights
+        assert size == w["size_bytes"] and _sha256(load_manifest()[name].packaged_weights) == w["sha256"], name
+
+
+@pytest.mark.slow
+def test_every_shipped_model_scores_its_manifest_top1_on_the_regenerated_test_set(tmp_path):
+    data = tmp_path / "data"
+    make_synthetic(str(data), seed=0, videos_per_class=96, frames=16, size=64, splits=("test",))
+    for name in SHIPPED:
+        weights = get_weights(name)
+        cfg = weights.config(["DATA.ROOT", str(data), "DATA.TEST_LIST", str(data / "test.txt"),
+                              "TEST.CHECKPOINT_FILE", checkpoint_file(name), "OUTPUT_DIR", str(tmp_path / name),
+                              "TEST.PROGRESS_BAR", False, "DATA_LOADER.NUM_WORKERS", 0, "DEVICE", "cpu"])
+        results = run_test(cfg)
+        assert results["num_videos"] == 240 and results["num_failed"] == 0, name
+        assert abs(results["top1"] - weights.entry.accuracy["top1"]) <= 0.1, (name, results["top1"])
+        assert abs(results["top5"] - weights.entry.accuracy["top5"]) <= 0.1, (name, results["top5"])
+
+
+def test_a_changed_shipped_file_is_refused(tmp_path, monkeypatch):
+    name = SHIPPED[0]
+    _with_entry(monkeypatch, name, sha256="0" * 64)
+    with pytest.raises(ChecksumError, match="expected"):
+        get_model(name)
 
 
 # --- torch.hub and the tools -------------------------------------------------------------------

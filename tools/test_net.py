@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Multi-view test of a trained model: ``tools/test_net.py (--cfg FILE | --model ZOO_NAME) [KEY VALUE ...]``.
+"""Multi-view test of a trained model:
+``tools/test_net.py (--cfg FILE | --model ZOO_NAME) [KEY VALUE ...]``.
 
 Weights: TEST.CHECKPOINT_FILE (a zoo model's own, with its test protocol), else
 OUTPUT_DIR/checkpoints (best, then newest); refuses to run without. Writes OUTPUT_DIR/results.json, predictions.csv, per_class_accuracy.csv,
