@@ -20,7 +20,9 @@ test: install
 	$(PY) -m pytest -q -n 2 tests
 
 # The zoo's models trained here: synthetic benchmark -> train -> test -> half-precision export into
-# cakes_video/zoo/weights/ (then update their sha256 and figures in cakes_video/zoo/manifest.yaml).
+# output/zoo/ -> test of the export, which must score what the float32 checkpoint scored. Copy the
+# exports into cakes_video/zoo/weights/ and their printed size, sha256 and figures into
+# cakes_video/zoo/manifest.yaml.
 ZOO_DATA := output/zoo/data
 ZOO_DATA_OPTS = DATA.ROOT $(ZOO_DATA) DATA.TRAIN_LIST $(ZOO_DATA)/train.txt DATA.VAL_LIST $(ZOO_DATA)/val.txt \
 	DATA.TEST_LIST $(ZOO_DATA)/test.txt DATA.CLASS_NAMES $(ZOO_DATA)/classes.txt \
@@ -28,10 +30,15 @@ ZOO_DATA_OPTS = DATA.ROOT $(ZOO_DATA) DATA.TRAIN_LIST $(ZOO_DATA)/train.txt DATA
 zoo-synthetic: install
 	test -f $(ZOO_DATA)/meta.json || $(PY) tools/make_synthetic.py $(ZOO_DATA) --seed 0 --videos-per-class 96
 	for m in cakes_r10_w32 r3d_r10_w32; do \
-	  $(PY) tools/train_net.py --cfg synthetic/$$m OUTPUT_DIR output/zoo/$$m $(ZOO_DATA_OPTS) && \
-	  $(PY) -c "from cakes_video.checkpoint import export_weights as e; \
-	    e('output/zoo/'+'$$m'+'/checkpoints/best.pyth', 'cakes_video/zoo/weights/synthetic_$$m.pyth')" && \
-	  $(PY) tools/test_net.py --model synthetic_$$m OUTPUT_DIR output/zoo/$$m/zoo_test $(ZOO_DATA_OPTS) || exit 1; \
+	  out=output/zoo/$$m; \
+	  $(PY) tools/train_net.py --cfg synthetic/$$m OUTPUT_DIR $$out $(ZOO_DATA_OPTS) && \
+	  $(PY) tools/export_weights.py $$out/checkpoints/best.pyth $$out/synthetic_$$m.pyth && \
+	  $(PY) tools/test_net.py --cfg synthetic/$$m OUTPUT_DIR $$out/fp16 $(ZOO_DATA_OPTS) \
+	    TEST.CHECKPOINT_FILE $$out/synthetic_$$m.pyth && \
+	  $(PY) -c "import json, sys; a, b = (json.load(open(p)) for p in sys.argv[1:]); \
+	    print('float32 top-1/top-5', a['top1'], a['top5'], '| float16', b['top1'], b['top5']); \
+	    sys.exit(a['top1'] != b['top1'] or a['top5'] != b['top5'])" $$out/results.json $$out/fp16/results.json \
+	  || exit 1; \
 	done
 
 clean:

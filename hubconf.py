@@ -6,7 +6,15 @@
 
 Each entry point is ``cakes_video.get_model(name, pretrained=True, weights_path=None)``.
 """
+import os as _os
+
 import cakes_video.zoo as _zoo
+
+_HERE = _os.path.dirname(_os.path.abspath(__file__))
+if not _os.path.abspath(_zoo.__file__).startswith(_os.path.join(_HERE, "cakes_video") + _os.sep):
+    # another cakes_video was imported first (an installed copy): its zoo may not be this repository's
+    raise ImportError(f"hubconf.py in {_HERE} found cakes_video at {_zoo.__file__}, not in this repository; "
+                      "load it in a fresh process, or use that copy's cakes_video.get_model")
 
 dependencies = ["torch", "torchvision", "av", "fvcore", "iopath", "yaml", "tqdm"]
 

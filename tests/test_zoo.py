@@ -21,7 +21,7 @@ import cakes_video
 from cakes_video.checkpoint import CheckpointError, save_checkpoint
 from cakes_video.datasets.synthetic import CLASS_NAMES, make_synthetic
 from cakes_video.models import build_model
-from cakes_video.models.complexity import count_params
+from cakes_video.models.complexity import count_gflops, count_params
 from cakes_video.engine.testing import run_test
 from cakes_video.zoo import ChecksumError, DownloadError, api, checkpoint_file, get_model, get_weights, list_models
 from cakes_video.zoo.docs import with_zoo_table
@@ -74,6 +74,22 @@ def test_every_entry_builds_with_the_params_and_classes_it_states():
         model = build_model(weights.config())
         assert count_params(model) == weights.entry.params, name
         assert len(weights.class_names()) == weights.config().MODEL.NUM_CLASSES, name
+
+
+def test_every_entry_states_the_input_protocol_and_cost_of_its_config():
+    for name in list_models():
+        e, cfg = load_manifest()[name], get_weights(name).config()
+        data, test = cfg.DATA, cfg.TEST
+        assert (e.input["frames"], e.input["crop"], e.input["test_scale"]) == (
+            data.NUM_FRAMES, data.TEST_CROP_SIZE, data.TEST_SCALE), name
+        rate = e.input["sampling_rate"]
+        assert data.SAMPLING == "tsn" if rate == "segments" else rate == data.SAMPLING_RATE, name
+        assert list(e.input["mean"]) == list(data.MEAN) and list(e.input["std"]) == list(data.STD), name
+        assert (e.protocol["clips"], e.protocol["crops"]) == (test.NUM_ENSEMBLE_VIEWS, test.NUM_SPATIAL_CROPS), name
+        assert e.views == test.NUM_ENSEMBLE_VIEWS * test.NUM_SPATIAL_CROPS, name
+        if e.params < 5_000_000:  # the small ones are cheap to count; the others: tests/test_convert.py
+            shape = (3, data.NUM_FRAMES, data.TEST_CROP_SIZE, data.TEST_CROP_SIZE)
+            assert abs(count_gflops(build_model(cfg), shape)["gflops"] - e.gflops_per_view) < 0.001, name
 
 
 def test_model_zoo_md_table_is_generated_from_the_manifest():
@@ -157,6 +173,26 @@ def test_a_checkpoint_of_another_head_or_config_is_refused_naming_both(tmp_path,
         get_model(name, weights_path=other_op)
 
 
+def test_published_weights_with_another_head_are_refused_naming_both(served, monkeypatch):
+    folder, url = served
+    torch.save(tv_video.r3d_18(weights=None, num_classes=5).state_dict(), folder / "r3d_18-b3b3357e.pth")
+    _with_entry(monkeypatch, "r3d_18", sha256=_sha256(folder / "r3d_18-b3b3357e.pth"))
+    monkeypatch.setenv("CAKES_VIDEO_MIRROR", url)
+    with pytest.raises(CheckpointError, match="head of 5 classes; zoo model 'r3d_18' has 400"):
+        get_model("r3d_18")
+
+
+def test_converted_weights_are_made_once_per_source(served, monkeypatch):
+    folder, url = served
+    torch.save(tv_video.mc3_18(weights=None).state_dict(), folder / "mc3_18-a90a0ba3.pth")
+    _with_entry(monkeypatch, "mc3_18", sha256=_sha256(folder / "mc3_18-a90a0ba3.pth"))
+    monkeypatch.setenv("CAKES_VIDEO_MIRROR", url)
+    first = checkpoint_file("mc3_18")
+    stamp = os.stat(first).st_mtime_ns
+    assert checkpoint_file("mc3_18") == first and os.stat(first).st_mtime_ns == stamp
+    assert cakes_video.load_model(get_weights("mc3_18").entry.config, first).head.fc.out_features == 400
+
+
 def test_offline_without_the_file_names_it_and_how_to_get_it(monkeypatch):
     monkeypatch.setenv("CAKES_VIDEO_OFFLINE", "1")
     with pytest.raises(DownloadError, match="r3d_18-b3b3357e.pth"):
@@ -222,6 +258,21 @@ def test_tools_take_a_zoo_name(tmp_path):
     test = subprocess.run([sys.executable, os.path.join(REPO, "tools", "test_net.py"), "--model", "r3d_18",
                            "OUTPUT_DIR", str(tmp_path / "out")], capture_output=True, text=True, env=offline)
     assert test.returncode == 1 and "DownloadError" in test.stderr and "Traceback" not in test.stderr
-    fetch = subprocess.run([sys.executable, os.path.join(REPO, "tools", "download_weights.py"), "r3d_18"],
-                           capture_output=True, text=True, env=offline)
+    fetch = subprocess.run([sys.executable, os.path.join(REPO, "tools", "download_weights.py"), "r3d_18",
+                            "cakes123d_p_r50_ssv1_8f", "synthetic_r3d_r10_w32"], capture_output=True, text=True,
+                           env=offline)
     assert fetch.returncode == 1 and "r3d_18: error:" in fetch.stdout
+    assert "cakes123d_p_r50_ssv1_8f: manual:" in fetch.stdout and "synthetic_r3d_r10_w32.pyth" in fetch.stdout
+    unknown = subprocess.run([sys.executable, os.path.join(REPO, "tools", "predict.py"), "--model", "r4d", "--video",
+                              "x.mp4"], capture_output=True, text=True, env=offline)
+    assert unknown.returncode == 1 and "no zoo model 'r4d'" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_a_shipped_zoo_model_predicts_a_video_by_name(tmp_path):
+    data = make_synthetic(str(tmp_path / "data"), videos_per_class=4, frames=16, size=64, splits=("test",))
+    video = os.path.join(data["root"], open(data["test"]).readline().split()[0])
+    run = subprocess.run([sys.executable, os.path.join(REPO, "tools", "predict.py"), "--model",
+                          "synthetic_cakes_r10_w32", "--video", video, "DEVICE", "cpu"],
+                         capture_output=True, text=True, env={**os.environ, "CAKES_VIDEO_OFFLINE": "1"})
+    assert run.returncode == 0, run.stderr
+    assert "  1. moving right" in run.stdout  # the first test video moves right; the model gets it

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Fetches and verifies zoo weights into the cache, for machines that go offline later:
-``tools/download_weights.py NAME [NAME ...] | --all``. Prints each model's verified file;
-exit status 1 when any could not be had (each named, with why and how to get it)."""
+``tools/download_weights.py NAME [NAME ...] | --all``. Prints each model's verified file, or
+how to download it by hand (the official CAKES files); exit status 1 when any could not be
+had (each named, with why and how to get it)."""
 import argparse
 import sys
 
@@ -19,7 +20,9 @@ def main(argv=None) -> int:
     for name, result in found.items():
         print(f"{name}: {result}")
     failed = [name for name, result in found.items() if result.startswith("error:")]
-    print(f"{len(found) - len(failed)} of {len(found)} verified in {cache_dir()} (or inside the package)")
+    manual = [name for name, result in found.items() if result.startswith("manual:")]
+    print(f"{len(found) - len(failed) - len(manual)} of {len(found)} verified in {cache_dir()} (or inside the "
+          f"package); {len(manual)} to download by hand; {len(failed)} failed")
     return 1 if failed else 0
 
 

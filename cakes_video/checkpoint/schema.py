@@ -20,6 +20,7 @@ from ..utils.io import path_manager, replace_atomically
 
 FORMAT = "cakes-video/1"
 HALF_FIELD = "half"  # True: the floating-point tensors of "model" are stored as float16
+MODEL_CFG_FIELD = "model_cfg"  # YAML of the config's MODEL node, in exported weights (training checkpoints: "cfg")
 
 
 class CheckpointError(RuntimeError):

@@ -52,8 +52,15 @@ def config_of(args: argparse.Namespace, weights_key: str = "TEST.CHECKPOINT_FILE
     entry's (its weights, fetched and verified, under ``weights_key``) with them."""
     if args.model is None:
         return load_config(args.cfg_file, args.opts)
-    weights = get_weights(args.model)
-    return weights.config([weights_key, checkpoint_file(args.model), *args.opts])
+    try:
+        weights = get_weights(args.model)
+        if weights_key in args.opts[0::2]:  # the user's own weights: the zoo's are not needed
+            return weights.config(args.opts)
+        return weights.config([weights_key, checkpoint_file(args.model), *args.opts])
+    except (KeyError, ValueError) as e:  # an unknown name, a bad CAKES_VIDEO_* setting
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"--model {args.model}: {e.args[0] if e.args else e}") from e
 
 
 def parse_args(description: str, argv: Optional[Sequence[str]] = None, weights_key: str = "TEST.CHECKPOINT_FILE"):

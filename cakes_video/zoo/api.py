@@ -7,6 +7,7 @@ fails naming both.
 """
 import dataclasses
 import functools
+import hashlib
 import os
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
@@ -16,17 +17,17 @@ from fvcore.common.config import CfgNode
 from torch import nn
 
 from ..checkpoint.convert import official_cakes_to_project, official_state_dict, read_published, torchvision_to_project
-from ..checkpoint.schema import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
-from ..config import get_config_file
+from ..checkpoint.schema import MODEL_CFG_FIELD, CheckpointError, load_checkpoint, load_model_state, save_checkpoint
+from ..config import get_cfg, get_config_file
 from ..config_loader import load_config
 from ..datasets.catalog import read_class_names
 from ..datasets.transforms import crop_views
 from ..models import build_model
-from .download import DownloadError, cache_dir, fetch, verify
+from .download import DownloadError, cache_dir, fetch, mirror, verify
 from .manifest import ZooEntry, load_manifest
 
-# Config keys an entry's weights depend on: a checkpoint trained with other values does not fit.
-ARCHITECTURE_KEYS = ("ARCH", "DEPTH", "STEM", "TEMPORAL_OP", "STAGE_TEMPORAL_OPS", "NUM_CLASSES", "HEAD")
+# MODEL keys that choose how a network runs, not what it is: a checkpoint fits whatever they are.
+RUNTIME_MODEL_KEYS = ("CAKES.IMPL", "DROPOUT")
 
 
 @functools.lru_cache(maxsize=1)
@@ -55,8 +56,9 @@ class ZooWeights:
 
     @property
     def meta(self) -> Dict:
-        """The manifest entry as a dict (dataset, input, protocol, accuracy, cost, source, licence)."""
-        return dataclasses.asdict(self.entry)
+        """The manifest entry as a dict (dataset, input, protocol, accuracy, cost, source, licence),
+        with ``categories``: the class names, as torchvision's weights give them."""
+        return {**dataclasses.asdict(self.entry), "categories": self.class_names()}
 
     def config(self, overrides: Sequence = ()) -> CfgNode:
         """The model's config with the entry's class names, testing with the entry's protocol,
@@ -70,9 +72,11 @@ class ZooWeights:
         return read_class_names(get_config_file(self.entry.classes))
 
     def transforms(self) -> Callable:
-        """The test-time preprocessing of one clip: uint8 frames ``[T, H, W, 3]`` -> float
-        ``[crops, 3, T, crop, crop]`` (short side resized, cropped, normalised as the model was
-        tested). Which frames make the clips is the config's test sampling (``DATA.*``)."""
+        """The test-time preprocessing of one clip: uint8 frames ``[T, H, W, 3]`` (as the decoders
+        give them) -> float ``[crops, 3, T, crop, crop]``, a batch of the config's test crops
+        (short side resized, cropped, normalised as the model was tested; unlike torchvision's,
+        which takes ``[T, C, H, W]`` and returns one ``[C, T, crop, crop]``). Which frames make
+        the clips is the config's test sampling (``DATA.*``)."""
         cfg = self.config()
         data = cfg.DATA
         return functools.partial(crop_views, scale=data.TEST_SCALE, crop_size=data.TEST_CROP_SIZE,
@@ -110,14 +114,21 @@ def state_dict(weights: ZooWeights, weights_path: Optional[str] = None):
 
 def checkpoint_file(name: str, weights_path: Optional[str] = None) -> str:
     """A project checkpoint of zoo model ``name`` (what TEST.CHECKPOINT_FILE takes): the packaged
-    file itself, or the published file converted afresh into ``<cache>/converted/<name>.pyth``."""
+    file itself, or the published file (verified) converted once into
+    ``<cache>/converted/<name>-<its sha256>.pyth`` and reused while that source is the same."""
     weights = get_weights(name)
     if weights.entry.packaged_weights and not weights_path:
         state_dict(weights)  # verifies it
         return weights.entry.packaged_weights
-    state, source = state_dict(weights, weights_path)
-    path = os.path.join(cache_dir(), "converted", f"{name}.pyth")
-    return save_checkpoint(path, state, cfg=weights.config().dump(), converted_from=source)
+    source = weights_path or _weights_file(weights.entry)
+    converted = os.path.join(cache_dir(), "converted", f"{name}-{_sha256_of(source)[:16]}.pyth")
+    if not os.path.isfile(converted):  # written atomically, from a verified source
+        state, _ = state_dict(weights, source)
+        try:
+            save_checkpoint(converted, state, cfg=weights.config().dump(), converted_from=source)
+        except OSError as e:
+            raise DownloadError(f"cannot write {converted}: {e}; set CAKES_VIDEO_CACHE to a writable folder") from e
+    return converted
 
 
 def _weights_file(e: ZooEntry) -> str:
@@ -126,6 +137,8 @@ def _weights_file(e: ZooEntry) -> str:
         return e.packaged_weights
     if w.get("manual_download"):
         cached = os.path.join(cache_dir(), w["file_name"])
+        if not os.path.isfile(cached) and mirror() and w.get("sha256"):
+            return fetch(w["url"], w["file_name"], w["sha256"])  # a mirror has it: verified like any file
         if not os.path.isfile(cached):
             raise DownloadError(f"zoo model {e.name!r}: {cached} not found. {w['manual_download']}")
         return cached
@@ -133,7 +146,7 @@ def _weights_file(e: ZooEntry) -> str:
 
 
 def _read_torchvision(e: ZooEntry, path: str) -> Dict[str, torch.Tensor]:
-    return torchvision_to_project(torch.load(path, map_location="cpu", weights_only=True), e.weights["arch"])
+    return torchvision_to_project(read_published(path), e.weights["arch"])
 
 
 def _read_official(e: ZooEntry, path: str) -> Dict[str, torch.Tensor]:
@@ -153,16 +166,29 @@ WEIGHT_READERS = {"torchvision": _read_torchvision, "official-cakes": _read_offi
 
 
 def _check_config(e: ZooEntry, ckpt: Dict, path: str) -> None:
-    """CheckpointError when the checkpoint's own config differs from the entry's in a key its
-    weights depend on (:data:`ARCHITECTURE_KEYS`)."""
-    if not ckpt.get("cfg"):
+    """CheckpointError, naming every differing key with both values, when the MODEL config the
+    checkpoint was built with differs from the entry's (:data:`RUNTIME_MODEL_KEYS` aside); a file
+    that records no config is checked by its layout alone."""
+    recorded = ckpt.get(MODEL_CFG_FIELD) or (ckpt.get("cfg") and CfgNode.load_cfg(ckpt["cfg"]).MODEL.dump())
+    if not recorded:
         return
-    theirs = CfgNode.load_cfg(ckpt["cfg"]).MODEL
-    ours = get_weights(e.name).config().MODEL
-    differ = [f"MODEL.{k}: {theirs.get(k)!r} in the file, {ours.get(k)!r} in the entry"
-              for k in ARCHITECTURE_KEYS if theirs.get(k) != ours.get(k)]
+    theirs, ours = _flat(CfgNode.load_cfg(recorded)), _flat(get_weights(e.name).config().MODEL)
+    defaults = _flat(get_cfg().MODEL)  # a key newer than the file: the file was built with its default
+    differ = [f"MODEL.{k}: {theirs.get(k, defaults[k])!r} in the file, {v!r} in the entry" for k, v in ours.items()
+              if k not in RUNTIME_MODEL_KEYS and theirs.get(k, defaults[k]) != v]
     if differ:
         raise CheckpointError(f"{path} does not fit zoo model {e.name!r} (config {e.config}): " + "; ".join(differ))
+
+
+def _flat(node: Dict, prefix: str = "") -> Dict:
+    """``{"CAKES.IMPL": ..., "DEPTH": ...}`` of a (nested) config node; lists as lists."""
+    flat = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = list(value) if isinstance(value, (list, tuple)) else value
+    return flat
 
 
 def _check_head(e: ZooEntry, state: Dict[str, torch.Tensor], path: str, num_classes: int) -> None:
@@ -174,12 +200,27 @@ def _check_head(e: ZooEntry, state: Dict[str, torch.Tensor], path: str, num_clas
 
 
 def prefetch(names: Sequence[str]) -> Dict[str, str]:
-    """Fetches and verifies the weights of each zoo model (for a machine that goes offline later);
-    returns name -> local file, or the error message for those that could not be had."""
+    """Fetches and verifies the weights of each zoo model (for a machine that goes offline later),
+    loading each into its model (layout and classes checked); returns name -> the local file,
+    ``"manual: ..."`` for weights that must be downloaded by hand and are not cached yet, or
+    ``"error: ..."``."""
     found = {}
     for name in names:
         try:
-            found[name] = state_dict(get_weights(name))[1]
-        except (DownloadError, CheckpointError, KeyError) as e:
+            path = _weights_file(entry(name))
+            get_model(name, weights_path=path)  # layout, classes and config checked by loading
+            found[name] = path
+        except DownloadError as e:
+            manual = name in _manifest() and entry(name).weights.get("manual_download")
+            found[name] = f"manual: {e}" if manual else f"error: {e}"
+        except (CheckpointError, KeyError) as e:
             found[name] = f"error: {e}"
     return found
+
+
+def _sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -14,21 +14,27 @@ the mirror followed by its file name, and verified the same way).
 The transfer itself goes through urllib, not iopath's ``download`` (or ``HTTPURLHandler``,
 which calls it): that helper calls ``urllib.request.urlretrieve``, which takes no timeout (a
 stalled server would hang for ever unless the process-wide socket default were changed) and
-goes through the global opener, which follows redirects to ``ftp://``. Here each request has
-its own timeout and follows redirects to http and https only.
+goes through the global opener, which follows redirects to ``ftp://``; it returns any file
+already at its target unverified, and its fixed ``.tmp`` name is shared by processes that
+fetch the same file; ``HTTPURLHandler`` caches by URL in its own folder, which leaves no room
+for a mirror or an offline mode. Here each request has its own timeout and follows redirects
+to http and https only; iopath's ``file_lock`` serialises processes that fetch one file.
 """
+import contextlib
 import hashlib
 import http.client
 import logging
 import os
 import re
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import BinaryIO, Optional
 
+from iopath.common.file_io import file_lock
 from tqdm import tqdm
 
 from ..utils.io import replace_atomically
@@ -103,7 +109,8 @@ def verify(path: str, sha256: str) -> None:
     if not actual.startswith(expected):
         raise ChecksumError(
             f"{path}: sha256 {actual} does not match the expected {_describe(expected)}; the "
-            "file is damaged or not the one expected: delete it and fetch it again", expected, actual)
+            "file is damaged or not the one expected (a downloaded file: delete it and fetch it again; "
+            "a file inside the package: reinstall cakes-video)", expected, actual)
 
 
 def fetch(url: str, file_name: str, sha256: str, *, progress: bool = True, retries: int = 3,
@@ -130,10 +137,21 @@ def fetch(url: str, file_name: str, sha256: str, *, progress: bool = True, retri
         return path
     if offline():
         raise DownloadError(_offline_message(file_name, folder, source, problem))
-    os.makedirs(folder, exist_ok=True)
-    _download_with_retries(source, path, expected, progress, retries, backoff, timeout)
-    logger.info("downloaded %s from %s into %s", file_name, source, folder)
+    try:
+        with file_lock(_lock_path(path)):  # processes fetching one file (torchrun ranks) download it once
+            if _cache_problem(path, expected) is not None:
+                _download_with_retries(source, path, expected, progress, retries, backoff, timeout)
+                logger.info("downloaded %s from %s into %s", file_name, source, folder)
+    except OSError as e:
+        raise DownloadError(f"cannot write {file_name} into the cache folder {folder}: {e}; set {CACHE_ENV} "
+                            "to a writable folder") from e
     return path
+
+
+def _lock_path(path: str) -> str:
+    """Where the lock of cache file ``path`` lives: outside the cache, which holds only verified files."""
+    key = hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), "cakes_video_locks", f"{os.path.basename(path)}-{key}")
 
 
 def _expected_digest(sha256: str) -> str:
@@ -195,7 +213,8 @@ def _cache_problem(path: str, expected: str) -> Optional[str]:
     except ChecksumError as e:
         logger.warning("refusing the cached %s: its sha256 %s does not match the expected %s; "
                        "deleting it", path, e.actual, _describe(expected))
-        os.remove(path)
+        with contextlib.suppress(FileNotFoundError):  # another process may have removed it first
+            os.remove(path)
         return f"corrupt in the cache (sha256 {e.actual}, expected {_describe(expected)}; deleted)"
     return None
 

@@ -1,6 +1,7 @@
 """The zoo manifest (``manifest.yaml`` beside this file): one :class:`ZooEntry` per model,
 checked when read so that a bad entry fails naming the entry and the field."""
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -13,7 +14,7 @@ WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights"
 # weights.format -> the weights fields that format needs.
 WEIGHT_FORMATS = {
     "torchvision": ("arch", "url", "file_name", "sha256"),
-    "official-cakes": ("frames", "url", "file_name", "manual_download"),
+    "official-cakes": ("url", "file_name", "manual_download"),
     "project": ("packaged", "file_name", "sha256", "size_bytes"),
 }
 REQUIRED = ("config", "dataset", "classes", "input", "protocol", "accuracy", "params", "gflops_per_view",
@@ -63,9 +64,12 @@ def load_manifest(path: str = MANIFEST_FILE) -> Dict[str, ZooEntry]:
 
 
 def _entry(name: str, fields: Dict) -> ZooEntry:
+    if not name.isidentifier():  # hubconf.py makes one function of each name
+        raise ManifestError(f"zoo entry {name!r}: a name must be a Python identifier")
     missing = [key for key in REQUIRED if key not in fields]
-    if missing:
-        raise ManifestError(f"zoo entry {name!r}: missing {missing}")
+    unknown = sorted(set(fields) - set(REQUIRED) - {"config_overrides"})
+    if missing or unknown:
+        raise ManifestError(f"zoo entry {name!r}: missing {missing}, unknown {unknown}")
     for key in ("config", "classes"):
         if find_config_file(fields[key]) is None:
             raise ManifestError(f"zoo entry {name!r}: {key} {fields[key]!r} is not a packaged file")
@@ -76,4 +80,7 @@ def _entry(name: str, fields: Dict) -> ZooEntry:
     absent = [key for key in WEIGHT_FORMATS[fmt] if key not in weights]
     if absent:
         raise ManifestError(f"zoo entry {name!r}: weights of format {fmt!r} need {absent}")
+    digest = weights.get("sha256")
+    if not (digest is None and weights.get("manual_download")) and not re.fullmatch(r"[0-9a-f]{8,64}", str(digest)):
+        raise ManifestError(f"zoo entry {name!r}: weights.sha256 {digest!r} is not 8 to 64 hex digits")
     return ZooEntry(name=name, **fields)
