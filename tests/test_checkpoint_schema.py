@@ -76,11 +76,13 @@ def test_half_precision_export_holds_the_model_state_alone_and_loads_into_a_floa
     net = _net().eval()
     with torch.no_grad():
         net[1].running_var.uniform_(0.5, 2.0)
-    trained = save_checkpoint(str(tmp_path / "best.pyth"), net.state_dict(), epoch=3, cfg="X: 1\n",
+    trained = save_checkpoint(str(tmp_path / "best.pyth"), net.state_dict(), epoch=3,
+                              cfg="MODEL:\n  DEPTH: 10\nDATA:\n  ROOT: /my/data\n",
                               optimizer={"lr": 0.1}, metrics={"val_top1": 50.0})
     shipped = export_weights(trained, str(tmp_path / "shipped.pyth"))
     stored = torch.load(shipped, weights_only=True)
-    assert set(stored) == {"format", "model", "half"} and stored["half"] is True
+    assert set(stored) == {"format", "model", "half", "model_cfg"} and stored["half"] is True
+    assert stored["model_cfg"].strip() == "DEPTH: 10"  # the MODEL node alone: no data paths ship
     assert stored["model"]["0.weight"].dtype == torch.float16
     assert stored["model"]["1.num_batches_tracked"].dtype == torch.int64
     state = load_checkpoint(shipped)["model"]

@@ -24,6 +24,7 @@ def export_weights(checkpoint_path: str, out_path: str, half: bool = True) -> st
             raise CheckpointError(f"{checkpoint_path}: tensors out of float16 range: {', '.join(too_large)}")
         state = float_state(state, torch.float16)
     fields = {HALF_FIELD: half}
-    if ckpt.get("cfg"):  # what the weights were built as, so a loader can check it fits
-        fields[MODEL_CFG_FIELD] = CfgNode.load_cfg(ckpt["cfg"]).MODEL.dump()
+    cfg = CfgNode.load_cfg(ckpt["cfg"]) if ckpt.get("cfg") else {}
+    if "MODEL" in cfg:  # what the weights were built as, so a loader can check it fits
+        fields[MODEL_CFG_FIELD] = cfg.MODEL.dump()
     return save_checkpoint(out_path, state, **fields)
