@@ -157,6 +157,20 @@ def test_official_weights_need_a_manual_download_then_reproduce_the_oracle(tmp_p
         assert (model(x)[0] - torch.tensor(oracle["expected_logits"])).abs().max() < 1e-3
 
 
+def test_a_mirror_serves_the_files_to_download_by_hand(served, monkeypatch):
+    folder, url = served
+    with open(ORACLE) as f:
+        oracle = json.load(f)
+    torch.save({"state_dict": _official_state(oracle["layout"])}, folder / "8frame_CAKES123D_PerformancePriority.tar")
+    monkeypatch.setenv("CAKES_VIDEO_MIRROR", url)
+    model = get_model("cakes123d_p_r50_ssv1_8f")  # fetched from the mirror, checked by its layout
+    assert model.head.fc.out_features == 174
+    torch.save({"state_dict": {"module.base_model.conv1.weight": torch.zeros(1)}},
+               folder / "16frame_CAKES123D_PerformancePriority.tar")
+    with pytest.raises(CheckpointError):
+        get_model("cakes123d_p_r50_ssv1_16f")
+
+
 def _project_checkpoint(path, name, **model_overrides):
     cfg = get_weights(name).config([k for kv in model_overrides.items() for k in kv])
     return save_checkpoint(str(path), build_model(cfg).state_dict(), cfg=cfg.dump())

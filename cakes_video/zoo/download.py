@@ -113,11 +113,12 @@ def verify(path: str, sha256: str) -> None:
             "a file inside the package: reinstall cakes-video)", expected, actual)
 
 
-def fetch(url: str, file_name: str, sha256: str, *, progress: bool = True, retries: int = 3,
+def fetch(url: str, file_name: str, sha256: Optional[str], *, progress: bool = True, retries: int = 3,
           backoff: float = 1.0, timeout: float = 60.0) -> str:
     """The path of a verified copy of ``file_name`` in :func:`cache_dir`, downloaded from
     ``url`` (or from the mirror, see :func:`mirror`) unless a cached copy matches ``sha256``
-    (a full digest or a prefix, as for :func:`verify`).
+    (a full digest or a prefix, as for :func:`verify`; None where no digest is published: the
+    file is then kept as downloaded, and the caller checks it).
 
     ``retries``: attempts after the first one on transient failures, waiting ``backoff``
     seconds, then twice as long each time. ``timeout``: seconds to connect or to wait for the
@@ -154,8 +155,11 @@ def _lock_path(path: str) -> str:
     return os.path.join(tempfile.gettempdir(), "cakes_video_locks", f"{os.path.basename(path)}-{key}")
 
 
-def _expected_digest(sha256: str) -> str:
-    """``sha256`` in lower case; ValueError unless it is 8 to 64 hex digits."""
+def _expected_digest(sha256: Optional[str]) -> str:
+    """``sha256`` in lower case; ValueError unless it is 8 to 64 hex digits. None (nothing is
+    published) gives the empty prefix, which every file matches: the caller checks the file."""
+    if sha256 is None:
+        return ""
     digest = sha256.strip().lower()
     if not re.fullmatch(f"[0-9a-f]{{{MIN_DIGEST_PREFIX},64}}", digest):
         raise ValueError(f"sha256 {sha256!r}: expected the 64 hex digits of a digest or a prefix "
@@ -164,6 +168,8 @@ def _expected_digest(sha256: str) -> str:
 
 
 def _describe(expected: str) -> str:
+    if not expected:
+        return "(no published digest)"
     return expected if len(expected) == 64 else f"{expected}... (a prefix)"
 
 
