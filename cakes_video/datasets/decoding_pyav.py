@@ -22,7 +22,7 @@ from av.video.reformatter import VideoReformatter
 from .decoding_base import DecodeError, Decoder, VideoMeta, check_file, clockwise, rotate
 
 
-def _open_container(path: str):
+def open_container(path: str):
     """av.open that turns every failure into DecodeError; returns (container, video stream)."""
     check_file(path)
     try:
@@ -64,7 +64,7 @@ class Demuxed:
 
 def demux_packets(path: str) -> Demuxed:
     """One pass over the video packets of ``path``, decoding nothing."""
-    container, stream = _open_container(path)
+    container, stream = open_container(path)
     with container:  # closed after the pass, whatever happens
         return _read_packets(container, stream, path)
 
@@ -128,7 +128,7 @@ class PyAVDecoder(Decoder):
     def __init__(self, path: str, num_threads: int = 0):
         super().__init__(path)
         self._num_threads = num_threads
-        container, stream = _open_container(path)
+        container, stream = open_container(path)
         try:  # whatever fails (corrupt packets, no frame, no frame rate) closes the container
             self._start(container, stream)
         except BaseException:
@@ -187,7 +187,7 @@ class PyAVDecoder(Decoder):
         """Positions decoding just before presentation frame ``keyframe`` (None: the start)."""
         if keyframe is None or keyframe < 0 or self._container is None:
             self.close()
-            self._container, self._stream = _open_container(self.path)
+            self._container, self._stream = open_container(self.path)
             self._set_threads()
         if keyframe is not None and keyframe >= 0:
             ts = int(self._table.seek_ts[keyframe])
@@ -261,7 +261,7 @@ class PyAVDecoder(Decoder):
 def header_duration(path: str):
     """Seconds the container header claims for the video (stream duration, else the file's);
     None when it claims nothing. Compared with ``meta.duration`` it reveals truncated files."""
-    container, stream = _open_container(path)
+    container, stream = open_container(path)
     try:
         if stream.duration is not None and stream.time_base:
             return float(stream.duration * stream.time_base)
