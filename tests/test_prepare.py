@@ -82,6 +82,7 @@ def test_kinetics400_finds_clips_flat_and_in_class_folders(tmp_path, clip):
     assert summary["malformed"] == [f"{ann / 'train.csv'}:5: expected 5 fields with a label and an id, "
                                     "got ['abseiling', 'short']"]
     assert "test.csv: skipped (no labels)" in summary["notes"]
+    assert not (tmp_path / "out" / "test.txt").exists()
     assert "videos: 1 found flat, 3 in sub-folders of " + str(videos) in summary["notes"]
 
 
@@ -98,6 +99,20 @@ def test_kinetics400_uses_the_packaged_order_when_all_400_classes_are_there(tmp_
     assert (tmp_path / "out" / "classes.txt").read_text().splitlines() == packaged
     assert summary["splits"]["train.txt"]["missing_count"] == 400 and summary["splits"]["train.txt"]["written"] == 0
     assert "  missing: ... and 390 more (summary.json)" in report(summary, str(tmp_path / "out")).splitlines()
+
+
+def test_kinetics400_writes_a_labelled_test_csv(tmp_path, clip):
+    header = ["label", "youtube_id", "time_start", "time_end", "split"]
+    ann = tmp_path / "ann"
+    ann.mkdir()
+    _csv(ann / "train.csv", [header, ["abseiling", "a", "0", "10", "train"]])
+    _csv(ann / "validate.csv", [header, ["abseiling", "b", "0", "10", "val"]])
+    _csv(ann / "test.csv", [header, ["abseiling", "c", "0", "10", "test"]])
+    videos = _videos(tmp_path / "videos", clip, ["a_000000_000010.mp4", "c_000000_000010.mp4"])
+    summary = prepare("kinetics400", str(ann), str(videos), str(tmp_path / "out"))
+    assert (tmp_path / "out" / "test.txt").read_text() == "c_000000_000010.mp4 0\n"
+    assert summary["splits"]["val.txt"]["missing"] == ["b_000000_000010"]
+    assert summary["overrides"]["DATA.VAL_LIST"] == str(tmp_path / "out" / "val.txt")
 
 
 def _frames(folder: Path, count: int) -> None:

@@ -124,6 +124,14 @@ def _read_kinetics_csv(path: str, malformed: List[str]) -> List[Tuple[str, str]]
     return rows
 
 
+def _has_labels(path: str) -> bool:
+    """Whether a Kinetics CSV file has a label column with a first label (newer test.csv files do)."""
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header, first = next(reader, []), next(reader, [])
+    return "label" in header and len(first) == len(header) and bool(first[header.index("label")])
+
+
 def _kinetics_class_names(labels: List[str], notes: List[str]) -> List[str]:
     """The sorted labels; when they are the 400 packaged classes, the packaged (torchvision) order."""
     names = sorted(set(labels))
@@ -138,13 +146,19 @@ def _kinetics_class_names(labels: List[str], notes: List[str]) -> List[str]:
 
 
 def prepare_kinetics400(annotations: str, videos: str, split: int) -> Annotations:
-    """``train.csv`` -> train.txt, ``validate.csv`` -> val.txt; ``test.csv`` has no labels and is
-    not written. Clips are found by name anywhere under ``videos`` (flat or in class folders)."""
+    """``train.csv`` -> train.txt, ``validate.csv`` -> val.txt, ``test.csv`` -> test.txt when it has
+    labels (the original release's has none: skipped, with a note). Clips are found by name
+    anywhere under ``videos`` (flat or in class folders)."""
     malformed, notes = [], []
+    csv_files = {"train.txt": "train.csv", "val.txt": "validate.csv"}
+    test_csv = os.path.join(annotations, "test.csv")
+    if os.path.isfile(test_csv):
+        if _has_labels(test_csv):
+            csv_files["test.txt"] = "test.csv"
+        else:
+            notes.append("test.csv: skipped (no labels)")
     rows = {out: _read_kinetics_csv(_require(os.path.join(annotations, csv_name)), malformed)
-            for out, csv_name in (("train.txt", "train.csv"), ("val.txt", "validate.csv"))}
-    if os.path.isfile(os.path.join(annotations, "test.csv")):
-        notes.append("test.csv: skipped (no labels)")
+            for out, csv_name in csv_files.items()}
     names = _kinetics_class_names([label for split_rows in rows.values() for label, _ in split_rows], notes)
     found, label_of = _index_videos(videos, _stem), _label_of(names)
     splits = {out: [Entry(clip, label_of[label], found.get(clip)) for label, clip in split_rows]
