@@ -14,7 +14,8 @@ from PIL import Image
 from cakes_video.config_loader import load_config
 from cakes_video.datasets import build_dataset
 from cakes_video.datasets.catalog import read_class_names
-from cakes_video.datasets.prepare import CLASSES_DIR, prepare, report
+from cakes_video.config import get_config_file
+from cakes_video.datasets.prepare import prepare, report
 from cakes_video.engine.cli import run_tool
 from video_factory import index_frame
 
@@ -87,7 +88,7 @@ def test_kinetics400_finds_clips_flat_and_in_class_folders(tmp_path, clip):
 
 
 def test_kinetics400_uses_the_packaged_order_when_all_400_classes_are_there(tmp_path):
-    packaged = read_class_names(str(Path(CLASSES_DIR) / "kinetics400.txt"))
+    packaged = read_class_names(get_config_file("classes/kinetics400.txt"))
     header = ["label", "youtube_id", "time_start", "time_end", "split"]
     ann = tmp_path / "ann"
     ann.mkdir()

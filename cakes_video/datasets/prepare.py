@@ -20,11 +20,11 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
+from ..config import get_config_file
 from ..utils.io import replace_atomically, write_json
 from .catalog import AnnotationError, annotation_lines, read_class_names, read_ssv2_labels, ssv2_template_name
 from .check import check_video
 
-CLASSES_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", "classes")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi")
 SSV1_FRAMES = {"DATA.DECODER": "frames", "DATA.FRAME_TEMPLATE": "{:05d}.jpg", "DATA.FRAME_START_INDEX": "1",
                "DATA.FRAME_FPS": "12.0", "DATA.SAMPLING": "tsn", "DATA.TEST_PROTOCOL": "tsn"}
@@ -135,7 +135,7 @@ def _has_labels(path: str) -> bool:
 def _kinetics_class_names(labels: List[str], notes: List[str]) -> List[str]:
     """The sorted labels; when they are the 400 packaged classes, the packaged (torchvision) order."""
     names = sorted(set(labels))
-    packaged = read_class_names(os.path.join(CLASSES_DIR, "kinetics400.txt"))
+    packaged = read_class_names(get_config_file("classes/kinetics400.txt"))
     if set(names) == set(packaged):
         notes.append("classes: the 400 of cakes_video/configs/classes/kinetics400.txt, in its order")
         return packaged
@@ -205,7 +205,7 @@ def prepare_ssv1(annotations: str, videos: str, split: int) -> Annotations:
     prefix = os.path.join(annotations, "something-something-v1-")
     names = read_class_names(_require(prefix + "labels.csv"))
     notes = []
-    if names != read_class_names(os.path.join(CLASSES_DIR, "something_something_v1.txt")):
+    if names != read_class_names(get_config_file("classes/something_something_v1.txt")):
         notes.append("classes: differ from cakes_video/configs/classes/something_something_v1.txt")
     malformed, label_of = [], _label_of(names)
     splits = {out: _read_ssv1_list(prefix + name, videos, label_of, malformed)
