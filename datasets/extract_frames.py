@@ -12,29 +12,22 @@ any failed. Details: cakes_video/datasets/transcode.py.
 """
 import argparse
 import sys
-from fractions import Fraction
 
-from cakes_video.datasets.transcode import report, transcode_tree
+from cakes_video.datasets.transcode import add_tree_arguments, exit_status, transcode_tree
 from cakes_video.engine.cli import run_tool
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("in_dir", help="folder of videos (searched recursively)")
-    parser.add_argument("out_dir", help="folder for the frame folders")
+    add_tree_arguments(parser, "frame folders", short_side_required=False)
     parser.add_argument("--template", default="{:05d}.jpg", help="frame file names, formatted with the frame number")
     parser.add_argument("--start-index", type=int, default=1, help="number of the first frame")
-    parser.add_argument("--short-side", type=int, help="pixels of the displayed short side (default: kept)")
-    parser.add_argument("--upscale", action="store_true", help="also enlarge videos smaller than --short-side")
-    parser.add_argument("--fps", type=Fraction, help="frames per second to keep (default: every frame)")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality")
-    parser.add_argument("--workers", type=int, help="processes in parallel (default: the usable CPU cores)")
     args = parser.parse_args(argv)
     results = transcode_tree(args.in_dir, args.out_dir, "frames", args.workers, template=args.template,
                              start_index=args.start_index, short_side=args.short_side, upscale=args.upscale,
                              fps=args.fps, quality=args.quality)
-    print(report(results))
-    return 1 if any(r["status"] == "failed" for r in results) else 0
+    return exit_status(results)
 
 
 if __name__ == "__main__":

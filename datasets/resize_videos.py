@@ -10,26 +10,19 @@ a summary line; exits with status 1 when any failed. Details: cakes_video/datase
 """
 import argparse
 import sys
-from fractions import Fraction
 
-from cakes_video.datasets.transcode import report, transcode_tree
+from cakes_video.datasets.transcode import add_tree_arguments, exit_status, transcode_tree
 from cakes_video.engine.cli import run_tool
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("in_dir", help="folder of videos (searched recursively)")
-    parser.add_argument("out_dir", help="folder for the resized videos")
-    parser.add_argument("--short-side", type=int, required=True, help="pixels of the displayed short side")
-    parser.add_argument("--upscale", action="store_true", help="also enlarge videos smaller than --short-side")
-    parser.add_argument("--fps", type=Fraction, help="output frame rate, e.g. 25 or 30000/1001 (default: the input's)")
+    add_tree_arguments(parser, "resized videos", short_side_required=True)
     parser.add_argument("--crf", type=int, default=23, help="libx264 quality (lower: better, larger)")
-    parser.add_argument("--workers", type=int, help="processes in parallel (default: the usable CPU cores)")
     args = parser.parse_args(argv)
     results = transcode_tree(args.in_dir, args.out_dir, "resize", args.workers, short_side=args.short_side,
                              upscale=args.upscale, fps=args.fps, crf=args.crf)
-    print(report(results))
-    return 1 if any(r["status"] == "failed" for r in results) else 0
+    return exit_status(results)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 every weight format (served from 127.0.0.1 or a local file), mismatches refused, torch.hub,
 and the tools that take a zoo name."""
 import dataclasses
-import hashlib
 import http.server
 import importlib.util
 import json
@@ -25,6 +24,7 @@ from cakes_video.models.complexity import count_gflops, count_params
 from cakes_video.engine.testing import run_test
 from cakes_video.zoo import ChecksumError, DownloadError, api, checkpoint_file, get_model, get_weights, list_models
 from cakes_video.zoo.docs import with_zoo_table
+from cakes_video.zoo.download import sha256_of
 from cakes_video.zoo.manifest import ManifestError, load_manifest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -60,10 +60,6 @@ def _with_entry(monkeypatch, name, **weights):
     entries[name] = dataclasses.replace(entries[name], weights={**entries[name].weights, **weights})
     monkeypatch.setattr(api, "_manifest", lambda: entries)
 
-
-def _sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 # --- the manifest against the code and the docs ------------------------------------------------
@@ -135,7 +131,7 @@ def test_torchvision_weights_download_convert_and_match_torchvision(served, monk
     torch.manual_seed(0)
     reference = _randomise_bn(tv_video.r3d_18(weights=None))
     torch.save(reference.state_dict(), folder / "r3d_18-b3b3357e.pth")
-    _with_entry(monkeypatch, "r3d_18", sha256=_sha256(folder / "r3d_18-b3b3357e.pth"))
+    _with_entry(monkeypatch, "r3d_18", sha256=sha256_of(folder / "r3d_18-b3b3357e.pth"))
     monkeypatch.setenv("CAKES_VIDEO_MIRROR", url)
     model = cakes_video.get_model("r3d_18")
     x = torch.randn(1, 3, 8, 32, 32, generator=torch.Generator().manual_seed(1))
@@ -190,7 +186,7 @@ def test_a_checkpoint_of_another_head_or_config_is_refused_naming_both(tmp_path,
 def test_published_weights_with_another_head_are_refused_naming_both(served, monkeypatch):
     folder, url = served
     torch.save(tv_video.r3d_18(weights=None, num_classes=5).state_dict(), folder / "r3d_18-b3b3357e.pth")
-    _with_entry(monkeypatch, "r3d_18", sha256=_sha256(folder / "r3d_18-b3b3357e.pth"))
+    _with_entry(monkeypatch, "r3d_18", sha256=sha256_of(folder / "r3d_18-b3b3357e.pth"))
     monkeypatch.setenv("CAKES_VIDEO_MIRROR", url)
     with pytest.raises(CheckpointError, match="head of 5 classes; zoo model 'r3d_18' has 400"):
         get_model("r3d_18")
@@ -199,7 +195,7 @@ def test_published_weights_with_another_head_are_refused_naming_both(served, mon
 def test_converted_weights_are_made_once_per_source(served, monkeypatch):
     folder, url = served
     torch.save(tv_video.mc3_18(weights=None).state_dict(), folder / "mc3_18-a90a0ba3.pth")
-    _with_entry(monkeypatch, "mc3_18", sha256=_sha256(folder / "mc3_18-a90a0ba3.pth"))
+    _with_entry(monkeypatch, "mc3_18", sha256=sha256_of(folder / "mc3_18-a90a0ba3.pth"))
     monkeypatch.setenv("CAKES_VIDEO_MIRROR", url)
     first = checkpoint_file("mc3_18")
     stamp = os.stat(first).st_mtime_ns
@@ -224,7 +220,7 @@ def test_shipped_weights_fit_the_budget_and_their_digests():
     assert sum(sizes) <= 25 * 2**20
     for name, size in zip(SHIPPED, sizes):
         w = load_manifest()[name].weights
-        assert size == w["size_bytes"] and _sha256(load_manifest()[name].packaged_weights) == w["sha256"], name
+        assert size == w["size_bytes"] and sha256_of(load_manifest()[name].packaged_weights) == w["sha256"], name
 
 
 @pytest.mark.slow

@@ -3,12 +3,12 @@
 and MODEL config of a training checkpoint (half precision unless --full) and prints the file's
 size and sha256, the two figures a zoo entry records."""
 import argparse
-import hashlib
 import os
 import sys
 
 from cakes_video.checkpoint import export_weights
 from cakes_video.engine.cli import run_tool
+from cakes_video.zoo.download import sha256_of
 
 
 def main(argv=None) -> int:
@@ -18,9 +18,7 @@ def main(argv=None) -> int:
     parser.add_argument("--full", action="store_true", help="keep float32 (default: float16)")
     args = parser.parse_args(argv)
     path = export_weights(args.checkpoint, args.out, half=not args.full)
-    with open(path, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
-    print(f"{path}: size_bytes {os.path.getsize(path)}, sha256 {digest}")
+    print(f"{path}: size_bytes {os.path.getsize(path)}, sha256 {sha256_of(path)}")
     return 0
 
 

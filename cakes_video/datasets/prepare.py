@@ -24,6 +24,7 @@ from ..config import get_config_file
 from ..utils.io import replace_atomically, write_json
 from .catalog import AnnotationError, annotation_lines, read_class_names, read_ssv2_labels, ssv2_template_name
 from .check import check_video
+from .transcode import find_videos
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi")
 SSV1_FRAMES = {"DATA.DECODER": "frames", "DATA.FRAME_TEMPLATE": "{:05d}.jpg", "DATA.FRAME_START_INDEX": "1",
@@ -69,12 +70,8 @@ def _index_videos(videos: str, key: Callable[[str], str]) -> Dict[str, str]:
     if not os.path.isdir(videos):
         raise AnnotationError(f"videos folder not found: {videos}")
     index = {}
-    for folder, subfolders, files in os.walk(videos):
-        subfolders.sort()
-        for name in sorted(files):
-            if name.lower().endswith(VIDEO_SUFFIXES):
-                relative = os.path.relpath(os.path.join(folder, name), videos)
-                index.setdefault(key(relative), relative)
+    for relative in find_videos(videos, VIDEO_SUFFIXES):
+        index.setdefault(key(str(relative)), str(relative))
     return index
 
 

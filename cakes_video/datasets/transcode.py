@@ -285,3 +285,21 @@ def report(results: list) -> str:
     counts = {status: sum(r["status"] == status for r in results) for status in ("processed", "skipped", "failed")}
     lines = [f"FAILED {r['error']}" for r in results if r["status"] == "failed"]
     return "\n".join(lines + [", ".join(f"{n} {status}" for status, n in counts.items())])
+
+
+def add_tree_arguments(parser, output: str, short_side_required: bool) -> None:
+    """The arguments both dataset tools take: IN_DIR, OUT_DIR (``output``: what it receives),
+    --short-side, --upscale, --fps, --workers."""
+    parser.add_argument("in_dir", help="folder of videos (searched recursively)")
+    parser.add_argument("out_dir", help=f"folder for the {output}")
+    parser.add_argument("--short-side", type=int, required=short_side_required,
+                        help="pixels of the displayed short side" + ("" if short_side_required else " (default: kept)"))
+    parser.add_argument("--upscale", action="store_true", help="also enlarge videos smaller than --short-side")
+    parser.add_argument("--fps", type=Fraction, help="output frame rate, e.g. 25 or 30000/1001 (default: the input's)")
+    parser.add_argument("--workers", type=int, help="processes in parallel (default: the usable CPU cores)")
+
+
+def exit_status(results: list) -> int:
+    """Prints :func:`report`; 1 when any video failed, else 0."""
+    print(report(results))
+    return int(any(r["status"] == "failed" for r in results))

@@ -7,7 +7,6 @@ fails naming both.
 """
 import dataclasses
 import functools
-import hashlib
 import os
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
@@ -23,7 +22,7 @@ from ..config_loader import load_config
 from ..datasets.catalog import read_class_names
 from ..datasets.transforms import crop_views
 from ..models import build_model
-from .download import DownloadError, cache_dir, fetch, mirror, verify
+from .download import DownloadError, cache_dir, fetch, mirror, sha256_of, verify
 from .manifest import ZooEntry, load_manifest
 
 # MODEL keys that choose how a network runs, not what it is: a checkpoint fits whatever they are.
@@ -118,10 +117,10 @@ def checkpoint_file(name: str, weights_path: Optional[str] = None) -> str:
     ``<cache>/converted/<name>-<its sha256>.pyth`` and reused while that source is the same."""
     weights = get_weights(name)
     if weights.entry.packaged_weights and not weights_path:
-        state_dict(weights)  # verifies it
+        verify(weights.entry.packaged_weights, weights.entry.weights["sha256"])  # the loader reads it after
         return weights.entry.packaged_weights
     source = weights_path or _weights_file(weights.entry)
-    converted = os.path.join(cache_dir(), "converted", f"{name}-{_sha256_of(source)[:16]}.pyth")
+    converted = os.path.join(cache_dir(), "converted", f"{name}-{sha256_of(source)[:16]}.pyth")
     if not os.path.isfile(converted):  # written atomically, from a verified source
         state, _ = state_dict(weights, source)
         try:
@@ -216,11 +215,3 @@ def prefetch(names: Sequence[str]) -> Dict[str, str]:
         except (CheckpointError, KeyError) as e:
             found[name] = f"error: {e}"
     return found
-
-
-def _sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

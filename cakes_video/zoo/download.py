@@ -105,7 +105,7 @@ def verify(path: str, sha256: str) -> None:
     digest, or a prefix of at least 8 digits (the one a publisher puts in the file name),
     checked as a prefix. Raises ValueError when ``sha256`` is not such a digest."""
     expected = _expected_digest(sha256)
-    actual = _sha256_of(path)
+    actual = sha256_of(path)
     if not actual.startswith(expected):
         raise ChecksumError(
             f"{path}: sha256 {actual} does not match the expected {_describe(expected)}; the "
@@ -173,7 +173,7 @@ def _describe(expected: str) -> str:
     return expected if len(expected) == 64 else f"{expected}... (a prefix)"
 
 
-def _sha256_of(path: str) -> str:
+def sha256_of(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK_BYTES):
