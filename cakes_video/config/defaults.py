@@ -1,7 +1,7 @@
 """Assembles the default config from one module per group, and runs their range checks."""
 from fvcore.common.config import CfgNode
 
-from . import data, model, solver, test, train
+from . import data, model, search, solver, test, train
 
 # Keys renamed since configs were first written: old -> (new, why). A YAML file that still uses
 # an old key (an earlier run's config.yaml) is read with a warning; an override fails naming the new key.
@@ -12,7 +12,7 @@ RENAMED_KEYS = {
 
 # Every config group, in the order its keys are added and checked. Each module defines
 # ``add_config(cfg)`` and ``check_ranges(cfg)``.
-GROUPS = (model, data, solver, train, test)
+GROUPS = (model, data, solver, train, test, search)
 
 
 def get_cfg() -> CfgNode:
