@@ -118,8 +118,9 @@ LAYERS = {
     "cakes_video.config_loader": 3,
     "cakes_video.checkpoint": 4,
     "cakes_video.zoo": 5,
-    "cakes_video.engine": 6,
-    "cakes_video.benchmarks": 7,
+    "cakes_video.search": 6,
+    "cakes_video.engine": 7,
+    "cakes_video.benchmarks": 8,
 }
 EDGES, LOCAL = _import_graph()
 
