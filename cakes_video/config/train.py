@@ -13,7 +13,7 @@ def add_config(cfg: CfgNode) -> None:
     cfg.TRAIN.BATCH_SIZE = 8  # global, over all processes; must divide by the number of processes
     # Weights to start from (fine-tuning): a project checkpoint or converted weights. A head of
     # another shape (different MODEL.NUM_CLASSES) is re-initialised. Ignored when resuming.
-    cfg.TRAIN.CHECKPOINT_FILE = ""
+    cfg.TRAIN.CHECKPOINT_FILE = ""  # or "zoo:NAME", a zoo model's weights (cakes_video.list_models())
     cfg.TRAIN.AUTO_RESUME = True  # continue from the newest OUTPUT_DIR/checkpoints/*.pyth
     cfg.TRAIN.CHECKPOINT_PERIOD = 1  # save every N epochs (and always after the last)
     cfg.TRAIN.CHECKPOINT_KEEP_LAST = 3  # epoch checkpoints kept on disk (0 keeps all); best.pyth is extra

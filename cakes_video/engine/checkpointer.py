@@ -18,6 +18,7 @@ from torch import nn
 
 from ..checkpoint.schema import diff_state, load_checkpoint, load_model_state, save_checkpoint
 from ..utils.io import replace_atomically
+from ..zoo import resolve_checkpoint
 
 logger = logging.getLogger(__name__)
 HEAD_PREFIX = "head."
@@ -68,12 +69,14 @@ def load_weights(model: nn.Module, path: str, action: str = "loading weights fro
 
 
 def load_for_finetuning(model: nn.Module, path: str) -> None:
-    """Loads ``path`` (a project checkpoint or converted weights) to start fine-tuning.
+    """Loads ``path`` (a project checkpoint or converted weights, or ``"zoo:NAME"``: a zoo
+    model's) to start fine-tuning.
 
     ``head.*`` tensors that are absent or of another shape (another number of classes) are
     dropped and the model's freshly initialised head is kept; anything else that does not fit
     is an error. Only the weights are taken: optimizer, epoch and RNG start afresh.
     """
+    path = resolve_checkpoint(path, "TRAIN.CHECKPOINT_FILE")
     state = dict(load_checkpoint(path)["model"])
     own = model.state_dict()
     logger.info("fine-tuning from %s (%s)", path, key_report(model, state))

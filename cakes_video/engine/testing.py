@@ -16,6 +16,7 @@ from ..models.complexity import count_gflops, count_params
 from ..models.inference import inference_form
 from ..utils.distributed import all_gather_objects, barrier, broadcast_object, get_world_size, is_main
 from ..utils.io import write_json
+from ..zoo import resolve_checkpoint
 from ..utils.metrics import aggregate_views, confusion_matrix, mean_class_accuracy, per_class_accuracy, topk_correct
 from .checkpointer import Checkpointer, load_weights
 from .monitor import progress, setup_logging
@@ -26,12 +27,12 @@ logger = logging.getLogger(__name__)
 
 
 def find_test_checkpoint(cfg) -> str:
-    """TEST.CHECKPOINT_FILE, else OUTPUT_DIR/checkpoints/best.pyth or the newest epoch checkpoint.
+    """TEST.CHECKPOINT_FILE (a path or ``"zoo:NAME"``), else OUTPUT_DIR/checkpoints/best.pyth or the newest epoch checkpoint.
 
     Raises ConfigError when there is none: testing random weights would report nonsense.
     """
     if cfg.TEST.CHECKPOINT_FILE:
-        return cfg.TEST.CHECKPOINT_FILE
+        return resolve_checkpoint(cfg.TEST.CHECKPOINT_FILE, "TEST.CHECKPOINT_FILE")
     found = Checkpointer(cfg.OUTPUT_DIR).for_testing()
     if found is None:
         raise ConfigError(f"TEST.CHECKPOINT_FILE: no checkpoint given and none in "

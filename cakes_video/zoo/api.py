@@ -17,7 +17,7 @@ from torch import nn
 
 from ..checkpoint.convert import official_cakes_to_project, official_state_dict, read_published, torchvision_to_project
 from ..checkpoint.schema import MODEL_CFG_FIELD, CheckpointError, load_checkpoint, load_model_state, save_checkpoint
-from ..config import get_cfg, get_config_file
+from ..config import ConfigError, get_cfg, get_config_file
 from ..config_loader import load_config
 from ..datasets.catalog import read_class_names
 from ..datasets.transforms import crop_views
@@ -128,6 +128,21 @@ def checkpoint_file(name: str, weights_path: Optional[str] = None) -> str:
         except OSError as e:
             raise DownloadError(f"cannot write {converted}: {e}; set CAKES_VIDEO_CACHE to a writable folder") from e
     return converted
+
+
+ZOO_PREFIX = "zoo:"  # TRAIN.CHECKPOINT_FILE / TEST.CHECKPOINT_FILE "zoo:NAME": that zoo model's weights
+
+
+def resolve_checkpoint(spec: str, key: str) -> str:
+    """The checkpoint file that config key ``key`` (e.g. TRAIN.CHECKPOINT_FILE) names with ``spec``:
+    ``"zoo:NAME"`` is zoo model NAME's (:func:`checkpoint_file`: fetched, verified, converted
+    once); anything else is a path. An unknown NAME is a ConfigError naming ``key``."""
+    if not spec.startswith(ZOO_PREFIX):
+        return spec
+    name = spec[len(ZOO_PREFIX):]
+    if name not in _manifest():
+        raise ConfigError(f"{key}: no zoo model {name!r}; the zoo has: {list_models()}")
+    return checkpoint_file(name)
 
 
 def _weights_file(e: ZooEntry) -> str:
