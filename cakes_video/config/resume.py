@@ -22,6 +22,7 @@ NEUTRAL_KEYS = {
     "DATA_LOADER": "workers and pinned memory: speed only (items are seeded by SEED, epoch and index)",
     "TRAIN.ENABLE": "whether tools/train_net.py trains at all",
     "TRAIN.AUTO_RESUME": "whether the run resumes",
+    "TRAIN.CHECKPOINT_FILE": "the weights a fresh run starts from; a resumed run ignores it",
     "TRAIN.RESUME_CHANGED_CONFIG": "the switch that allows the other changes",
     "TRAIN.CHECKPOINT_PERIOD": "which epochs are saved; a new best is saved whatever the period",
     "TRAIN.CHECKPOINT_KEEP_LAST": "how many epoch checkpoints stay on disk",

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..models import build_model
 from ..solver import IterationScheduler, build_optimizer, lr_function
-from ..utils.distributed import get_rank, get_world_size, unwrap, wrap_model
+from ..utils.distributed import get_rank, get_world_size, on_main, unwrap, wrap_model
 from .checkpointer import Checkpointer, load_for_finetuning, load_weights, set_rng_state
 from .hooks import Checkpointing, MetricLogging, NonFiniteLossCheck, PreciseBN, ReleaseLock, Validation
 from .monitor import MetricWriter, setup_logging
@@ -78,7 +78,7 @@ def _assemble_locked(cfg, device: torch.device, loader_fn: Optional[Callable],
                      taken_over: Dict) -> Tuple[Trainer, Checkpointing]:
     """``_assemble`` once OUTPUT_DIR is this run's (``taken_over``: a dead run's lock record)."""
     checkpointer = Checkpointer(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_KEEP_LAST)
-    will_resume = cfg.TRAIN.AUTO_RESUME and checkpointer.latest() is not None
+    will_resume = on_main(lambda: cfg.TRAIN.AUTO_RESUME and checkpointer.latest() is not None)
     changes = check_resumed_config(cfg) if will_resume else None  # before anything is written
     setup_logging(cfg.OUTPUT_DIR)
     log_taken_over(cfg.OUTPUT_DIR, taken_over)
