@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -23,7 +24,7 @@ from cakes_video.engine.demo import data_overrides
 from cakes_video.engine.monitor import read_metrics, setup_logging
 from cakes_video.engine.setup import train
 from cakes_video.engine.train import Hook
-from cakes_video.utils.io import FileLock
+from cakes_video.utils.io import FileLock, LockHeldError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = "demo/cakes_r10_synthetic"
@@ -149,6 +150,21 @@ def test_a_second_run_on_a_folder_in_use_is_refused_naming_the_folder_and_the_ho
     assert not (tmp_path / "run.lock").exists()  # released at the end
 
 
+def test_file_lock_waits_up_to_its_timeout_then_is_free_once_released(tmp_path):
+    path = str(tmp_path / "locks" / "x.lock")
+    first = FileLock(path)
+    assert first.acquire() == {}
+    start = time.monotonic()
+    with pytest.raises(LockHeldError, match=f"pid {os.getpid()}"):
+        FileLock(path).acquire(timeout=0.3)
+    assert time.monotonic() - start >= 0.3
+    first.release()
+    assert not os.path.exists(path)
+    with FileLock(path, timeout=0.3) as again:  # the zoo's form: a context manager with a timeout
+        assert json.loads(open(again.path).read())["pid"] == os.getpid()
+    assert not os.path.exists(path)
+
+
 def test_a_lock_left_by_a_killed_run_is_taken_over_with_a_message(tmp_path, caplog):
     script = ("import os, signal, sys; from cakes_video.utils.io import FileLock; "
               "FileLock(sys.argv[1]).acquire(); os.kill(os.getpid(), signal.SIGKILL)")
@@ -169,6 +185,15 @@ def test_a_lock_whose_holder_lives_on_this_host_counts_even_unlocked(tmp_path, c
     status, message = _refused(caplog, tiny_cfg(tmp_path))
     assert status == 1 and f"pid {os.getppid()}" in message and "2025-01-01 00:00:00" in message
     assert sorted(os.listdir(tmp_path)) == ["run.lock"]
+
+
+def test_an_output_dir_that_cannot_be_written_is_named(tmp_path, caplog):
+    (tmp_path / "file").write_text("")  # a file where a folder is expected: not even root writes under it
+    cfg = tiny_cfg(tmp_path / "unused")
+    cfg.defrost()
+    cfg.OUTPUT_DIR = str(tmp_path / "file" / "run")
+    status, message = _refused(caplog, cfg)
+    assert status == 1 and message.startswith(f"ConfigError: OUTPUT_DIR {tmp_path / 'file' / 'run'}: cannot write")
 
 
 def test_auto_resume_falls_back_from_an_unreadable_newest_checkpoint(tmp_path, caplog):

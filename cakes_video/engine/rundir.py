@@ -26,7 +26,8 @@ Changes = Tuple[Dict, Dict]  # (result-changing, neutral): key -> (the run's val
 def lock_output_dir(output_dir: str) -> Tuple[Optional[FileLock], Dict]:
     """Takes OUTPUT_DIR/run.lock on rank 0 (the lock, None elsewhere) and returns it with the
     record of a dead run whose lock was taken over ({} when none). ConfigError on every rank,
-    naming the folder and the holder, when another run holds it."""
+    naming the folder and the holder, when another run holds it (naming the folder when it
+    cannot be written)."""
     lock = FileLock(os.path.join(output_dir, LOCK_FILE)) if is_main() else None
 
     def take() -> Dict:
@@ -35,6 +36,8 @@ def lock_output_dir(output_dir: str) -> Tuple[Optional[FileLock], Dict]:
         except LockHeldError as e:
             raise ConfigError(f"OUTPUT_DIR {output_dir} is in use by another training run ({describe_holder(e.holder)}, "
                               f"lock {e.path}): wait for it to finish or choose another OUTPUT_DIR") from None
+        except OSError as e:  # a read-only or unreachable folder: the first write of the run fails here
+            raise ConfigError(f"OUTPUT_DIR {output_dir}: cannot write there ({e.strerror or e})") from None
 
     return lock, on_main(take)
 
