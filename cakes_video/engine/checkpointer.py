@@ -58,7 +58,8 @@ def key_report(model: nn.Module, state: Dict[str, torch.Tensor]) -> str:
     return "; ".join(parts)
 
 
-def load_weights(model: nn.Module, path: str, action: str = "loading weights from", ckpt: Optional[dict] = None) -> dict:
+def load_weights(model: nn.Module, path: str, action: str = "loading weights from",
+                 ckpt: Optional[dict] = None) -> dict:
     """Strictly loads the model weights of checkpoint ``path`` (test, predict, resume; ``ckpt``:
     the checkpoint when already read); returns the checkpoint. Logs ``"<action> <path> (<key report>)"``."""
     ckpt = load_checkpoint(path) if ckpt is None else ckpt
@@ -130,7 +131,8 @@ class Checkpointer:
                 skipped.append(os.path.basename(path))
                 continue
             if skipped:
-                logger.warning("resuming from %s, the newest readable checkpoint (skipped: %s)", path, ", ".join(skipped))
+                logger.warning("resuming from %s, the newest readable checkpoint (skipped: %s)", path,
+                               ", ".join(skipped))
             return path, ckpt
         if skipped:
             raise CheckpointError(f"none of the {len(skipped)} checkpoints in {self.dir} can be read: move them "

@@ -34,8 +34,9 @@ def lock_output_dir(output_dir: str) -> Tuple[Optional[FileLock], Dict]:
         try:
             return lock.acquire()
         except LockHeldError as e:
-            raise ConfigError(f"OUTPUT_DIR {output_dir} is in use by another training run ({describe_holder(e.holder)}, "
-                              f"lock {e.path}): wait for it to finish or choose another OUTPUT_DIR") from None
+            raise ConfigError(f"OUTPUT_DIR {output_dir} is in use by another training run "
+                              f"({describe_holder(e.holder)}, lock {e.path}): wait for it to finish or choose "
+                              "another OUTPUT_DIR") from None
         except OSError as e:  # a read-only or unreachable folder: the first write of the run fails here
             raise ConfigError(f"OUTPUT_DIR {output_dir}: cannot write there ({e.strerror or e})") from None
 

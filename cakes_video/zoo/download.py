@@ -139,7 +139,8 @@ def fetch(url: str, file_name: str, sha256: Optional[str], *, progress: bool = T
     if offline():
         raise DownloadError(_offline_message(file_name, folder, source, problem))
     try:
-        with FileLock(_lock_path(path), timeout=LOCK_TIMEOUT):  # processes fetching one file (torchrun ranks) download it once
+        # processes fetching one file (torchrun ranks) download it once
+        with FileLock(_lock_path(path), timeout=LOCK_TIMEOUT):
             if _cache_problem(path, expected) is not None:
                 _download_with_retries(source, path, expected, progress, retries, backoff, timeout)
                 logger.info("downloaded %s from %s into %s", file_name, source, folder)
