@@ -66,6 +66,7 @@ def test_ddp_matches_single_process_and_tests_each_video_once(tmp_path):
 NODE_SCRIPT = """
 import json, os, sys
 from test_engine_fakes import FakeLoaderFn, tiny_cfg
+from cakes_video.config import ConfigError
 from cakes_video.engine.setup import train
 from cakes_video.engine.testing import run_test
 from cakes_video.utils.distributed import get_rank, get_world_size, shutdown_distributed
@@ -75,6 +76,10 @@ cfg = tiny_cfg(os.path.join(out, "ddp"), *opts, arch="engine_tiny_nobn")
 train(cfg, FakeLoaderFn(num_videos=8, noise=0.0))
 notes = {"test": run_test(cfg, FakeLoaderFn(num_videos=7)), "rank": get_rank(), "world_size": get_world_size(),
          "local_rank": os.environ["LOCAL_RANK"], "node_rank": os.environ["GROUP_RANK"]}
+try:  # rank 0 reads config.yaml and refuses: every rank must raise, none wait
+    train(tiny_cfg(os.path.join(out, "ddp"), *opts, "SOLVER.MAX_EPOCH", 3, arch="engine_tiny_nobn"), FakeLoaderFn())
+except ConfigError as e:
+    notes["refused"] = str(e)
 shutdown_distributed()
 with open(os.path.join(out, f"rank{notes['rank']}.json"), "w") as f:
     json.dump(notes, f)
@@ -97,6 +102,7 @@ def test_two_nodes_under_torchrun_match_one_process(tmp_path):
     notes = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert [(n["rank"], n["world_size"], n["local_rank"]) for n in notes] == [(0, 2, "0"), (1, 2, "0")]
     assert sorted(n["node_rank"] for n in notes) == ["0", "1"]
+    assert all("SOLVER.MAX_EPOCH 2 -> 3" in n["refused"] for n in notes)
     assert not (tmp_path / "ddp" / "run.lock").exists()  # rank 0 took the folder's lock and released it
     _assert_matches_one_process(tmp_path, notes)
 
