@@ -174,3 +174,21 @@ def test_train_list_smaller_than_a_batch_is_an_error(tmp_path, videos):
     cfg = _cfg(tmp_path, videos, ["v0"])
     with pytest.raises(ValueError, match="DATA.TRAIN_LIST: 1 videos make no full batch of TRAIN.BATCH_SIZE=2"):
         build_loader(cfg, "train")
+
+
+def test_a_persistent_worker_repeats_an_epoch_as_a_fresh_loader_reads_it(tmp_path, videos):
+    """A resumed run starts its loader at epoch 2: its order and augmentation must be those of
+    epoch 2 of a loader whose one persistent worker (DATA.CACHE_DECODED) already ran epoch 1."""
+    cfg = _cfg(tmp_path, videos, ["v0", "v1", "v2", "v3"], CACHE_DECODED=True)
+    cfg.DATA_LOADER.NUM_WORKERS = 1
+
+    def epoch(loader, number):
+        set_loader_epoch(loader, number)
+        return [(b["index"].tolist(), b["video"]) for b in loader]
+
+    running = build_loader(cfg, "train")
+    assert running.persistent_workers
+    epoch(running, 0)
+    continued, fresh = epoch(running, 1), epoch(build_loader(cfg, "train"), 1)
+    assert [i for i, _ in continued] == [i for i, _ in fresh]
+    assert all(torch.equal(v, w) for (_, v), (_, w) in zip(continued, fresh))

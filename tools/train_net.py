@@ -5,7 +5,8 @@ With --model, training starts from the zoo model's weights (TRAIN.CHECKPOINT_FIL
 another MODEL.NUM_CLASSES is re-initialised).
 
 Resumes from OUTPUT_DIR/checkpoints when possible; tests the result afterwards when
-TEST.ENABLE and DATA.TEST_LIST are set. Multi-process: ``torchrun --nproc_per_node N tools/train_net.py ...``.
+TEST.ENABLE and DATA.TEST_LIST are set. Multi-process: ``torchrun --nproc_per_node N tools/train_net.py ...``;
+multi-node: the README.
 """
 import sys
 

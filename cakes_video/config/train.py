@@ -15,6 +15,9 @@ def add_config(cfg: CfgNode) -> None:
     # another shape (different MODEL.NUM_CLASSES) is re-initialised. Ignored when resuming.
     cfg.TRAIN.CHECKPOINT_FILE = ""  # or "zoo:NAME", a zoo model's weights (cakes_video.list_models())
     cfg.TRAIN.AUTO_RESUME = True  # continue from the newest OUTPUT_DIR/checkpoints/*.pyth
+    # Resume even though keys that change results differ from the run's OUTPUT_DIR/config.yaml
+    # (config/resume.py says which): the run logs and records the changes, keeps the old config.
+    cfg.TRAIN.RESUME_CHANGED_CONFIG = False
     cfg.TRAIN.CHECKPOINT_PERIOD = 1  # save every N epochs (and always after the last)
     cfg.TRAIN.CHECKPOINT_KEEP_LAST = 3  # epoch checkpoints kept on disk (0 keeps all); best.pyth is extra
     cfg.TRAIN.EVAL_PERIOD = 1  # validate on the val split every N epochs (0 disables)

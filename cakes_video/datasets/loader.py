@@ -76,19 +76,20 @@ def per_process_batch_size(global_batch: int, world_size: int, key: str) -> int:
 
 
 def _sampler(dataset, split: str, seed: int) -> Optional[Sampler]:
-    """None without torch.distributed (the DataLoader shuffles train itself); else per-rank."""
-    if not is_dist():
-        return None
+    """Train: a (seed, epoch) permutation, this rank's share of it under torch.distributed. Its
+    own generator, not the loader's: the loader also draws worker seeds from that one, but only
+    when workers start, which persistent workers do once, so a shared generator would order a
+    resumed epoch differently. Val / test: None (in order), or this rank's shard."""
     rank, world_size = get_rank(), get_world_size()
     if split == "train":
         return DistributedSampler(dataset, world_size, rank, shuffle=True, seed=seed, drop_last=True)
-    return ShardSampler(len(dataset), rank, world_size)
+    return ShardSampler(len(dataset), rank, world_size) if is_dist() else None
 
 
 def build_loader(cfg, split: str) -> DataLoader:
     """The DataLoader of ``split`` ("train", "val", "test") as the config describes.
 
-    Train shuffles (DistributedSampler under torch.distributed) and drops the last partial
+    Train shuffles (a DistributedSampler, also in one process) and drops the last partial
     batch; val and test keep order and, distributed, each rank reads a disjoint shard.
     Batch sizes in the config are global: each process takes its share. Call
     :func:`set_loader_epoch` before each epoch so shuffling and augmentation follow
@@ -105,7 +106,7 @@ def build_loader(cfg, split: str) -> DataLoader:
     sampler = _sampler(dataset, split, cfg.SEED)
     workers = cfg.DATA_LOADER.NUM_WORKERS
     loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=split == "train" and sampler is None, sampler=sampler,
+        dataset, batch_size=batch_size, sampler=sampler,
         num_workers=workers, collate_fn=collate_videos, pin_memory=cfg.DATA_LOADER.PIN_MEMORY and _uses_cuda(cfg),
         drop_last=split == "train", worker_init_fn=seed_worker, generator=torch.Generator().manual_seed(cfg.SEED),
         # A decoded-video cache lives in the worker processes: keep them between epochs.
@@ -115,9 +116,13 @@ def build_loader(cfg, split: str) -> DataLoader:
 
 
 def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
-    """Makes ``epoch``'s order and worker seeds a function of (cfg.SEED, epoch) alone, so a
-    resumed run repeats them. Without workers, augmentation draws from torch's global RNG;
-    persistent workers (DATA.CACHE_DECODED) keep the seeds they started with."""
+    """Makes ``epoch``'s order and augmentation a function of (cfg.SEED, epoch) alone, so a
+    resumed run repeats them: the order through the sampler's ``set_epoch``, the augmentation
+    through the dataset's (it seeds each item itself: persistent workers, DATA.CACHE_DECODED,
+    keep the seeds they started with); the worker seeds of other datasets through the
+    loader's generator (workers that restart every epoch draw them from it)."""
     if isinstance(loader.sampler, DistributedSampler):
         loader.sampler.set_epoch(epoch)
+    if hasattr(loader.dataset, "set_epoch"):
+        loader.dataset.set_epoch(epoch)
     loader.generator.manual_seed(loader.seed * 100_003 + epoch)

@@ -3,7 +3,10 @@
 Item: ``{"video": float [C, T, H, W], "label": int, "index": int, "video_id": str,
 "failed": list of {"path", "error"}}``.
 
-Training draws a random clip and augments it; a video that fails to decode (DecodeError)
+Training draws a random clip and augments it with a generator seeded by (seed, epoch, index):
+an item's augmentation depends on nothing else, neither on the worker that reads it nor on
+what that worker read before, so persistent workers (DATA.CACHE_DECODED) and a resumed run
+repeat it exactly. A video that fails to decode (DecodeError)
 is replaced by another random video, at most ``max_retries`` times, and each failure is
 listed in "failed". Validation reads the deterministic centre clip with the centre crop and
 never retries: a failed video comes back with an empty "video" (the collate function drops
@@ -54,28 +57,35 @@ def _tsn_clip(sampling: ClipSampling, meta: VideoMeta, rng: Optional[np.random.G
 CLIP_SAMPLERS = {"dense": _dense_clip, "tsn": _tsn_clip}
 
 
-def item_rng() -> np.random.Generator:
-    """A numpy generator seeded from torch's RNG: per worker, torch is seeded from the
-    DataLoader's generator, so seeded loaders repeat their augmentation."""
-    return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The generator of training item ``index`` in epoch ``epoch`` of a run seeded ``seed``."""
+    return np.random.default_rng([seed, epoch, index])
 
 
 class ClipDataset(RecordDataset):
     """Clips of ``records`` for training (``train=True``) or validation.
 
     ``train_transform(frames uint8 [T, H, W, 3], label, rng=rng) -> (float [C, T, S, S], label)``;
-    ``val_transform(frames) -> float [C, T, S, S]``.
+    ``val_transform(frames) -> float [C, T, S, S]``. ``seed`` and the epoch
+    (:meth:`set_epoch`) seed the training items.
     """
 
     def __init__(self, records: Sequence[VideoRecord], class_names: Sequence[str], reader: VideoReader,
                  sampling: ClipSampling, train: bool, train_transform: Optional[Callable] = None,
-                 val_transform: Optional[Callable] = None, max_retries: int = 10):
+                 val_transform: Optional[Callable] = None, max_retries: int = 10, seed: int = 0):
         super().__init__(records, class_names, reader)
         self.sampling = sampling
         self.train = train
         self.train_transform = train_transform
         self.val_transform = val_transform
         self.max_retries = max_retries
+        self.seed = seed
+        # In shared memory: worker processes (persistent ones too) see the epoch the loop sets
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Items read from now on (in this process and its loader workers) belong to ``epoch``."""
+        self._epoch.fill_(epoch)
 
     def _read(self, record: VideoRecord, rng) -> np.ndarray:
         (clip,) = self.reader.read_clips(record, lambda meta: [self.sampling.indices(meta, rng)])
@@ -84,7 +94,7 @@ class ClipDataset(RecordDataset):
     def __getitem__(self, index: int) -> Dict:
         if not self.train:
             return self._val_item(index)
-        rng, failures = item_rng(), []
+        rng, failures = item_rng(self.seed, int(self._epoch), index), []
         for _ in range(self.max_retries + 1):
             record = self.records[index]
             try:
@@ -127,7 +137,7 @@ def clip_dataset_from_cfg(cfg, records, class_names, train: bool, reader: VideoR
     val_transform = partial(center_view, scale=data.TEST_SCALE, crop_size=data.TEST_CROP_SIZE,
                             mean=tuple(data.MEAN), std=tuple(data.STD))
     return ClipDataset(records, class_names, reader, clip_sampling_from_cfg(cfg), train,
-                       train_transform, val_transform, data.MAX_RETRIES)
+                       train_transform, val_transform, data.MAX_RETRIES, cfg.SEED)
 
 
 def target_fps_from_cfg(cfg) -> Optional[float]:

@@ -10,13 +10,13 @@ import os
 import random
 import re
 import shutil
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint.schema import diff_state, load_checkpoint, load_model_state, save_checkpoint
+from ..checkpoint.schema import CheckpointError, diff_state, load_checkpoint, load_model_state, save_checkpoint
 from ..utils.io import replace_atomically
 from ..zoo import resolve_checkpoint
 
@@ -59,10 +59,11 @@ def key_report(model: nn.Module, state: Dict[str, torch.Tensor]) -> str:
     return "; ".join(parts)
 
 
-def load_weights(model: nn.Module, path: str, action: str = "loading weights from") -> dict:
-    """Strictly loads the model weights of checkpoint ``path`` (test, predict, resume); returns the
-    checkpoint. Logs ``"<action> <path> (<key report>)"``."""
-    ckpt = load_checkpoint(path)
+def load_weights(model: nn.Module, path: str, action: str = "loading weights from",
+                 ckpt: Optional[dict] = None) -> dict:
+    """Strictly loads the model weights of checkpoint ``path`` (test, predict, resume; ``ckpt``:
+    the checkpoint when already read); returns the checkpoint. Logs ``"<action> <path> (<key report>)"``."""
+    ckpt = load_checkpoint(path) if ckpt is None else ckpt
     logger.info("%s %s (%s)", action, path, key_report(model, ckpt["model"]))
     load_model_state(model, ckpt["model"], source=path)
     return ckpt
@@ -119,6 +120,27 @@ class Checkpointer:
     def latest(self) -> Optional[str]:
         paths = self.epoch_checkpoints()
         return paths[-1] if paths else None
+
+    def newest_readable(self) -> Optional[Tuple[str, dict]]:
+        """``(path, checkpoint)`` of the newest epoch checkpoint that can be read; newer ones that
+        cannot (a damaged disk, a file truncated by hand) are skipped, each with a warning. None
+        when there is no checkpoint; CheckpointError when none of them reads."""
+        skipped = []
+        for path in reversed(self.epoch_checkpoints()):
+            try:
+                ckpt = load_checkpoint(path)
+            except CheckpointError as e:
+                logger.warning("skipping an unreadable checkpoint: %s", str(e).splitlines()[0])
+                skipped.append(os.path.basename(path))
+                continue
+            if skipped:
+                logger.warning("resuming from %s, the newest readable checkpoint (skipped: %s)", path,
+                               ", ".join(skipped))
+            return path, ckpt
+        if skipped:
+            raise CheckpointError(f"none of the {len(skipped)} checkpoints in {self.dir} can be read: move them "
+                                  "away to start afresh, or set TRAIN.AUTO_RESUME False")
+        return None
 
     def for_testing(self) -> Optional[str]:
         """best.pyth when present, else the newest epoch checkpoint, else None."""

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..config.train import BEST_METRICS
 from ..utils.distributed import all_gather_objects, all_reduce_sum, barrier, get_world_size, is_dist, is_main, unwrap
+from ..utils.io import FileLock
 from .checkpointer import Checkpointer, rng_state
 from .evaluate import validate
 from .monitor import MetricWriter
@@ -158,3 +159,15 @@ class Checkpointing(Hook):
             self.last_checkpoint = self.checkpointer.save(t.epoch, unwrap(t.model).state_dict(), fields, is_best)
             logger.info("saved %s%s", self.last_checkpoint, " (new best)" if is_best else "")
         barrier()
+
+
+class ReleaseLock(Hook):
+    """Releases the run's OUTPUT_DIR lock (engine/rundir.py; None off rank 0) when training
+    ends, also when it fails: the last hook."""
+
+    def __init__(self, lock: Optional[FileLock]):
+        self.lock = lock
+
+    def after_train(self, trainer: Trainer) -> None:
+        if self.lock is not None:
+            self.lock.release()

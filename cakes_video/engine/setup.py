@@ -1,10 +1,10 @@
 """Assembles a training run from a config and runs it: ``train(cfg)`` is all a tool calls.
 
-Checks first, then loaders, model, weights (resume or fine-tune), DDP, optimizer, schedule,
-writers; then the :class:`~cakes_video.engine.train.Trainer` with its hooks in order
+Checks first, then the OUTPUT_DIR lock and, when resuming, the config against the run's
+(engine/rundir.py), then loaders, model, weights (resume or fine-tune), DDP, optimizer,
+schedule, writers; then the :class:`~cakes_video.engine.train.Trainer` with its hooks in order
 (:func:`default_hooks`, then the caller's)."""
 import logging
-import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -12,10 +12,11 @@ from torch import nn
 
 from ..models import build_model
 from ..solver import IterationScheduler, build_optimizer, lr_function
-from ..utils.distributed import get_rank, get_world_size, is_main, unwrap, wrap_model
+from ..utils.distributed import get_rank, get_world_size, on_main, unwrap, wrap_model
 from .checkpointer import Checkpointer, load_for_finetuning, load_weights, set_rng_state
-from .hooks import Checkpointing, MetricLogging, NonFiniteLossCheck, PreciseBN, Validation
+from .hooks import Checkpointing, MetricLogging, NonFiniteLossCheck, PreciseBN, ReleaseLock, Validation
 from .monitor import MetricWriter, setup_logging
+from .rundir import check_resumed_config, find_resume_checkpoint, lock_output_dir, log_taken_over, save_config
 from .runtime import amp_dtype, prepare_run, resolve_loader_fn
 from .train import Hook, Trainer
 
@@ -58,21 +59,39 @@ def default_hooks(cfg, checkpointer: Checkpointer, writer: MetricWriter, saving:
 
 def _assemble(cfg, loader_fn: Optional[Callable], hooks: Sequence[Hook]) -> Tuple[Trainer, Checkpointing]:
     """The Trainer with its hooks, and its Checkpointing hook (it holds the best value and the
-    last checkpoint ``train`` reports)."""
+    last checkpoint ``train`` reports). The Trainer holds the OUTPUT_DIR lock until it has run."""
     # TEST.BATCH_SIZE too when tools/train_net.py will test afterwards: fail now, not after training
     will_test = cfg.TEST.ENABLE and bool(cfg.DATA.TEST_LIST)
     device = prepare_run(cfg, ["TRAIN.BATCH_SIZE"] + (["TEST.BATCH_SIZE"] if will_test else []))
-    setup_logging(cfg.OUTPUT_DIR)
-    loaders = build_loaders(cfg, loader_fn)
+    lock, taken_over = lock_output_dir(cfg.OUTPUT_DIR)
+    try:
+        t, saving = _assemble_locked(cfg, device, loader_fn, taken_over)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    t.hooks = tuple(t.hooks) + tuple(hooks) + (ReleaseLock(lock),)
+    return t, saving
+
+
+def _assemble_locked(cfg, device: torch.device, loader_fn: Optional[Callable],
+                     taken_over: Dict) -> Tuple[Trainer, Checkpointing]:
+    """``_assemble`` once OUTPUT_DIR is this run's (``taken_over``: a dead run's lock record)."""
     checkpointer = Checkpointer(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_KEEP_LAST)
-    resume_path = checkpointer.latest() if cfg.TRAIN.AUTO_RESUME else None
-    t, steps = _build_trainer(cfg, device, loaders, finetune=resume_path is None)
+    will_resume = on_main(lambda: cfg.TRAIN.AUTO_RESUME and checkpointer.latest() is not None)
+    changes = check_resumed_config(cfg) if will_resume else None  # before anything is written
+    setup_logging(cfg.OUTPUT_DIR)
+    log_taken_over(cfg.OUTPUT_DIR, taken_over)
+    loaders = build_loaders(cfg, loader_fn)
+    resumed = find_resume_checkpoint(checkpointer) if will_resume else None
+    t, steps = _build_trainer(cfg, device, loaders, finetune=resumed is None)
     writer = MetricWriter(cfg.OUTPUT_DIR, cfg.TRAIN.TENSORBOARD)
-    best = resume(t, resume_path) if resume_path else None
+    best = resume(t, *resumed) if resumed else None
     saving = Checkpointing(checkpointer, cfg.TRAIN.CHECKPOINT_PERIOD, cfg.SOLVER.MAX_EPOCH, cfg.TRAIN.BEST_METRIC,
-                           best=best, last_checkpoint=resume_path)
-    t.hooks = tuple(default_hooks(cfg, checkpointer, writer, saving)) + tuple(hooks)
-    write_config(cfg)  # last: a run refused on its data, weights or batch size leaves config.yaml alone
+                           best=best, last_checkpoint=resumed[0] if resumed else None)
+    t.hooks = tuple(default_hooks(cfg, checkpointer, writer, saving))
+    # last: a run refused on its data, weights or batch size leaves config.yaml alone
+    save_config(cfg, changes, writer, t.epoch, t.scheduler.iteration)
     logger.info("training %s on %s x%d: %d optimizer steps per epoch, epochs %d..%d",
                 cfg.MODEL.ARCH, device, get_world_size(), steps, t.epoch + 1, cfg.SOLVER.MAX_EPOCH)
     return t, saving
@@ -108,10 +127,11 @@ def _build_trainer(cfg, device: torch.device, loaders: Dict, finetune: bool) -> 
     return t, steps
 
 
-def resume(t: Trainer, path: str) -> Optional[float]:
+def resume(t: Trainer, path: str, ckpt: dict) -> Optional[float]:
     """Restores weights, optimizer, schedule, scaler, the epoch count and this rank's RNG from
-    ``path`` (written by hooks.Checkpointing.save); returns the best value recorded there."""
-    ckpt = load_weights(unwrap(t.model), path, action="resuming from")
+    checkpoint ``ckpt``, read from ``path`` (written by hooks.Checkpointing.save); returns the
+    best value recorded there."""
+    load_weights(unwrap(t.model), path, action="resuming from", ckpt=ckpt)
     t.optimizer.load_state_dict(ckpt["optimizer"])
     t.scheduler.load_state_dict(ckpt["scheduler"])
     if ckpt.get("scaler"):
@@ -124,11 +144,3 @@ def resume(t: Trainer, path: str) -> Optional[float]:
         logger.warning("%s holds RNG states of %d processes, this run has %d: random streams restart, "
                        "so the resumed run will not repeat the original exactly", path, len(rng), get_world_size())
     return ckpt.get("metrics", {}).get("best")
-
-
-def write_config(cfg) -> None:
-    """OUTPUT_DIR/config.yaml: the full merged config, for test_net, predict and load_model."""
-    if is_main():
-        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
-            f.write(cfg.dump())

@@ -5,13 +5,14 @@ loops call them unconditionally.
 """
 import logging
 import os
-from typing import Any, List
+from typing import Any, Callable, List, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def is_dist() -> bool:
@@ -107,6 +108,23 @@ def broadcast_object(obj: Any) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def on_main(fn: Callable[[], T]) -> T:
+    """``fn()`` run on rank 0 alone; its result on every rank, or the exception it raised
+    raised on every rank (so no rank waits for one that failed). Results and errors must pickle."""
+    if not is_dist():
+        return fn()
+    result, error = None, None
+    if is_main():
+        try:
+            result = fn()
+        except Exception as e:  # every rank re-raises it below
+            error = e
+    result, error = broadcast_object((result, error))
+    if error is not None:
+        raise error
+    return result
 
 
 def wrap_model(model: nn.Module, device: torch.device, sync_bn: bool) -> nn.Module:

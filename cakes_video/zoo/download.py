@@ -18,7 +18,7 @@ goes through the global opener, which follows redirects to ``ftp://``; it return
 already at its target unverified, and its fixed ``.tmp`` name is shared by processes that
 fetch the same file; ``HTTPURLHandler`` caches by URL in its own folder, which leaves no room
 for a mirror or an offline mode. Here each request has its own timeout and follows redirects
-to http and https only; iopath's ``file_lock`` serialises processes that fetch one file.
+to http and https only; ``utils.io.FileLock`` serialises processes that fetch one file.
 """
 import contextlib
 import hashlib
@@ -34,14 +34,14 @@ import urllib.parse
 import urllib.request
 from typing import BinaryIO, Optional
 
-from iopath.common.file_io import file_lock
 from tqdm import tqdm
 
-from ..utils.io import replace_atomically
+from ..utils.io import FileLock, replace_atomically
 
 logger = logging.getLogger(__name__)
 
 CACHE_ENV = "CAKES_VIDEO_CACHE"
+LOCK_TIMEOUT = 3600.0  # seconds a process waits for another one's download of the same file
 OFFLINE_ENV = "CAKES_VIDEO_OFFLINE"
 MIRROR_ENV = "CAKES_VIDEO_MIRROR"
 SCHEMES = ("http", "https")
@@ -139,7 +139,8 @@ def fetch(url: str, file_name: str, sha256: Optional[str], *, progress: bool = T
     if offline():
         raise DownloadError(_offline_message(file_name, folder, source, problem))
     try:
-        with file_lock(_lock_path(path)):  # processes fetching one file (torchrun ranks) download it once
+        # processes fetching one file (torchrun ranks) download it once
+        with FileLock(_lock_path(path), timeout=LOCK_TIMEOUT):
             if _cache_problem(path, expected) is not None:
                 _download_with_retries(source, path, expected, progress, retries, backoff, timeout)
                 logger.info("downloaded %s from %s into %s", file_name, source, folder)
@@ -152,7 +153,7 @@ def fetch(url: str, file_name: str, sha256: Optional[str], *, progress: bool = T
 def _lock_path(path: str) -> str:
     """Where the lock of cache file ``path`` lives: outside the cache, which holds only verified files."""
     key = hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:16]
-    return os.path.join(tempfile.gettempdir(), "cakes_video_locks", f"{os.path.basename(path)}-{key}")
+    return os.path.join(tempfile.gettempdir(), "cakes_video_locks", f"{os.path.basename(path)}-{key}.lock")
 
 
 def _expected_digest(sha256: Optional[str]) -> str:

@@ -1,0 +1,134 @@
+"""OUTPUT_DIR as the folder of one training run: its lock (one run at a time), its config.yaml
+(what a resumed run is compared with, never replaced without a word), and the checkpoint a
+resume starts from. Rank 0 decides each of these; every rank gets its answer or its error."""
+import glob
+import logging
+import os
+import re
+from typing import Dict, Optional, Tuple
+
+from ..checkpoint.schema import load_checkpoint
+from ..config import ConfigError, merge_config
+from ..config.resume import config_changes, describe_changes
+from ..utils.distributed import is_main, on_main
+from ..utils.io import FileLock, LockHeldError, describe_holder, replace_atomically
+from .checkpointer import Checkpointer
+from .monitor import MetricWriter
+
+logger = logging.getLogger(__name__)
+LOCK_FILE = "run.lock"
+CONFIG_FILE = "config.yaml"
+SWITCH = "TRAIN.RESUME_CHANGED_CONFIG"
+
+Changes = Tuple[Dict, Dict]  # (result-changing, neutral): key -> (the run's value, this config's)
+
+
+def lock_output_dir(output_dir: str) -> Tuple[Optional[FileLock], Dict]:
+    """Takes OUTPUT_DIR/run.lock on rank 0 (the lock, None elsewhere) and returns it with the
+    record of a dead run whose lock was taken over ({} when none). ConfigError on every rank,
+    naming the folder and the holder, when another run holds it (naming the folder when it
+    cannot be written)."""
+    lock = FileLock(os.path.join(output_dir, LOCK_FILE)) if is_main() else None
+
+    def take() -> Dict:
+        try:
+            return lock.acquire()
+        except LockHeldError as e:
+            raise ConfigError(f"OUTPUT_DIR {output_dir} is in use by another training run "
+                              f"({describe_holder(e.holder)}, lock {e.path}): wait for it to finish or choose "
+                              "another OUTPUT_DIR") from None
+        except OSError as e:  # a read-only or unreachable folder: the first write of the run fails here
+            raise ConfigError(f"OUTPUT_DIR {output_dir}: cannot write there ({e.strerror or e})") from None
+
+    return lock, on_main(take)
+
+
+def log_taken_over(output_dir: str, holder: Dict) -> None:
+    if holder:
+        logger.warning("%s: the run that held it is gone (%s): lock taken over",
+                       os.path.join(output_dir, LOCK_FILE), describe_holder(holder))
+
+
+def check_resumed_config(cfg) -> Changes:
+    """Compares ``cfg`` with the run's OUTPUT_DIR/config.yaml (rank 0 reads it). Keys that change
+    results (config/resume.py) refuse the resume with one ConfigError naming each key and both
+    values, unless TRAIN.RESUME_CHANGED_CONFIG; returns the changes allowed."""
+    def compare() -> Changes:
+        path = os.path.join(cfg.OUTPUT_DIR, CONFIG_FILE)
+        if not os.path.isfile(path):
+            logger.warning("%s is missing: the resumed run cannot be checked against the config it started with", path)
+            return {}, {}
+        result, neutral = config_changes(merge_config(path), cfg)
+        if result and not cfg.TRAIN.RESUME_CHANGED_CONFIG:
+            raise ConfigError(f"OUTPUT_DIR {cfg.OUTPUT_DIR}: refusing to resume a run whose {path} differs in "
+                              f"{len(result)} key(s) that change results: {describe_changes(result)}; set {SWITCH} "
+                              "True to resume anyway, or choose another OUTPUT_DIR")
+        return result, neutral
+
+    return on_main(compare)
+
+
+def find_resume_checkpoint(checkpointer: Checkpointer) -> Optional[Tuple[str, dict]]:
+    """``(path, checkpoint)`` of the newest readable epoch checkpoint (rank 0 chooses, skipping
+    unreadable ones with a warning; the others read the one it chose), or None."""
+    chosen: Dict[str, dict] = {}
+
+    def newest() -> Optional[str]:
+        found = checkpointer.newest_readable()
+        if found is None:
+            return None
+        chosen[found[0]] = found[1]
+        return found[0]
+
+    path = on_main(newest)
+    if path is None:
+        return None
+    return path, chosen[path] if path in chosen else load_checkpoint(path)
+
+
+def save_config(cfg, changes: Optional[Changes], writer: MetricWriter, epoch: int, iteration: int) -> None:
+    """Writes OUTPUT_DIR/config.yaml (rank 0): the full merged config, for test_net, predict and
+    load_model. A different one already there is kept as ``config.N.yaml`` (N = 1, 2, ...) and
+    said so; a resumed run's changes (``changes``) are also logged and written to metrics.jsonl
+    as a ``config_change`` record."""
+    if not is_main():
+        return
+    path, text = os.path.join(cfg.OUTPUT_DIR, CONFIG_FILE), cfg.dump()
+    if os.path.isfile(path):
+        with open(path) as f:
+            if f.read() == text:
+                return
+        kept = _keep_previous(path)
+        if changes is None:
+            logger.warning("%s held the config of an earlier run; this run starts afresh: kept as %s", path, kept)
+        else:
+            _record_changes(changes, writer, epoch, iteration, kept)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    replace_atomically(path, write)
+
+
+def _record_changes(changes: Changes, writer: MetricWriter, epoch: int, iteration: int, kept: str) -> None:
+    result, neutral = changes
+    if result:
+        logger.warning("resuming after epoch %d with %s True and keys that change results: %s (the run's "
+                       "config until now: %s)", epoch, SWITCH, describe_changes(result), kept)
+    if neutral:
+        logger.info("resuming after epoch %d with changed keys that do not change results: %s (previous config: %s)",
+                    epoch, describe_changes(neutral), kept)
+    as_lists = lambda c: {k: list(v) for k, v in c.items()}  # noqa: E731
+    writer.write("config_change", iteration, {"epoch": epoch, "result_changes": as_lists(result),
+                                              "neutral_changes": as_lists(neutral), "previous_config": kept})
+
+
+def _keep_previous(path: str) -> str:
+    """Renames ``config.yaml`` to the next free ``config.N.yaml``; returns the new path."""
+    stem = path[:-len(".yaml")]
+    taken = [int(m.group(1)) for p in glob.glob(f"{glob.escape(stem)}.*.yaml")
+             if (m := re.search(r"\.(\d+)\.yaml$", p))]
+    kept = f"{stem}.{max(taken, default=0) + 1}.yaml"
+    os.replace(path, kept)
+    return kept
