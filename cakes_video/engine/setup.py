@@ -63,7 +63,7 @@ def _assemble(cfg, loader_fn: Optional[Callable], hooks: Sequence[Hook]) -> Tupl
     will_test = cfg.TEST.ENABLE and bool(cfg.DATA.TEST_LIST)
     device = prepare_run(cfg, ["TRAIN.BATCH_SIZE"] + (["TEST.BATCH_SIZE"] if will_test else []))
     setup_logging(cfg.OUTPUT_DIR)
-    loaders = build_loaders(cfg, loader_fn)
+    loaders = build_loaders(cfg, loader_fn, ["test"] if will_test else [])
     checkpointer = Checkpointer(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_KEEP_LAST)
     resume_path = checkpointer.latest() if cfg.TRAIN.AUTO_RESUME else None
     t, steps = _build_trainer(cfg, device, loaders, finetune=resume_path is None)
@@ -78,9 +78,11 @@ def _assemble(cfg, loader_fn: Optional[Callable], hooks: Sequence[Hook]) -> Tupl
     return t, saving
 
 
-def build_loaders(cfg, loader_fn: Optional[Callable]) -> Dict[str, object]:
-    """``{"train": ..., "val": ...}`` ("val" only with TRAIN.EVAL_PERIOD > 0)."""
-    loader_fn = resolve_loader_fn(cfg, loader_fn, ["train", "val"] if cfg.TRAIN.EVAL_PERIOD else ["train"])
+def build_loaders(cfg, loader_fn: Optional[Callable], also_check: Sequence[str] = ()) -> Dict[str, object]:
+    """``{"train": ..., "val": ...}`` ("val" only with TRAIN.EVAL_PERIOD > 0); the data of the
+    splits ``also_check`` names (the test split a test after training reads) is checked too."""
+    splits = ["train", "val"] if cfg.TRAIN.EVAL_PERIOD else ["train"]
+    loader_fn = resolve_loader_fn(cfg, loader_fn, splits + list(also_check))
     loaders = {"train": loader_fn(cfg, "train")}
     if cfg.TRAIN.EVAL_PERIOD:
         loaders["val"] = loader_fn(cfg, "val")
