@@ -12,6 +12,7 @@ from ..config_loader import load_config
 from ..datasets.catalog import AnnotationError
 from ..datasets.decoding import DecodeError
 from ..datasets.failures import DecodeRetriesExhausted, TooManyFailedVideos
+from ..datasets.synthetic import BenchmarkExists
 from ..utils.distributed import shutdown_distributed
 from ..zoo import DownloadError, checkpoint_file, get_weights
 from .hooks import NonFiniteLossError
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 def expected_errors() -> tuple:
     """Errors caused by the config, the data or the weights (not bugs): reported without traceback."""
     return (ConfigError, CheckpointError, AnnotationError, DecodeError, TooManyFailedVideos, DecodeRetriesExhausted,
-            NonFiniteLossError, DownloadError)
+            NonFiniteLossError, DownloadError, BenchmarkExists)
 
 
 def run_tool(main: Callable) -> int:
