@@ -54,7 +54,7 @@ def test_video_list_splits_from_the_right_and_skips_comments(tmp_path):
     records = catalog.read_video_list(path, root="/data", separator=",")
     assert records == [catalog.VideoRecord("/data/class a/clip one.mp4", 3, "class a/clip one"),
                        catalog.VideoRecord("/data/b/two.avi", 0, "b/two")]
-    assert catalog.derived_class_names(records) == ["0", "1", "2", "3"]
+    assert catalog.derived_class_names(4) == ["0", "1", "2", "3"]
     spaced = _write(tmp_path / "s.txt", "my clip.mp4\t 2\n")
     assert catalog.read_video_list(spaced) == [catalog.VideoRecord("my clip.mp4", 2, "my clip")]
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Writes the synthetic temporal benchmark: tools/make_synthetic.py OUT_DIR [--seed S] ..."""
 import argparse
+import sys
 import time
 
 from cakes_video.datasets.synthetic import make_synthetic
+from cakes_video.engine.cli import run_tool
 
 
 def main(argv=None):
@@ -14,10 +16,12 @@ def main(argv=None):
                         help="training clips per class; val and test get a quarter each")
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a benchmark already in OUT_DIR (deleted first; without it, the tool refuses)")
     args = parser.parse_args(argv)
     start = time.time()
     paths = make_synthetic(args.out_dir, seed=args.seed, videos_per_class=args.videos_per_class,
-                           frames=args.frames, size=args.size)
+                           frames=args.frames, size=args.size, overwrite=args.overwrite)
     print(f"wrote {paths['root']} in {time.time() - start:.1f}s")
     for name, path in paths.items():
         if name != "root":
@@ -25,4 +29,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_tool(main))  # a benchmark already there: one line, exit status 1

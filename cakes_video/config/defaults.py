@@ -2,6 +2,7 @@
 from fvcore.common.config import CfgNode
 
 from . import data, model, search, solver, test, train
+from .validate import check
 
 # Keys renamed since configs were first written: old -> (new, why). A YAML file that still uses
 # an old key (an earlier run's config.yaml) is read with a warning; an override fails naming the new key.
@@ -35,6 +36,7 @@ def check_ranges(cfg: CfgNode) -> CfgNode:
     """Every group's ``check_ranges``: values in range, lengths, combinations of keys. Choices
     that code owns (op codes, registries) are checked by their owners (``cakes_video.config_loader``).
     Returns ``cfg`` or raises ConfigError naming the key."""
+    check(cfg.NUM_THREADS >= 0, "NUM_THREADS", f"must be >= 0 (0 keeps torch's default), got {cfg.NUM_THREADS}")
     for group in GROUPS:
         group.check_ranges(cfg)
     return cfg

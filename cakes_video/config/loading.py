@@ -8,10 +8,10 @@ owners of every choice, is ``cakes_video.config_loader.load_config``.
 """
 import logging
 import os
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import yaml
-from fvcore.common.config import CfgNode
+from fvcore.common.config import BASE_KEY, CfgNode
 
 from .defaults import RENAMED_KEYS, check_ranges, get_cfg
 from .files import find_config_file
@@ -50,7 +50,10 @@ def merge_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> C
     cfg = get_cfg()
     if path:
         path = resolve_config_path(path)
-        _check_mapping(path)
+        try:
+            check_base_chain(path)
+        except OSError as e:
+            raise ConfigError(f"config file cannot be read: {path} ({e.strerror})") from e
         try:
             data = CfgNode.load_yaml_with_base(path)  # fvcore resolves the _BASE_ chain
             cfg.merge_from_other_cfg(CfgNode(_renamed_keys_updated(data, path)))
@@ -93,15 +96,47 @@ def _node(data: dict, keys, create: bool = False):
     return data
 
 
-def _check_mapping(path: str) -> None:
-    """fvcore fails obscurely on an empty file or a YAML list; say what is wrong instead."""
-    try:
-        with open(path) as f:
+def check_base_chain(path: str, chain: Tuple[str, ...] = ()) -> None:
+    """Reads ``path`` and every file its ``_BASE_`` names (a path or a list of them, relative to
+    the file naming it, as fvcore resolves them) before fvcore does: fvcore fails on a cycle
+    with a RecursionError, on a missing or unreadable base with a traceback, and obscurely on
+    an empty file or a YAML list. ConfigError naming the file that names the faulty one."""
+    data = _read_mapping(path)
+    chain = (*chain, os.path.realpath(path))
+    bases = data.get(BASE_KEY, [])
+    for entry in bases if isinstance(bases, list) else [bases]:
+        base = _base_path(path, str(entry))
+        shown = " -> ".join(os.path.basename(p) for p in (*chain, base))
+        if os.path.realpath(base) in chain:
+            raise ConfigError(f"{path}: _BASE_ {entry} makes a cycle ({shown})")
+        if not os.path.exists(base):
+            raise ConfigError(f"{path}: _BASE_ {entry} not found ({base})")
+        try:
+            check_base_chain(base, chain)
+        except OSError as e:
+            raise ConfigError(f"{path}: _BASE_ {entry} cannot be read ({base}: {e.strerror})") from e
+
+
+def _base_path(path: str, entry: str) -> str:
+    """Where fvcore looks for the base ``entry`` that the file ``path`` names."""
+    entry = os.path.expanduser(entry)
+    if entry.startswith(("/", "https://", "http://")):
+        return entry
+    return os.path.join(os.path.dirname(path), entry)
+
+
+def _read_mapping(path: str) -> dict:
+    """The YAML mapping in ``path`` (OSError when it cannot be read)."""
+    with open(path) as f:
+        try:
             data = yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else path
+            raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from e
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must be a mapping of KEY: value, got {type(data).__name__}")
+    return data
 
 
 def _reason(e: Exception) -> str:

@@ -11,6 +11,10 @@ Formats (each returns ``list[VideoRecord]``; class names come from a file or are
 Paths may contain the separator: fields are split from the right (a " " separator means any
 run of spaces or tabs). Blank lines and lines
 starting with ``#`` are skipped. Every parse error names ``file:line`` (or the JSON entry).
+
+A list's relative paths stay under the root (:func:`listed_path`): ``../../etc/passwd`` is
+refused, an absolute path is taken as written. Given ``num_classes``, a label outside
+``0..num_classes-1`` is refused at its line.
 """
 import json
 import os
@@ -37,6 +41,18 @@ class VideoRecord:
 def join_root(root: str, path: str) -> str:
     """``path`` under ``root``; an absolute ``path`` or an empty ``root`` leaves it as is."""
     return os.path.join(root, path) if root else path
+
+
+def listed_path(root: str, path: str, where: str) -> str:
+    """``path`` of a list line under ``root``. A relative path may not climb out of ``root``
+    (``..``): a list is data, and data should not reach other files by accident; an absolute
+    path (or a URL) is a deliberate choice and is taken as written."""
+    if os.path.isabs(path) or "://" in path:
+        return path
+    if os.path.normpath(path).split(os.sep)[0] == os.pardir:
+        raise AnnotationError(f"{where}: {path!r} leaves the root {root or '(the working folder)'}: relative "
+                              "paths must stay under DATA.ROOT; write an absolute path to use a file elsewhere")
+    return join_root(root, path)
 
 
 def annotation_lines(list_path: str) -> List[Tuple[int, str]]:
@@ -66,28 +82,39 @@ def _parse_int(value: str, what: str, where: str, minimum: int) -> int:
     return number
 
 
+def _label(value: str, where: str, num_classes: Optional[int]) -> int:
+    """A list's label: an integer >= 0, and below ``num_classes`` when given."""
+    label = _parse_int(value, "label", where, 0)
+    if num_classes is not None and label >= num_classes:
+        raise AnnotationError(f"{where}: label {label} is out of range for MODEL.NUM_CLASSES={num_classes} "
+                              f"(labels are 0..{num_classes - 1})")
+    return label
+
+
 def _video_id(path: str) -> str:
     """The path without its extension, e.g. ``abseiling/xyz.mp4`` -> ``abseiling/xyz``."""
     return os.path.splitext(path)[0]
 
 
-def read_video_list(list_path: str, root: str = "", separator: str = " ") -> List[VideoRecord]:
-    """Parses ``path<SEP>label`` lines; paths are joined to ``root``."""
+def read_video_list(list_path: str, root: str = "", separator: str = " ",
+                    num_classes: Optional[int] = None) -> List[VideoRecord]:
+    """Parses ``path<SEP>label`` lines; paths are joined to ``root`` (:func:`listed_path`)."""
     records = []
     for number, text in annotation_lines(list_path):
         where = f"{list_path}:{number}"
         path, label = _split_fields(text, separator, 2, where)
-        records.append(VideoRecord(join_root(root, path), _parse_int(label, "label", where, 0), _video_id(path)))
+        records.append(VideoRecord(listed_path(root, path, where), _label(label, where, num_classes), _video_id(path)))
     return records
 
 
-def read_frame_list(list_path: str, root: str = "", separator: str = " ") -> List[VideoRecord]:
+def read_frame_list(list_path: str, root: str = "", separator: str = " ",
+                    num_classes: Optional[int] = None) -> List[VideoRecord]:
     """Parses ``folder<SEP>num_frames<SEP>label`` lines (a folder of extracted frames each)."""
     records = []
     for number, text in annotation_lines(list_path):
         where = f"{list_path}:{number}"
         folder, num_frames, label = _split_fields(text, separator, 3, where)
-        records.append(VideoRecord(join_root(root, folder), _parse_int(label, "label", where, 0),
+        records.append(VideoRecord(listed_path(root, folder, where), _label(label, where, num_classes),
                                    folder.rstrip("/"), _parse_int(num_frames, "num_frames", where, 1)))
     return records
 
@@ -172,7 +199,7 @@ def read_ssv2_list(list_json: str, class_names: Sequence[str], root: str = "",
         if name not in label_of:
             raise AnnotationError(f"{where}: template {name!r} is not in the labels file")
         video_id = str(entry["id"])
-        records.append(VideoRecord(join_root(root, video_id + suffix), label_of[name], video_id))
+        records.append(VideoRecord(listed_path(root, video_id + suffix, where), label_of[name], video_id))
     return records
 
 
@@ -194,7 +221,6 @@ def check_labels(records: Sequence[VideoRecord], class_names: Sequence[str], sou
                               f"for {len(class_names)} class names ({len(bad)} such videos)")
 
 
-def derived_class_names(records: Sequence[VideoRecord]) -> List[str]:
+def derived_class_names(num_classes: int) -> List[str]:
     """Labels as names (``"0"``, ``"1"``, ...) when no class-name file is given."""
-    count = max((r.label for r in records), default=-1) + 1
-    return [str(label) for label in range(count)]
+    return [str(label) for label in range(num_classes)]

@@ -13,10 +13,8 @@ from tqdm import tqdm
 from ..utils.io import write_json
 from .catalog import annotation_lines, join_root
 from .decoding import DecodeError, open_video
+from .decoding_base import truncation
 from .decoding_pyav import header_duration
-
-# Truncated: content under this fraction of the header's claim, and short by 2+ frames.
-MIN_CONTENT_FRACTION = 0.9
 
 
 def read_list(list_path: str, root: str = "") -> list:
@@ -55,10 +53,9 @@ def check_video(path: str, backend: str = "pyav", **options) -> dict:
 
 
 def _check_not_truncated(path: str, meta) -> None:
-    claimed = header_duration(path)
-    if claimed and meta.duration < MIN_CONTENT_FRACTION * claimed and claimed - meta.duration > 2 / meta.fps:
-        raise DecodeError(f"{path}: truncated: header claims {claimed:.2f} s, "
-                          f"content is {meta.duration:.2f} s ({meta.num_frames} frames)")
+    short = truncation(meta, header_duration(path))  # decord's meta does not carry the claim: ask PyAV
+    if short:
+        raise DecodeError(f"{path}: truncated: {short}")
 
 
 def _check_one(job) -> dict:

@@ -22,6 +22,23 @@ class VideoMeta:
     # Clockwise degrees the stored frames are turned for display (0/90/180/270); None: the
     # backend turned them but does not say by how much (decord).
     rotation: Optional[int] = 0
+    # Seconds the container header claims; None when it claims nothing or the backend does not
+    # read it (pyav reads it: :func:`truncation` compares it with ``duration``).
+    claimed_duration: Optional[float] = None
+
+
+# Truncated: content under this fraction of the header's claim, and short by 2+ frames.
+MIN_CONTENT_FRACTION = 0.9
+
+
+def truncation(meta: VideoMeta, claimed: Optional[float]) -> Optional[str]:
+    """How much shorter the content of ``meta`` is than the header's ``claimed`` seconds, when it
+    is clearly so (a truncated download often keeps a header that promises the whole clip);
+    None otherwise."""
+    if not claimed or meta.duration >= MIN_CONTENT_FRACTION * claimed or claimed - meta.duration <= 2 / meta.fps:
+        return None
+    return (f"header claims {claimed:.2f} s, content is {meta.duration:.2f} s ({meta.num_frames} frames of the "
+            f"{round(claimed * meta.fps)} claimed)")
 
 
 class Decoder:

@@ -175,7 +175,7 @@ class PyAVDecoder(Decoder):
             raise DecodeError(f"{self.path}: no frame rate in the stream")
         duration = table.duration if table.duration > 0 else n / fps
         h, w = size
-        return VideoMeta(self.path, n, fps, duration, w, h, self._rotation)
+        return VideoMeta(self.path, n, fps, duration, w, h, self._rotation, claimed_seconds(self._container, stream))
 
     def close(self) -> None:
         self._frames = None
@@ -259,12 +259,17 @@ class PyAVDecoder(Decoder):
 
 
 def header_duration(path: str):
-    """Seconds the container header claims for the video (stream duration, else the file's);
-    None when it claims nothing. Compared with ``meta.duration`` it reveals truncated files."""
+    """Seconds the container header of ``path`` claims for the video (:func:`claimed_seconds`)."""
     container, stream = open_container(path)
     try:
-        if stream.duration is not None and stream.time_base:
-            return float(stream.duration * stream.time_base)
-        return container.duration / av.time_base if container.duration else None
+        return claimed_seconds(container, stream)
     finally:
         container.close()
+
+
+def claimed_seconds(container, stream):
+    """Seconds the header claims for the video (stream duration, else the file's); None when it
+    claims nothing. Compared with ``meta.duration`` it reveals truncated files."""
+    if stream.duration is not None and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return container.duration / av.time_base if container.duration else None

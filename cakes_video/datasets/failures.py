@@ -4,7 +4,8 @@ the budgets that stop a run.
 A failed video never stops a batch: it is logged once per process, listed in the batch's
 ``"failed"`` (``{"path", "error"}`` entries), and counted. Training replaces it by another
 random video (``DATA.MAX_RETRIES``); validation and testing drop it. A run stops when more
-than ``DATA.MAX_FAILED_FRACTION`` of an epoch's (or a test's) videos failed.
+than ``DATA.MAX_FAILED_FRACTION`` of an epoch's (or a test's) videos failed: training as soon as
+the epoch is sure to end over it (:func:`check_failures_so_far`), not after the epoch's work.
 """
 import logging
 from typing import Dict, List, Tuple
@@ -12,12 +13,15 @@ from typing import Dict, List, Tuple
 import torch
 
 from .catalog import VideoRecord
-from .decoding import DecodeError
+from .decoding import DecodeError, VideoMeta
+from .decoding_base import truncation
 
 logger = logging.getLogger(__name__)
 
-# Paths already logged as undecodable by this process (each DataLoader worker has its own).
+# Paths already logged as undecodable, or as shorter than their header, by this process (each
+# DataLoader worker has its own).
 _LOGGED_BAD_PATHS = set()
+_LOGGED_SHORT_PATHS = set()
 
 
 class DecodeRetriesExhausted(RuntimeError):
@@ -35,6 +39,16 @@ def failure(path: str, error: DecodeError) -> Dict[str, str]:
         _LOGGED_BAD_PATHS.add(path)
         logger.warning("cannot decode: %s", error)  # a DecodeError's message starts with the path
     return {"path": path, "error": str(error)}
+
+
+def warn_if_short(meta: VideoMeta) -> None:
+    """Warns, the first time this process meets it, about a video that holds clearly fewer frames
+    than its header claims (:func:`~.decoding_base.truncation`): it is used, sampled from the frames
+    it holds, but is probably a cut-off download (tools/check_dataset.py lists them all)."""
+    short = truncation(meta, meta.claimed_duration)
+    if short and meta.path not in _LOGGED_SHORT_PATHS:
+        _LOGGED_SHORT_PATHS.add(meta.path)
+        logger.warning("%s: shorter than its header: %s; used as it is", meta.path, short)
 
 
 def failed_item(record: VideoRecord, index: int, failures: List[Dict]) -> Dict:
@@ -61,3 +75,15 @@ def check_failure_fraction(num_failed: int, num_seen: int, max_fraction: float, 
         raise TooManyFailedVideos(
             f"{num_failed} of {num_seen} videos ({num_failed / num_seen:.1%}) failed to decode, more than "
             f"DATA.MAX_FAILED_FRACTION={max_fraction}; the log names each bad file")
+
+
+def check_failures_so_far(num_failed: int, num_items: int, max_fraction: float, epoch: int) -> None:
+    """Raises TooManyFailedVideos once ``num_failed`` failures (global, so far) doom a training
+    epoch of ``num_items`` items. Each failure costs one more decode attempt (a retry), so the
+    epoch ends with ``failed / (num_items + failed)`` at least ``num_failed / (num_items +
+    num_failed)``: the end-of-epoch check would refuse it, so stop now (the last checkpoint stays)."""
+    if num_items > 0 and num_failed / (num_items + num_failed) > max_fraction:
+        raise TooManyFailedVideos(
+            f"{num_failed} videos failed to decode by now in epoch {epoch}, more than DATA.MAX_FAILED_FRACTION="
+            f"{max_fraction} of its {num_items} allows: stopped before the epoch's end, the last checkpoint is "
+            "kept; the log names each bad file")

@@ -86,8 +86,9 @@ def _sampler(dataset, split: str, seed: int) -> Optional[Sampler]:
     return ShardSampler(len(dataset), rank, world_size) if is_dist() else None
 
 
-def build_loader(cfg, split: str) -> DataLoader:
-    """The DataLoader of ``split`` ("train", "val", "test") as the config describes.
+def build_loader(cfg, split: str, dataset=None) -> DataLoader:
+    """The DataLoader of ``split`` ("train", "val", "test") as the config describes, over
+    ``dataset`` when given (already built, e.g. by ``preflight.check_split``).
 
     Train shuffles (a DistributedSampler, also in one process) and drops the last partial
     batch; val and test keep order and, distributed, each rank reads a disjoint shard.
@@ -95,13 +96,13 @@ def build_loader(cfg, split: str) -> DataLoader:
     :func:`set_loader_epoch` before each epoch so shuffling and augmentation follow
     ``cfg.SEED`` and the epoch number.
     """
-    dataset = build_dataset(cfg, split)
+    dataset = build_dataset(cfg, split) if dataset is None else dataset
     world_size = get_world_size()
     key = "TEST.BATCH_SIZE" if split == "test" else "TRAIN.BATCH_SIZE"  # val clips cost what train clips do
     global_batch = cfg.TEST.BATCH_SIZE if split == "test" else cfg.TRAIN.BATCH_SIZE
     batch_size = per_process_batch_size(global_batch, world_size, key)
     if split == "train" and len(dataset) < global_batch:
-        raise ValueError(f"DATA.TRAIN_LIST: {len(dataset)} videos make no full batch of TRAIN.BATCH_SIZE="
+        raise ConfigError(f"DATA.TRAIN_LIST: {len(dataset)} videos make no full batch of TRAIN.BATCH_SIZE="
                          f"{global_batch} (the last partial batch is dropped)")
     sampler = _sampler(dataset, split, cfg.SEED)
     workers = cfg.DATA_LOADER.NUM_WORKERS

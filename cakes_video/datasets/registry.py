@@ -41,7 +41,11 @@ def split_source(cfg, split: str) -> str:
 
 
 def make_split_dataset(cfg, split: str, records: Sequence[VideoRecord], class_names: Sequence[str]):
-    """ClipDataset for train / val, MultiViewDataset (decode-once) for test."""
+    """ClipDataset for train / val, MultiViewDataset (decode-once) for test; AnnotationError
+    for a split without videos (an empty val split would score 0 and still pick a best epoch)."""
+    if not records:
+        key = SPLIT_KEYS[split]
+        raise catalog.AnnotationError(f"DATA.{key}: no videos in {cfg.DATA[key]}")
     reader = VideoReader(decode_options_from_cfg(cfg), cache=cfg.DATA.CACHE_DECODED)
     if split == "test":
         return multiview_dataset_from_cfg(cfg, records, class_names, reader)
@@ -49,11 +53,11 @@ def make_split_dataset(cfg, split: str, records: Sequence[VideoRecord], class_na
 
 
 def _class_names(cfg, records: Sequence[VideoRecord], source: str) -> List[str]:
-    """From DATA.CLASS_NAMES when set, else derived from the labels; labels must fit."""
-    if cfg.DATA.CLASS_NAMES:
-        names = catalog.read_class_names(cfg.DATA.CLASS_NAMES)
-    else:
-        names = catalog.derived_class_names(records)
+    """From DATA.CLASS_NAMES when set (labels must fit), else one per MODEL.NUM_CLASSES (the
+    list's labels were checked against it), so every split names the model's classes alike."""
+    if not cfg.DATA.CLASS_NAMES:
+        return catalog.derived_class_names(cfg.MODEL.NUM_CLASSES)
+    names = catalog.read_class_names(cfg.DATA.CLASS_NAMES)
     catalog.check_labels(records, names, source)
     return names
 
@@ -62,7 +66,7 @@ def _class_names(cfg, records: Sequence[VideoRecord], source: str) -> List[str]:
 def video_list(cfg, split: str):
     """Lines ``path<SEP>label`` (Kinetics, UCF101 / HMDB51 after conversion, synthetic)."""
     source = split_source(cfg, split)
-    records = catalog.read_video_list(source, cfg.DATA.ROOT, cfg.DATA.SEPARATOR)
+    records = catalog.read_video_list(source, cfg.DATA.ROOT, cfg.DATA.SEPARATOR, cfg.MODEL.NUM_CLASSES)
     return make_split_dataset(cfg, split, records, _class_names(cfg, records, source))
 
 
@@ -70,7 +74,7 @@ def video_list(cfg, split: str):
 def frame_list(cfg, split: str):
     """Lines ``folder<SEP>num_frames<SEP>label`` of extracted-frame folders (SSv1 style)."""
     source = split_source(cfg, split)
-    records = catalog.read_frame_list(source, cfg.DATA.ROOT, cfg.DATA.SEPARATOR)
+    records = catalog.read_frame_list(source, cfg.DATA.ROOT, cfg.DATA.SEPARATOR, cfg.MODEL.NUM_CLASSES)
     return make_split_dataset(cfg, split, records, _class_names(cfg, records, source))
 
 

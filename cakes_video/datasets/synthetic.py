@@ -21,6 +21,7 @@ seed. ``make_synthetic(out_dir, seed)`` writes::
 horizontal flip turns one into the other, so training with flips must remap those labels.
 """
 import os
+import shutil
 
 import av
 import numpy as np
@@ -201,18 +202,21 @@ def _write_json(path: str, obj) -> str:
 
 
 def make_synthetic(out_dir: str, seed: int = 0, videos_per_class: int = 32, frames: int = 16,
-                   size: int = 64, splits=SPLITS) -> dict:
+                   size: int = 64, splits=SPLITS, overwrite: bool = False) -> dict:
     """Writes the benchmark under ``out_dir``; returns {name: path} of what it wrote.
 
     Keys: root, the ``splits`` written (train, val, test), classes, pairs, flip_label_map, meta.
     A clip depends only on (seed, split, its class pair, its index), so writing fewer
     ``splits`` gives those splits exactly as the whole benchmark has them.
+    A benchmark already in ``out_dir`` raises BenchmarkExists unless ``overwrite``, which deletes
+    it first (:func:`remove_benchmark`): writing over it would leave its old videos behind.
     """
     if not set(splits) <= set(SPLITS):
         raise ValueError(f"splits must be among {SPLITS}, got {list(splits)}")
     if videos_per_class < 1 or frames < 2 or size < 32:
         raise ValueError(f"need videos_per_class >= 1, frames >= 2, size >= 32; got "
                          f"{videos_per_class}, {frames}, {size}")
+    remove_benchmark(out_dir, overwrite)
     os.makedirs(out_dir, exist_ok=True)
     paths = {"root": out_dir}
     counts = split_sizes(videos_per_class)
@@ -245,3 +249,24 @@ def temporal_pair_accuracy(scores, labels, pairs=PAIRS) -> float:
     rows = np.arange(len(labels))
     true, other = scores[rows, labels], scores[rows, partner[labels]]
     return float(np.mean((true > other) + 0.5 * (true == other)))
+
+
+class BenchmarkExists(FileExistsError):
+    """``make_synthetic`` into a folder that already holds a benchmark, without ``overwrite``."""
+
+
+# What make_synthetic writes into its folder.
+WRITTEN = ("videos", *(f"{split}.txt" for split in SPLITS), "classes.txt", "pairs.json", "flip_label_map.json",
+           "meta.json")
+
+
+def remove_benchmark(out_dir: str, overwrite: bool) -> None:
+    """Deletes what an earlier ``make_synthetic`` wrote into ``out_dir`` when ``overwrite``, else
+    raises BenchmarkExists naming the folder and what is there; nothing there: nothing to do."""
+    found = [name for name in WRITTEN if os.path.lexists(os.path.join(out_dir, name))]
+    if found and not overwrite:
+        raise BenchmarkExists(f"{out_dir} already holds a synthetic benchmark ({', '.join(found[:3])}"
+                              f"{', ...' if len(found) > 3 else ''}): pass --overwrite to replace it")
+    for name in found:
+        path = os.path.join(out_dir, name)
+        shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)

@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 
 from .catalog import VideoRecord
 from .decoding import DecodeError, VideoMeta, open_video
+from .failures import warn_if_short
 
 ChooseClips = Callable[[VideoMeta], Sequence[np.ndarray]]
 
@@ -69,6 +70,7 @@ class VideoReader:
             meta, frames = self._cached(record)
             return frames, [np.asarray(indices, dtype=np.int64) for indices in choose(meta)]
         with self.options.open(record) as video:
+            warn_if_short(video.meta)
             clips = [np.asarray(indices, dtype=np.int64) for indices in choose(video.meta)]
             union = np.unique(np.concatenate(clips))
             frames = video.get_frames(union)
@@ -78,6 +80,7 @@ class VideoReader:
     def _cached(self, record: VideoRecord) -> Tuple[VideoMeta, np.ndarray]:
         if record.path not in self._videos:
             with self.options.open(record) as video:
+                warn_if_short(video.meta)
                 frames = video.get_frames(np.arange(video.meta.num_frames))
                 _check_count(record.path, frames, video.meta.num_frames)
                 self._videos[record.path] = (video.meta, frames)

@@ -29,7 +29,8 @@ def ensure_synthetic(data_dir: str, seed: int, videos_per_class: int, frames: in
         logger.info("using the synthetic benchmark already in %s", data_dir)
     else:
         logger.info("writing the synthetic benchmark to %s ...", data_dir)
-        make_synthetic(data_dir, seed=seed, videos_per_class=videos_per_class, frames=frames, size=size)
+        # an incomplete one is the remains of an interrupted demo: replace it
+        make_synthetic(data_dir, seed=seed, videos_per_class=videos_per_class, frames=frames, size=size, overwrite=True)
     return data_dir
 
 

@@ -65,7 +65,7 @@ def _assemble(cfg, loader_fn: Optional[Callable], hooks: Sequence[Hook]) -> Tupl
     device = prepare_run(cfg, ["TRAIN.BATCH_SIZE"] + (["TEST.BATCH_SIZE"] if will_test else []))
     lock, taken_over = lock_output_dir(cfg.OUTPUT_DIR)
     try:
-        t, saving = _assemble_locked(cfg, device, loader_fn, taken_over)
+        t, saving = _assemble_locked(cfg, device, loader_fn, taken_over, ["test"] if will_test else [])
     except BaseException:
         if lock is not None:
             lock.release()
@@ -74,15 +74,16 @@ def _assemble(cfg, loader_fn: Optional[Callable], hooks: Sequence[Hook]) -> Tupl
     return t, saving
 
 
-def _assemble_locked(cfg, device: torch.device, loader_fn: Optional[Callable],
-                     taken_over: Dict) -> Tuple[Trainer, Checkpointing]:
-    """``_assemble`` once OUTPUT_DIR is this run's (``taken_over``: a dead run's lock record)."""
+def _assemble_locked(cfg, device: torch.device, loader_fn: Optional[Callable], taken_over: Dict,
+                     also_check: Sequence[str]) -> Tuple[Trainer, Checkpointing]:
+    """``_assemble`` once OUTPUT_DIR is this run's (``taken_over``: a dead run's lock record;
+    ``also_check``: the splits read after training, checked now)."""
     checkpointer = Checkpointer(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_KEEP_LAST)
     will_resume = on_main(lambda: cfg.TRAIN.AUTO_RESUME and checkpointer.latest() is not None)
     changes = check_resumed_config(cfg) if will_resume else None  # before anything is written
     setup_logging(cfg.OUTPUT_DIR)
     log_taken_over(cfg.OUTPUT_DIR, taken_over)
-    loaders = build_loaders(cfg, loader_fn)
+    loaders = build_loaders(cfg, loader_fn, also_check)
     resumed = find_resume_checkpoint(checkpointer) if will_resume else None
     t, steps = _build_trainer(cfg, device, loaders, finetune=resumed is None)
     writer = MetricWriter(cfg.OUTPUT_DIR, cfg.TRAIN.TENSORBOARD)
@@ -97,9 +98,11 @@ def _assemble_locked(cfg, device: torch.device, loader_fn: Optional[Callable],
     return t, saving
 
 
-def build_loaders(cfg, loader_fn: Optional[Callable]) -> Dict[str, object]:
-    """``{"train": ..., "val": ...}`` ("val" only with TRAIN.EVAL_PERIOD > 0)."""
-    loader_fn = resolve_loader_fn(cfg, loader_fn, ["train", "val"] if cfg.TRAIN.EVAL_PERIOD else ["train"])
+def build_loaders(cfg, loader_fn: Optional[Callable], also_check: Sequence[str] = ()) -> Dict[str, object]:
+    """``{"train": ..., "val": ...}`` ("val" only with TRAIN.EVAL_PERIOD > 0); the data of the
+    splits ``also_check`` names (the test split a test after training reads) is checked too."""
+    splits = ["train", "val"] if cfg.TRAIN.EVAL_PERIOD else ["train"]
+    loader_fn = resolve_loader_fn(cfg, loader_fn, splits + list(also_check))
     loaders = {"train": loader_fn(cfg, "train")}
     if cfg.TRAIN.EVAL_PERIOD:
         loaders["val"] = loader_fn(cfg, "val")

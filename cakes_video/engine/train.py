@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from ..datasets.failures import batch_counts, check_failure_fraction
+from ..datasets.failures import batch_counts, check_failure_fraction, check_failures_so_far
 from ..datasets.loader import set_loader_epoch
 from ..utils.distributed import all_reduce_sum, get_world_size
 from ..utils.metrics import topk_correct
@@ -104,35 +104,40 @@ class Trainer:
 
 def run_epoch(t: Trainer, epoch: int) -> Dict:
     """One pass over the train loader; returns the epoch's global ``loss``, ``top1``,
-    ``num_failed`` and its ``time`` (seconds)."""
+    ``num_failed`` and its ``time`` (seconds). Failed videos are counted at every optimizer step
+    and the epoch stops as soon as they doom it (``failures.check_failures_so_far``)."""
     loader, accum = t.loaders["train"], t.cfg.SOLVER.GRAD_ACCUM_STEPS
     set_loader_epoch(loader, epoch)  # order and worker seeds follow (SEED, epoch): resumable
     t.model.train()
     num_batches, start = len(loader), time.perf_counter()
+    num_items = num_batches * loader.batch_size * get_world_size()  # global; train batches are full
     epoch_sums = torch.zeros(3, dtype=torch.float64)  # loss*n, n, top-1 hits (global, host)
     step_sums = torch.zeros(3, dtype=torch.float64, device=t.device)  # this rank's, this step's
-    failed = seen = 0
+    step_counts = [0, 0]  # this rank's failed videos and decode attempts, this step's
+    failed = seen = 0  # global, so far
     bar = progress(loader, f"epoch {epoch + 1}/{t.cfg.SOLVER.MAX_EPOCH}", num_batches, t.cfg.TRAIN.PROGRESS_BAR)
     tic = time.perf_counter()
     for i, batch in enumerate(bar):
-        batch_failed, batch_seen = batch_counts(batch)
-        failed, seen = failed + batch_failed, seen + batch_seen
+        step_counts = [a + b for a, b in zip(step_counts, batch_counts(batch))]
         group_start = (i // accum) * accum
         group = min(accum, num_batches - group_start)  # the last group of an epoch may be short
         is_last = i - group_start == group - 1
         step_sums += forward_backward(t, batch, 1.0 / group, sync=is_last)
         if is_last:
-            totals = global_step_sums(step_sums)
+            totals = global_step_sums(torch.cat([step_sums, step_sums.new_tensor(step_counts)]))
+            failed, seen = failed + int(totals[3]), seen + int(totals[4])
+            check_failures_so_far(failed, num_items, t.cfg.DATA.MAX_FAILED_FRACTION, epoch + 1)
+            totals = totals[:3]
             t.call_hooks("after_backward", totals)
             lr = optimizer_step(t)
             record = _step_record(t, epoch, totals, lr, time.perf_counter() - tic)
             epoch_sums += totals
             step_sums.zero_()
+            step_counts = [0, 0]
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['lr']:.4g}")
             t.call_hooks("after_step", record)
             tic = time.perf_counter()
-    failed, seen = (int(v) for v in all_reduce_sum(torch.tensor([failed, seen], dtype=torch.float64)).tolist())
     check_failure_fraction(failed, seen, t.cfg.DATA.MAX_FAILED_FRACTION, "train")
     n = max(epoch_sums[1].item(), 1.0)
     return {"loss": epoch_sums[0].item() / n, "top1": 100.0 * epoch_sums[2].item() / n,
@@ -172,8 +177,8 @@ def forward_backward(t: Trainer, batch: Dict, loss_scale: float, sync: bool) -> 
 
 
 def global_step_sums(step_sums: torch.Tensor) -> torch.Tensor:
-    """All ranks' ``[loss*n, n, top-1 hits]`` of one optimizer step: float64 ``[3]`` on the host
-    (one collective, one transfer per step)."""
+    """All ranks' sums of one optimizer step (``[loss*n, n, top-1 hits, failed videos, decode
+    attempts]``): float64 on the host (one collective, one transfer per step)."""
     return all_reduce_sum(step_sums).cpu()
 
 

@@ -11,6 +11,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..config import ConfigError
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -56,7 +58,9 @@ def shutdown_distributed() -> None:
 
 def _cuda_device() -> torch.device:
     if not torch.cuda.is_available():
-        raise RuntimeError("DEVICE: 'cuda' requested but CUDA is not available")
+        build = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise ConfigError(f"DEVICE: 'cuda' requested but no GPU is usable here (torch {torch.__version__}, "
+                          f"{build}); use DEVICE cpu, or auto (the GPU when there is one)")
     return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
 
 
@@ -71,7 +75,7 @@ DEVICES = {
 def resolve_device(name: str) -> torch.device:
     """``cfg.DEVICE`` ("cpu", "cuda", "auto") to a device (see :data:`DEVICES`)."""
     if name not in DEVICES:
-        raise ValueError(f"DEVICE: {name!r} is not one of {sorted(DEVICES)}")
+        raise ConfigError(f"DEVICE: {name!r} is not one of {sorted(DEVICES)}")
     return DEVICES[name]()
 
 
