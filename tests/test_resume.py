@@ -193,7 +193,8 @@ def test_an_output_dir_that_cannot_be_written_is_named(tmp_path, caplog):
     cfg.defrost()
     cfg.OUTPUT_DIR = str(tmp_path / "file" / "run")
     status, message = _refused(caplog, cfg)
-    assert status == 1 and message.startswith(f"ConfigError: OUTPUT_DIR {tmp_path / 'file' / 'run'}: cannot write")
+    assert status == 1 and message.startswith("ConfigError: OUTPUT_DIR") and str(tmp_path / "file" / "run") in message
+    assert "cannot write" in message
 
 
 def test_auto_resume_falls_back_from_an_unreadable_newest_checkpoint(tmp_path, caplog):
