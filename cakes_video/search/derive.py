@@ -69,13 +69,15 @@ class BudgetKind(NamedTuple):
     unit: str
     tolerance: float  # the derived network's figure lands within this fraction of the budget
     cost_model: Callable  # (cfg, layers, input_shape, progress) -> NetworkCost
+    additive: bool  # a layer's cost is linear in its counts: one candidate at full width is its dearest
 
 
 # SEARCH.DERIVE.BUDGET_KIND -> its cost model ("" = top-C, no budget).
 BUDGET_KINDS = {
-    "gflops": BudgetKind("GFLOPs", 0.02, _gflops_cost),
-    "params": BudgetKind("params", 0.02, _params_cost),
-    "latency_ms": BudgetKind("ms", 0.05, _latency_cost),
+    "gflops": BudgetKind("GFLOPs", 0.02, _gflops_cost, additive=True),
+    "params": BudgetKind("params", 0.02, _params_cost, additive=True),
+    # each sub-kernel group is one more conv call: a mix can be slower than any single candidate
+    "latency_ms": BudgetKind("ms", 0.05, _latency_cost, additive=False),
 }
 
 
@@ -124,6 +126,10 @@ class _OpenLayer:
         n = counts[s]
         return sum(self.values[s][n:n + self.step]) if n + self.step <= self.width else float("-inf")
 
+    def single(self, s: str, n: int) -> "_OpenLayer":
+        """This layer keeping the best ``n`` channels of candidate ``s`` only."""
+        return self._with({t: n if t == s else 0 for t in self.candidates})
+
     def _with(self, counts: Counts) -> "_OpenLayer":
         layer = object.__new__(_OpenLayer)
         layer.__dict__.update(self.__dict__, counts=counts)
@@ -155,6 +161,10 @@ class _FilledLayer:
         self.scores, self.candidates, self.width, self.step = scores, list(candidates), width, step
         self.assignment = assignment if assignment is not None else self._top()
         self.counts = {s: self.assignment.count(s) for s in self.candidates}
+
+    def single(self, s: str, n: int) -> "_FilledLayer":
+        """This layer with every channel on candidate ``s`` (``n`` is its width)."""
+        return _FilledLayer(self.scores, self.candidates, self.width, self.step, (s,) * n)
 
     def _top(self) -> Tuple[str, ...]:
         """Each channel's best candidate, then the fewest-loss moves that make counts multiples of step."""
@@ -237,13 +247,14 @@ def extreme_config(cost: NetworkCost, candidates: Sequence[str], granularity: in
 
 
 def check_budget(cost: NetworkCost, kind: str, budget: float, candidates: Sequence[str], granularity: int) -> None:
-    """ConfigError naming the budget and the reachable range when no legal network fits it."""
+    """ConfigError naming the budget and the smallest reachable value when no legal network fits it
+    (or, for an additive cost, the largest when even that is too small to land near it)."""
     smallest = cost.total(extreme_config(cost, candidates, granularity, largest=False))
-    largest = cost.total(extreme_config(cost, candidates, granularity, largest=True))
     if budget < smallest:
         raise ConfigError(f"SEARCH.DERIVE.BUDGET: {kind}={budget:g} is below the smallest reachable network, "
                           f"{smallest:g} {cost.unit} (SEARCH.DERIVE.GRANULARITY {granularity})")
-    if largest < budget * (1 - LOWER_BAND):
+    largest = cost.total(extreme_config(cost, candidates, granularity, largest=True))
+    if BUDGET_KINDS[kind].additive and largest < budget * (1 - LOWER_BAND):
         raise ConfigError(f"SEARCH.DERIVE.BUDGET: {kind}={budget:g} is above the largest reachable network, "
                           f"{largest:g} {cost.unit}")
 
@@ -254,8 +265,17 @@ def derive_under_budget(scores: Scores, cost: NetworkCost, candidates: Sequence[
     (greedy, see the module doc). ValueError when the greedy cannot land in that band."""
     widths = [(layer.width, layer.must_fill) for layer in cost.layers]
     layers = _layers(scores, widths, candidates, granularity)
-    _Greedy(layers, cost).run(budget)
+    try:
+        _Greedy(layers, cost).run(budget)
+    except _Stuck:  # a measured cost need not fall with every move: grow from the smallest network instead
+        smallest = extreme_config(cost, candidates, granularity, largest=False)
+        layers = [layer.single(*next(iter(counts.items()))) for layer, counts in zip(layers, smallest)]
+        _Greedy(layers, cost).run(budget)
     return _selection(layers)
+
+
+class _Stuck(ValueError):
+    """Raised when no move lowers the cost of a network above the budget."""
 
 
 class _Greedy:
@@ -292,8 +312,8 @@ class _Greedy:
         while self.total > budget:
             moves = self.candidates(lambda d: d < 0)
             if not moves:
-                raise ValueError(f"the derivation cannot get below {budget:g} {self.cost.unit}; "
-                                 f"it stops at {self.total:g}")
+                raise _Stuck(f"the derivation cannot get below {budget:g} {self.cost.unit}; "
+                             f"it stops at {self.total:g}")
             loss, delta, i, layer = min(moves, key=lambda m: (m[0] / -m[1], m[2]))
             self.apply(i, delta, layer)
         floor = budget * (1 - LOWER_BAND)
@@ -314,13 +334,15 @@ class _Greedy:
 @dataclass
 class Derivation:
     """A derived network: its selection and channel config, the budget it was derived for, the
-    figure its cost model predicts (exact for params and GFLOPs) and, under a latency budget,
-    the latency measured."""
+    target its cost model aimed at (the budget, or under a latency budget the budget corrected by
+    measured / predicted), the figure the cost model predicts (exact for params and GFLOPs) and,
+    under a latency budget, the latency measured."""
 
     selection: Selection
     channel_config: ChannelConfig
     budget_kind: str
     budget: float
+    target: Optional[float] = None
     predicted: Optional[float] = None
     measured_latency_ms: Optional[float] = None
     cost: Optional[NetworkCost] = None
@@ -346,7 +368,7 @@ def derive(cfg: CfgNode, scores: Scores, progress: Progress = no_progress) -> De
     if d.BUDGET_KIND != "latency_ms":
         selection = derive_under_budget(scores, cost, candidates, d.BUDGET, d.GRANULARITY)
         config = channel_config_of(selection)
-        return Derivation(selection, config, d.BUDGET_KIND, d.BUDGET, cost.total(config), cost=cost)
+        return Derivation(selection, config, d.BUDGET_KIND, d.BUDGET, d.BUDGET, cost.total(config), cost=cost)
     return _derive_latency(cfg, scores, cost, input_shape)
 
 
@@ -364,7 +386,7 @@ def _derive_latency(cfg: CfgNode, scores: Scores, cost: NetworkCost, input_shape
         config = channel_config_of(selection)
         predicted = cost.total(config)
         measured = measure_network_ms(cfg, config, input_shape)
-        attempt = Derivation(selection, config, "latency_ms", d.BUDGET, predicted, measured, cost)
+        attempt = Derivation(selection, config, "latency_ms", d.BUDGET, target, predicted, measured, cost)
         if best is None or abs(measured - d.BUDGET) < abs(best.measured_latency_ms - d.BUDGET):
             best = attempt
         if abs(measured - d.BUDGET) <= tolerance * d.BUDGET:
