@@ -120,10 +120,13 @@ def test_budget_layers_shrink_below_width_only_where_allowed():
 
 
 def test_impossible_budget_names_the_budget_and_the_smallest_network():
+    """Checked without scores, so before a search starts."""
     cfg = with_budget(tiny_cfg(10, 8), "gflops", 1e-5, "SEARCH.DERIVE.GRANULARITY", 4)
     with pytest.raises(ConfigError, match=r"SEARCH.DERIVE.BUDGET: gflops=1e-05 is below the smallest reachable "
                                           r"network, 0\.00[0-9]+ GFLOPs \(SEARCH.DERIVE.GRANULARITY 4\)"):
-        derive.derive(cfg, made_up_scores(10, 8))
+        derive.budget_cost(cfg)
+    with pytest.raises(ConfigError, match=r"params=1e\+07 is above the largest reachable network"):
+        derive.budget_cost(with_budget(tiny_cfg(10, 8), "params", 1e7))
 
 
 def test_bad_budget_kind_and_scores_are_named():
@@ -195,7 +198,7 @@ def latency_budget(cfg, fraction):
 
 
 @pytest.mark.slow
-def test_latency_budget_predicted_in_band_and_measured(latency_dir):
+def test_latency_budget_predicted_in_band_and_measured(latency_dir, tmp_path):
     cfg = latency_cfg(latency_dir)
     budget = latency_budget(cfg, 0.6)
     result = derive.derive(with_budget(cfg, "latency_ms", budget), made_up_scores(10, 4))
@@ -204,6 +207,9 @@ def test_latency_budget_predicted_in_band_and_measured(latency_dir):
     assert 0.98 * result.target <= result.predicted <= result.target
     # measured on a shared test machine: only that it was measured
     assert 0 < result.measured_latency_ms < float("inf")
+    report = open(export.export(str(tmp_path), cfg, result)["report"]).read()
+    assert "| latency_ms |" in report
+    assert f"latency predicted {result.predicted:.3f} ms, measured {result.measured_latency_ms:.3f} ms" in report
 
 
 @pytest.mark.slow

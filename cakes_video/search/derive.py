@@ -348,31 +348,45 @@ class Derivation:
     cost: Optional[NetworkCost] = None
 
 
-def derive(cfg: CfgNode, scores: Scores, progress: Progress = no_progress) -> Derivation:
-    """The derivation SEARCH.DERIVE asks for: top-C without a budget kind, else the budget
-    (whole network at :func:`~.costs.derive_input_shape`). A latency budget builds (or reuses)
-    the latency table, then derives, measures and re-derives with the target corrected by the
-    measured / predicted ratio, up to :data:`LATENCY_ATTEMPTS` times; the closest one is returned.
-    ``progress(iterable, desc)`` wraps long loops (``engine.monitor.progress`` in the tools)."""
+def budget_cost(cfg: CfgNode, progress: Progress = no_progress) -> Optional[NetworkCost]:
+    """The cost model of SEARCH.DERIVE.BUDGET_KIND (None for top-C), its budget checked: call it
+    before a search, so that an impossible budget fails (ConfigError naming the budget and the
+    smallest reachable value) before anything trains. A latency budget builds (or reuses) the
+    latency table here. ``progress(iterable, desc)`` wraps long loops (``engine.monitor.progress``)."""
+    d = cfg.SEARCH.DERIVE
+    check_derive_config(cfg)
+    if not d.BUDGET_KIND:
+        return None
+    input_shape = derive_input_shape(cfg)
+    layers = searched_layers(cfg, input_shape)
+    cost = BUDGET_KINDS[d.BUDGET_KIND].cost_model(cfg, layers, input_shape, progress)
+    check_budget(cost, d.BUDGET_KIND, d.BUDGET, list(cfg.SEARCH.CANDIDATES), d.GRANULARITY)
+    return cost
+
+
+def derive(cfg: CfgNode, scores: Scores, cost: Optional[NetworkCost] = None,
+           progress: Progress = no_progress) -> Derivation:
+    """The derivation SEARCH.DERIVE asks for: top-C without a budget kind, else the budget for
+    the whole network at :func:`~.costs.derive_input_shape`, with ``cost`` (from
+    :func:`budget_cost`, which is called when it is None). Under a latency budget it derives,
+    measures and re-derives with the target corrected by budget / measured, up to
+    :data:`LATENCY_ATTEMPTS` times, and returns the one measured closest to the budget."""
     d, candidates = cfg.SEARCH.DERIVE, list(cfg.SEARCH.CANDIDATES)
     check_derive_config(cfg)
     if not d.BUDGET_KIND:
         widths = cakes_layer_widths(cfg.MODEL.DEPTH, cfg.MODEL.BASE_WIDTH)
         selection = top_c(scores, widths, candidates, d.GRANULARITY)
         return Derivation(selection, channel_config_of(selection), "", 0.0)
-    input_shape = derive_input_shape(cfg)
-    layers = searched_layers(cfg, input_shape)
-    check_scores(scores, [(layer.width, layer.must_fill) for layer in layers], candidates)
-    cost = BUDGET_KINDS[d.BUDGET_KIND].cost_model(cfg, layers, input_shape, progress)
-    check_budget(cost, d.BUDGET_KIND, d.BUDGET, candidates, d.GRANULARITY)
+    cost = cost or budget_cost(cfg, progress)
+    check_scores(scores, [(layer.width, layer.must_fill) for layer in cost.layers], candidates)
     if d.BUDGET_KIND != "latency_ms":
         selection = derive_under_budget(scores, cost, candidates, d.BUDGET, d.GRANULARITY)
         config = channel_config_of(selection)
         return Derivation(selection, config, d.BUDGET_KIND, d.BUDGET, d.BUDGET, cost.total(config), cost=cost)
-    return _derive_latency(cfg, scores, cost, input_shape)
+    return _derive_latency(cfg, scores, cost)
 
 
-def _derive_latency(cfg: CfgNode, scores: Scores, cost: NetworkCost, input_shape) -> Derivation:
+def _derive_latency(cfg: CfgNode, scores: Scores, cost: NetworkCost) -> Derivation:
     d, candidates = cfg.SEARCH.DERIVE, list(cfg.SEARCH.CANDIDATES)
     tolerance, target, best = BUDGET_KINDS["latency_ms"].tolerance, d.BUDGET, None
     for _ in range(LATENCY_ATTEMPTS):
@@ -385,7 +399,7 @@ def _derive_latency(cfg: CfgNode, scores: Scores, cost: NetworkCost, input_shape
             break
         config = channel_config_of(selection)
         predicted = cost.total(config)
-        measured = measure_network_ms(cfg, config, input_shape)
+        measured = measure_network_ms(cfg, config, derive_input_shape(cfg))
         attempt = Derivation(selection, config, "latency_ms", d.BUDGET, target, predicted, measured, cost)
         if best is None or abs(measured - d.BUDGET) < abs(best.measured_latency_ms - d.BUDGET):
             best = attempt

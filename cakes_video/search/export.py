@@ -108,8 +108,7 @@ def plot_subkernel_mix(path: str, layers: Sequence[SearchedLayer], config: Chann
 
 
 def export_derivation(out_dir: str, cfg: CfgNode, layers: Sequence[SearchedLayer], config: ChannelConfig,
-                      header: str, costs: Dict[str, NetworkCost], measured_latency_ms: Optional[float] = None,
-                      name: str = "derived") -> Dict[str, str]:
+                      header: str, costs: Dict[str, NetworkCost], name: str = "derived") -> Dict[str, str]:
     """Writes ``NAME.yaml`` / ``NAME.json`` (channel config), ``NAME_model.yaml`` (full config),
     ``NAME_report.md`` and ``NAME_mix.png`` under ``out_dir``; returns their paths by kind.
     ``header``: how the network was derived (the comment atop the YAML files and the report)."""
@@ -120,16 +119,14 @@ def export_derivation(out_dir: str, cfg: CfgNode, layers: Sequence[SearchedLayer
     write_channel_config_yaml(paths["yaml"], config, header)
     write_channel_config_json(paths["json"], config)
     write_model_config(paths["model"], cfg, paths["yaml"], header)
-    notes = [f"measured latency: {measured_latency_ms:.3f} ms (predicted {costs['latency_ms'].total(config):.3f} ms)"
-             ] if measured_latency_ms is not None and "latency_ms" in costs else []
     write_report(paths["report"], format_report(layer_rows(layers, config, candidates, costs), header.splitlines()[0],
-                                                [*header.splitlines()[1:], *notes]))
+                                                header.splitlines()[1:]))
     plot_subkernel_mix(paths["plot"], layers, config, candidates)
     return paths
 
 
 def derivation_header(cfg: CfgNode, derivation: Derivation, costs: Dict[str, NetworkCost],
-                      input_shape: Sequence[int]) -> str:
+                      input_shape: Sequence[int], measured_latency_ms: Optional[float] = None) -> str:
     """How the network was derived and what it costs, a few lines (the files' header comment)."""
     d, m, config = derivation, cfg.MODEL, derivation.channel_config
     how = (f"budget {d.budget_kind}={d.budget:g} for the whole network" if d.budget_kind
@@ -137,8 +134,8 @@ def derivation_header(cfg: CfgNode, derivation: Derivation, costs: Dict[str, Net
     figures = f"params {costs['params'].total(config):,.0f}, {costs['gflops'].total(config):.6g} GFLOPs (fvcore, one view)"
     if "latency_ms" in costs:
         figures += f", latency predicted {costs['latency_ms'].total(config):.3f} ms"
-    if d.measured_latency_ms is not None:
-        figures += f", measured {d.measured_latency_ms:.3f} ms"
+    if measured_latency_ms is not None:
+        figures += f", measured {measured_latency_ms:.3f} ms"
     return "\n".join([
         f"CAKES channel config derived by cakes_video.search: {how}",
         f"{m.ARCH} depth {m.DEPTH}, base width {m.BASE_WIDTH}, input (C, T, H, W) {tuple(input_shape)}, "
@@ -149,14 +146,19 @@ def derivation_header(cfg: CfgNode, derivation: Derivation, costs: Dict[str, Net
     ])
 
 
-def export(out_dir: str, cfg: CfgNode, derivation: Derivation, name: str = "derived") -> Dict[str, str]:
+def export(out_dir: str, cfg: CfgNode, derivation: Derivation, latency: Optional[NetworkCost] = None,
+           measured_latency_ms: Optional[float] = None, name: str = "derived") -> Dict[str, str]:
     """:func:`export_derivation` of ``derivation`` with its exact params and GFLOPs (calibrated on
-    the derived network itself) and, under a latency budget, its predicted latency per layer."""
+    the derived network itself) and its predicted latency per layer: the derivation's own model
+    under a latency budget, else ``latency`` (:func:`~.latency.latency_cost`) when given.
+    ``measured_latency_ms`` (:func:`~.latency.measure_network_ms`) defaults to the derivation's."""
     input_shape = derive_input_shape(cfg)
     layers = searched_layers(cfg, input_shape)
     config = derivation.channel_config
     costs = {"params": analytic_params(cfg, layers, config), "gflops": analytic_gflops(cfg, layers, config, input_shape)}
-    if derivation.budget_kind == "latency_ms":
-        costs["latency_ms"] = derivation.cost
-    header = derivation_header(cfg, derivation, costs, input_shape)
-    return export_derivation(out_dir, cfg, layers, config, header, costs, derivation.measured_latency_ms, name)
+    latency = derivation.cost if derivation.budget_kind == "latency_ms" else latency
+    if latency is not None:
+        costs["latency_ms"] = latency
+    measured = measured_latency_ms if measured_latency_ms is not None else derivation.measured_latency_ms
+    header = derivation_header(cfg, derivation, costs, input_shape, measured)
+    return export_derivation(out_dir, cfg, layers, config, header, costs, name)
