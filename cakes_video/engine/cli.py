@@ -13,6 +13,7 @@ from ..datasets.decoding import DecodeError
 from ..datasets.failures import TooManyFailedVideos
 from ..utils.distributed import shutdown_distributed
 from ..zoo import DownloadError, checkpoint_file, get_weights
+from .export import ExportError
 from .hooks import NonFiniteLossError
 
 logger = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ logger = logging.getLogger(__name__)
 def expected_errors() -> tuple:
     """Errors caused by the config, the data or the weights (not bugs): reported without traceback."""
     return (ConfigError, CheckpointError, AnnotationError, DecodeError, TooManyFailedVideos, NonFiniteLossError,
-            DownloadError)
+            DownloadError, ExportError)
 
 
 def run_tool(main: Callable) -> int:
