@@ -184,6 +184,11 @@ class OnnxSession(nn.Module):
         except Exception as e:  # onnxruntime raises its own types for missing and invalid files
             raise ExportError(f"cannot load ONNX model {path}: {_first_line(e)}") from None
         self.path, self.input_name = path, self.session.get_inputs()[0].name
+        self.version, self.threads = onnxruntime.__version__, threads
+
+    def describe(self) -> str:
+        """One line, e.g. ``"onnxruntime 1.22.0, cpu, 2 threads"`` (0 threads: ONNX Runtime's default)."""
+        return f"onnxruntime {self.version}, cpu, {self.threads or 'default'} threads"
 
     def metadata(self) -> Dict[str, str]:
         """The model's ``metadata_props``."""
