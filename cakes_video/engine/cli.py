@@ -15,6 +15,7 @@ from ..utils.distributed import shutdown_distributed
 from ..zoo import DownloadError, checkpoint_file, get_weights
 from .export import ExportError
 from .hooks import NonFiniteLossError
+from .monitor import MetricsFileError
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 def expected_errors() -> tuple:
     """Errors caused by the config, the data or the weights (not bugs): reported without traceback."""
     return (ConfigError, CheckpointError, AnnotationError, DecodeError, TooManyFailedVideos, NonFiniteLossError,
-            DownloadError, ExportError)
+            DownloadError, ExportError, MetricsFileError)
 
 
 def run_tool(main: Callable) -> int:
