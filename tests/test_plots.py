@@ -10,7 +10,7 @@ import torch
 
 from cakes_video.engine.cli import run_tool
 from cakes_video.engine.hooks import TrainingCurves
-from cakes_video.engine.monitor import MetricsFileError, MetricWriter, read_metrics
+from cakes_video.engine.monitor import MetricWriter, read_metrics
 from cakes_video.engine.plots import plot_confusion_matrix, plot_training_curves, training_curves
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

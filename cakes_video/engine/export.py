@@ -19,7 +19,6 @@ onnx, onnxruntime and onnxscript are the optional ``onnx`` extra, imported on fi
 import contextlib
 import io
 import json
-import logging
 import os
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence
@@ -36,8 +35,6 @@ from ..utils.io import replace_atomically
 from .checkpointer import load_weights
 from .predict import class_names_of
 from .testing import find_test_checkpoint
-
-logger = logging.getLogger(__name__)
 
 # The keys stored with an exported model (ONNX metadata_props, TorchScript extra files), all strings.
 METADATA = {
