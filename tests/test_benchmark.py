@@ -118,6 +118,40 @@ def test_compare_train_step_reports_speedup_of_cakes_models(tmp_path):
     assert results[1]["gflops"] < results[0]["gflops"]
 
 
+@pytest.mark.slow
+def test_onnxruntime_rows_time_the_same_models_in_the_same_run(tmp_path, capsys):
+    r3d, narrow = _config("r3d_18"), TINY + ["MODEL.BASE_WIDTH", "8"]  # exports take seconds per model
+    out = tmp_path / "bench.json"
+    assert cli.net_main([r3d, "--runtime", "onnxruntime", "--threads", "2", *narrow, "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    _check_schema(results, ["r3d_18", "r3d_18 [onnxruntime]"])
+    assert [r["runtime"] for r in results] == ["pytorch", "onnxruntime"]
+    assert results[1]["execution"].startswith("inference; onnxruntime ") and results[1]["execution"].endswith(
+        "cpu, 2 threads")
+    assert {k: results[1][k] for k in ("params", "gflops")} == {k: results[0][k] for k in ("params", "gflops")}
+    assert "r3d_18 [onnxruntime]  onnxruntime" in capsys.readouterr().out
+    # a CAKES model and its reference twin: ONNX Runtime runs the same networks as PyTorch
+    entries = models.build_entries([r3d + "@MODEL.TEMPORAL_OP=cakes"], 4, 32, with_reference=True,
+                                   runtimes=["onnxruntime"], overrides=narrow[narrow.index("--opts") + 1:])
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        for model in (entries[1].model, entries[1].reference):
+            assert (model(x) - entries[0].model.eval()(x)).abs().max() < 1e-4
+    cakes = models.measure(entries, 4, 32, runs=1, warmup=0, compare=True)
+    assert cakes[1]["speedup_vs_reference"] > 0 and cakes[1]["efficiency"] > 0  # against the PyTorch base
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--runtime", "tensorrt"], r"unknown --runtime 'tensorrt'; expected one of \['onnxruntime'\]"),
+    (["--runtime", "onnxruntime", "--train-step"], "--runtime onnxruntime times float32 inference on the CPU"),
+    (["--runtime", "onnxruntime", "--compare", "--breakdown"], "not with --device other than cpu, --train-step"),
+])
+def test_runtimes_are_checked_before_anything_is_built(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        cli.parse_net_args(["x.yaml", *argv, "--frames", "4", "--size", "32"])
+    assert re.search(message, capsys.readouterr().err)
+
+
 def test_bad_specs_and_arguments_are_rejected():
     with pytest.raises(ValueError, match="no model 'r4d_18'"):
         models.build_from_spec("torchvision:r4d_18")

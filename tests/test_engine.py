@@ -6,8 +6,6 @@ import math
 import os
 import random
 import shutil
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -18,7 +16,6 @@ from cakes_video.checkpoint import load_checkpoint, save_checkpoint
 from cakes_video.config import ConfigError, get_cfg
 from cakes_video.config_loader import check_config
 from cakes_video.engine.checkpointer import Checkpointer, rng_state, set_rng_state
-from cakes_video.engine.reports import write_confusion_png
 from cakes_video.solver import IterationScheduler, build_optimizer, lr_function, param_groups
 from cakes_video.utils.metrics import (
     aggregate_views,
@@ -106,20 +103,6 @@ def test_topk_and_class_metrics():
     acc = per_class_accuracy(cm)
     assert acc[0] == 1.0 and acc[1] == pytest.approx(1 / 3) and math.isnan(acc[2])
     assert mean_class_accuracy(cm) == pytest.approx((1 + 1 / 3) / 2)
-
-
-def test_confusion_png_is_a_valid_png(tmp_path):
-    path = tmp_path / "cm.png"
-    write_confusion_png(str(path), torch.tensor([[3, 1], [0, 2]]), max_side=4)
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", data[16:24])
-    assert (width, height) == (4, 4)
-    idat_len = struct.unpack(">I", data[33:37])[0]
-    raw = zlib.decompress(data[41:41 + idat_len])
-    assert len(raw) == height * (1 + 3 * width)
-    # row 0 is 3/4 true class: dark blue; cell (0, 1) at 1/4: light blue; blue channel always full
-    assert raw[1:4] == bytes([64, 64, 255]) and raw[7:10] == bytes([191, 191, 255])
 
 
 def test_rng_state_round_trip_is_weights_only(tmp_path):

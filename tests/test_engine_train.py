@@ -164,6 +164,7 @@ def test_train_then_test_writes_the_reports(tmp_path):
         confusion = list(csv.reader(f))
     assert sum(int(v) for row in confusion[1:] for v in row[1:]) == 8
     assert (tmp_path / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "training_curves.png").read_bytes()[:4] == b"\x89PNG"  # drawn when training ended
     epochs = read_metrics(str(tmp_path), "epoch")
     assert [e["epoch"] for e in epochs] == [1, 2] and all("val_top1" in e for e in epochs)
     lr = lr_function(cfg.SOLVER, iters_per_epoch=2)  # 8 videos, batch 4

@@ -17,6 +17,8 @@ from .data import run as run_data
 from .data import run_on_synthetic
 from .execution import ExecutionPath, SettingError, make_input
 from .models import (
+    PYTORCH,
+    RUNTIMES,
     build_entries,
     build_from_spec,
     check_run,
@@ -40,6 +42,7 @@ NET_DOC = """Params, fvcore GFLOPs (multiply-add = 1 FLOP) and latency of models
     tools/benchmark_net.py BASE CAKES_CFG --compare --breakdown [--deploy [--fuse]] --frames 8 --size 224
     tools/benchmark_net.py BASE CFG [CFG ...] --compare --compile [--deploy] --frames 8 --size 224
     tools/benchmark_net.py BASE CFG [CFG ...] --compare --device cuda --batch 8 --amp bf16 --frames 8 --size 224
+    tools/benchmark_net.py BASE CFG [CFG ...] --compare --deploy --runtime onnxruntime --frames 8 --size 224 --threads 2
 
 CFG is a YAML config, optionally with overrides of its own (``r3d_18.yaml@MODEL.TEMPORAL_OP=cakes``),
 ``torchvision:NAME`` (e.g. ``torchvision:r2plus1d_18``) or a zoo model ``zoo:NAME`` (its config). With
@@ -49,6 +52,12 @@ CFG is a YAML config, optionally with overrides of its own (``r3d_18.yaml@MODEL.
 Every model of a run (base, CAKES models and their reference twins) runs the same execution
 path: device, memory format, --deploy / --fuse, --compile, --train-step, --amp, threads.
 ``--amp bf16|fp16`` runs every call under torch.autocast in that dtype (not with --fuse).
+
+``--runtime onnxruntime`` also exports every model (its inference form: BN folded; with --compare
+the reference-layer twin of a CAKES model too) to ONNX and times it in ONNX Runtime (CPU, float32,
+as many threads as torch) in the same interleaved runs: one row per model and runtime
+(``NAME [onnxruntime]``, column ``runtime``), its efficiency against the PyTorch base. CPU
+inference only: not with --device cuda, --train-step, --amp or --breakdown.
 
 ``--compile`` applies torch.compile (inductor) to every model alike, after --deploy and the
 memory-format change; for inference with inductor's weight freezing (constants folded, BN
@@ -95,7 +104,7 @@ COMPARE_OPS_DOC = ("Train and test the same small ResNet with different temporal
 # The flag of each setting that SettingError messages name (ExecutionPath fields, run_benchmark arguments).
 NET_FLAGS = {"device": "--device", "deploy": "--deploy", "fuse": "--fuse", "compile": "--compile",
              "train": "--train-step", "amp": "--amp", "timer": "--timer", "warmup": "--warmup",
-             "compare": "--compare", "breakdown": "--breakdown"}
+             "compare": "--compare", "breakdown": "--breakdown", "runtimes": "--runtime"}
 
 
 def add_model_input_arguments(p: argparse.ArgumentParser, runs: int, warmup: int, timed: str,
@@ -149,7 +158,10 @@ def net_parser() -> argparse.ArgumentParser:
                    help="with --compare: time and FLOPs inside CAKES layers / dense convs, and the ceilings")
     p.add_argument("--amp", choices=("bf16", "fp16"),
                    help="run every model under torch.autocast in this dtype (default: float32)")
-    p.add_argument("--profile", action="store_true", help="print a torch.profiler op table per model")
+    p.add_argument("--runtime", dest="runtimes", action="append", default=[], metavar="RUNTIME",
+                   help=f"also time each model exported to this runtime ({', '.join(RUNTIMES)}), in the same "
+                        "interleaved runs: one row per model and runtime (CPU inference only)")
+    p.add_argument("--profile", action="store_true", help="print a torch.profiler op table per PyTorch model")
     p.add_argument("--json", help="write the results (a list, one object per config) to this file")
     return p
 
@@ -164,7 +176,7 @@ def parse_net_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         args.path = ExecutionPath(
             device=args.device, channels_last=args.memory_format == "channels_last", deploy=args.deploy,
             fuse=args.fuse, compile=args.compile, train=args.train_step, amp=args.amp)
-        check_run(args.path, args.warmup, args.compare, args.breakdown, args.timer)
+        check_run(args.path, args.warmup, args.compare, args.breakdown, args.timer, args.runtimes)
     except SettingError as err:
         p.error(err.render(NET_FLAGS))
     return args
@@ -175,13 +187,14 @@ def net_main(argv: Optional[List[str]] = None) -> int:
     args = parse_net_args(argv)
     with intra_op_threads(args.threads) as threads:
         entries = build_entries(args.configs, args.frames, args.size, path=args.path, with_reference=args.compare,
-                                overrides=args.opts)
+                                overrides=args.opts, runtimes=args.runtimes)
         results = measure(entries, args.frames, args.size, path=args.path, batch=args.batch, runs=args.runs,
                           warmup=args.warmup, compare=args.compare, timer=args.timer, breakdown=args.breakdown)
         if args.profile:  # the timed models themselves, after their timed runs
             x = make_input(args.batch, args.frames, args.size, args.path)
             for e in entries:
-                print(f"== {e.name}\n{profile_table(e.model, x, args.path)}")
+                if e.result["runtime"] == PYTORCH:
+                    print(f"== {e.name}\n{profile_table(e.model, x, args.path)}")
     print(f"{args.path.describe()}; input {args.batch}x3x{args.frames}x{args.size}x{args.size}, "
           f"{threads} threads, GFLOPs per view (multiply-add = 1 FLOP), latency = median of "
           f"{args.runs} ({args.timer} time)")

@@ -16,8 +16,13 @@ latency is the median over runs. Costs are fvcore FLOPs (multiply-add = 1 FLOP) 
 With ``breakdown`` (and ``compare``), separate hooked passes then measure the time and FLOPs
 inside the CAKES layers and the base's dense convolutions, and the speedup / efficiency they
 cap (keys defined in :mod:`.breakdown`; :data:`BREAKDOWN_COLUMNS` is their table).
+With ``runtimes=("onnxruntime",)`` each model is also exported to ONNX (its inference form,
+:mod:`cakes_video.engine.export`) and run by ONNX Runtime on the CPU with torch's thread count,
+as one more entry ``"NAME [onnxruntime]"`` timed in the same interleaved rounds (with
+``compare``, its reference-layer twin exported too); every result names its ``runtime``.
 """
 import os
+import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -26,8 +31,10 @@ from torchvision.models import video as torchvision_video
 
 from ..config import ConfigError
 from ..config_loader import load_config
+from ..engine.export import OnnxSession, example_input, export_onnx
 from ..models import build_model
 from ..models.complexity import count_gflops_and_modules, count_params
+from ..models.inference import inference_form
 from ..models.rewrite import to_reference
 from ..zoo import get_weights
 from .breakdown import add_breakdown
@@ -36,6 +43,9 @@ from .timing import TIMERS, aligned, best_ms, cudnn_autotune, first_call_seconds
 
 TORCHVISION_PREFIX = "torchvision:"
 ZOO_PREFIX = "zoo:"  # a zoo model's config (with its own overrides, @KEY=VALUE); weights do not matter here
+PYTORCH, ONNXRUNTIME = "pytorch", "onnxruntime"
+# Runtimes a run can time beside PyTorch (which always runs: its rows are the reference).
+RUNTIMES = (ONNXRUNTIME,)
 
 
 def split_spec(spec: str) -> Tuple[str, List[str]]:
@@ -90,8 +100,11 @@ def zoo_config(name: str, overrides: Sequence[str]):
 
 
 def build_entries(specs: Sequence[str], frames: int, size: int, *, path: ExecutionPath = ExecutionPath(),
-                  with_reference: bool = False, overrides: Sequence[str] = ()) -> List[Entry]:
+                  with_reference: bool = False, overrides: Sequence[str] = (),
+                  runtimes: Sequence[str] = ()) -> List[Entry]:
     """Builds, counts and prepares (``path.prepare``) every spec; CAKES models get a reference twin if asked.
+    Each of ``runtimes`` (:data:`RUNTIMES`) adds an entry per spec after its PyTorch one
+    (:func:`onnxruntime_entry`).
 
     FLOPs (totals and ``Entry.module_gflops``, of one view ``[1, 3, frames, size, size]``) are
     counted before deploying, on the reference form. With ``path.compile``, Dynamo's caches are
@@ -107,17 +120,48 @@ def build_entries(specs: Sequence[str], frames: int, size: int, *, path: Executi
         reference = to_reference(model)  # one copy, counted and (if asked) timed as the twin
         entry = Entry(spec_name(spec), model)
         totals, entry.module_gflops = count_gflops_and_modules(reference, (3, frames, size, size))
-        entry.result.update(name=entry.name, params=count_params(model), **totals)
-        if with_reference and reference is not model:
-            entry.reference = path.prepare(reference)
+        entry.result.update(name=entry.name, runtime=PYTORCH, params=count_params(model), **totals)
+        twin = reference if with_reference and reference is not model else None
+        if ONNXRUNTIME in runtimes:
+            onnx_entry = onnxruntime_entry(entry, model, twin, frames, size)
+        if twin is not None:
+            entry.reference = path.prepare(twin)
         entry.model = path.prepare(model)
-        entries.append(entry)
+        entries += [entry, onnx_entry] if ONNXRUNTIME in runtimes else [entry]
     return entries
 
 
-def check_run(path: ExecutionPath, warmup: int, compare: bool, breakdown: bool, timer: str) -> None:
+def onnxruntime_entry(entry: Entry, model: nn.Module, reference: Optional[nn.Module], frames: int,
+                      size: int) -> Entry:
+    """``entry``'s ``model`` (and its ``reference`` twin, if any) exported to ONNX in inference form
+    and run by ONNX Runtime (:class:`~cakes_video.engine.export.OnnxSession`) with torch's current
+    intra-op thread count, worker threads not spinning between calls (they would take the CPU from
+    the models timed after them); named ``"NAME [onnxruntime]"``, costs copied from ``entry``."""
+    with tempfile.TemporaryDirectory() as folder:  # a session holds its model in memory
+
+        def session(module: nn.Module, file_name: str) -> OnnxSession:
+            path = export_onnx(inference_form(module, channels_last=False), example_input(frames, size),
+                               os.path.join(folder, file_name), {})
+            return OnnxSession(path, threads=torch.get_num_threads(), spinning=False)
+
+        name = f"{entry.name} [{ONNXRUNTIME}]"
+        run = session(model, "model.onnx")
+        twin = session(reference, "reference.onnx") if reference is not None else None
+    return Entry(name, run, reference=twin, module_gflops=entry.module_gflops,
+                 result=dict(entry.result, name=name, runtime=ONNXRUNTIME, execution=f"inference; {run.describe()}"))
+
+
+def check_run(path: ExecutionPath, warmup: int, compare: bool, breakdown: bool, timer: str,
+              runtimes: Sequence[str] = ()) -> None:
     """Raises :class:`~.execution.SettingError` for run settings that cannot go together, naming
     them as :func:`run_benchmark`'s arguments (``path``'s fields for ``device`` and ``compile``)."""
+    for runtime in runtimes:
+        if runtime not in RUNTIMES:
+            raise SettingError("unknown {runtimes} {given!r}; expected one of {choices}", given=runtime,
+                               choices=list(RUNTIMES))
+    if ONNXRUNTIME in runtimes and (torch.device(path.device).type != "cpu" or path.train or path.amp or breakdown):
+        raise SettingError("{runtimes} onnxruntime times float32 inference on the CPU, without forward hooks: "
+                           "not with {device} other than cpu, {train}, {amp} or {breakdown}")
     if timer not in TIMERS:
         raise SettingError("unknown {timer} {given!r}; expected one of {choices}", given=timer, choices=list(TIMERS))
     if timer == "cpu" and torch.device(path.device).type != "cpu":
@@ -138,13 +182,16 @@ def check_run(path: ExecutionPath, warmup: int, compare: bool, breakdown: bool, 
 
 def run_benchmark(specs: Sequence[str], frames: int, size: int, *, path: ExecutionPath = ExecutionPath(),
                   batch: int = 1, runs: int = 10, warmup: int = 2, compare: bool = False,
-                  overrides: Sequence[str] = (), timer: str = "wall", breakdown: bool = False) -> List[Dict]:
-    """Builds every spec (:func:`build_entries`) and measures it (:func:`measure`); one result per spec.
+                  overrides: Sequence[str] = (), timer: str = "wall", breakdown: bool = False,
+                  runtimes: Sequence[str] = ()) -> List[Dict]:
+    """Builds every spec (:func:`build_entries`) and measures it (:func:`measure`); one result per
+    spec and runtime (PyTorch, then each of ``runtimes``).
 
     ``overrides`` (KEY VALUE) apply to every YAML spec before its own ``@KEY=VALUE``.
     """
-    check_run(path, warmup, compare, breakdown, timer)
-    entries = build_entries(specs, frames, size, path=path, with_reference=compare, overrides=overrides)
+    check_run(path, warmup, compare, breakdown, timer, runtimes)
+    entries = build_entries(specs, frames, size, path=path, with_reference=compare, overrides=overrides,
+                            runtimes=runtimes)
     return measure(entries, frames, size, path=path, batch=batch, runs=runs, warmup=warmup, compare=compare,
                    timer=timer, breakdown=breakdown)
 
@@ -168,7 +215,8 @@ def measure(entries: Sequence[Entry], frames: int, size: int, *, path: Execution
     also counts OpenMP spin-waiting, so use it single-threaded).
     ``breakdown`` (needs ``compare``, not ``path.compile``) adds the keys of :mod:`.breakdown`
     from separate hooked passes (wall time; CUDA events on a GPU), run after the timed ones.
-    Every result also names its ``execution`` (:meth:`~.execution.ExecutionPath.describe`). On
+    Every result also names its ``runtime`` and ``execution`` (:meth:`~.execution.ExecutionPath.describe`,
+    or the ONNX Runtime session's). On
     CUDA, cuDNN autotunes each convolution during the warm-up (so keep ``warmup >= 1``).
     """
     x = make_input(batch, frames, size, path)
@@ -184,8 +232,8 @@ def measure(entries: Sequence[Entry], frames: int, size: int, *, path: Execution
         first = first_call_seconds(steps, sync) if warmup else {}
         times = interleaved_times(steps, runs, max(warmup - 1, 0), sync, TIMERS[timer])
         base = entries[0] if compare else None
-        results = [dict(_summarise(e, times, batch, base, first if path.compile else None), timer=timer,
-                        execution=execution) for e in entries]
+        results = [{"execution": execution, **_summarise(e, times, batch, base, first if path.compile else None),
+                    "timer": timer} for e in entries]
         if breakdown:
             add_breakdown(results, entries, x, path=path, runs=runs, sync=sync)
     return results
@@ -207,7 +255,7 @@ def _summarise(e: Entry, times: Dict[str, List[float]], batch: int, base: Option
     return out
 
 
-MAIN_COLUMNS = [("name", "{}"), ("params", "{:,}"), ("gflops", "{:.2f}"), ("gflops_conv_linear", "{:.2f}"),
+MAIN_COLUMNS = [("name", "{}"), ("runtime", "{}"), ("params", "{:,}"), ("gflops", "{:.2f}"), ("gflops_conv_linear", "{:.2f}"),
                 ("latency_ms", "{:.1f}"), ("latency_min_ms", "{:.1f}"), ("clips_per_s", "{:.2f}"),
                 ("efficiency", "{:.3f}"), ("speedup_vs_reference", "{:.3f}"), ("compile_seconds", "{:.1f}")]
 # Breakdown keys (see .breakdown), printed one key per row by format_breakdown.

@@ -15,7 +15,9 @@ from ..datasets.failures import DecodeRetriesExhausted, TooManyFailedVideos
 from ..datasets.synthetic import BenchmarkExists
 from ..utils.distributed import shutdown_distributed
 from ..zoo import DownloadError, checkpoint_file, get_weights
+from .export import ExportError
 from .hooks import NonFiniteLossError
+from .monitor import MetricsFileError
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +25,7 @@ logger = logging.getLogger(__name__)
 def expected_errors() -> tuple:
     """Errors caused by the config, the data or the weights (not bugs): reported without traceback."""
     return (ConfigError, CheckpointError, AnnotationError, DecodeError, TooManyFailedVideos, DecodeRetriesExhausted,
-            NonFiniteLossError, DownloadError, BenchmarkExists)
+            NonFiniteLossError, DownloadError, BenchmarkExists, ExportError, MetricsFileError)
 
 
 def run_tool(main: Callable) -> int:

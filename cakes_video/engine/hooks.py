@@ -4,7 +4,8 @@ Hooks take their settings (periods, paths, writers) when built and the run's obj
 loaders, schedule) from the trainer they are called with. At the end of an epoch they share the
 epoch's record, so their order matters (engine/setup.py ``default_hooks`` fixes it):
 PreciseBN -> Validation (adds ``val_*``) -> MetricLogging (writes the record) -> Checkpointing
-(reads ``TRAIN.BEST_METRIC`` from it, saves it in the checkpoint).
+(reads ``TRAIN.BEST_METRIC`` from it, saves it in the checkpoint); TrainingCurves plots the
+written records once training ends.
 """
 import logging
 import math
@@ -19,7 +20,8 @@ from ..utils.distributed import all_gather_objects, all_reduce_sum, barrier, get
 from ..utils.io import FileLock
 from .checkpointer import Checkpointer, rng_state
 from .evaluate import validate
-from .monitor import MetricWriter
+from .monitor import MetricsFileError, MetricWriter
+from .plots import plot_training_curves
 from .train import Hook, Trainer
 
 logger = logging.getLogger(__name__)
@@ -171,3 +173,20 @@ class ReleaseLock(Hook):
     def after_train(self, trainer: Trainer) -> None:
         if self.lock is not None:
             self.lock.release()
+
+
+class TrainingCurves(Hook):
+    """At the end of training (also one that failed), rank 0 plots ``output_dir``'s metrics.jsonl
+    to ``output_dir/training_curves.png`` (:func:`~.plots.plot_training_curves`). A plot that
+    cannot be made is a warning: the run's checkpoints and metrics are what count."""
+
+    def __init__(self, output_dir: str):
+        self.output_dir = output_dir
+
+    def after_train(self, trainer: Trainer) -> None:
+        if not is_main():
+            return
+        try:
+            logger.info("training curves: %s", plot_training_curves(self.output_dir))
+        except (MetricsFileError, OSError) as e:
+            logger.warning("no training curves: %s", e)

@@ -13,6 +13,7 @@ from ..utils.distributed import is_main
 
 LOGGER_NAME = "cakes_video"
 HANDLER_NAME = "cakes_video.setup_logging"  # marks the handlers setup_logging owns
+logger = logging.getLogger(__name__)
 
 
 def setup_logging(output_dir: Optional[str] = None) -> logging.Logger:
@@ -82,10 +83,39 @@ def _tensorboard(log_dir: str):
     return SummaryWriter(log_dir)
 
 
+class MetricsFileError(ValueError):
+    """A metrics.jsonl that is missing or not one JSON record per line."""
+
+
 def read_metrics(output_dir: str, kind: Optional[str] = None) -> list:
-    """The records of ``OUTPUT_DIR/metrics.jsonl`` (of one ``kind`` when given)."""
-    with open(os.path.join(output_dir, "metrics.jsonl")) as f:
-        records = [json.loads(line) for line in f if line.strip()]
+    """The records of ``OUTPUT_DIR/metrics.jsonl`` (of one ``kind`` when given), in file order.
+
+    An unfinished last line (no newline: the run was killed mid-write) is skipped with a
+    warning; a missing file or any other line that is not a JSON record with a ``type`` raises
+    MetricsFileError naming the file and line.
+    """
+    path = os.path.join(output_dir, "metrics.jsonl")
+    try:
+        with open(path) as f:
+            lines = f.read().split("\n")
+    except FileNotFoundError:
+        raise MetricsFileError(f"{path}: not found (is {output_dir} the OUTPUT_DIR of a training run?)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise MetricsFileError(f"{path}: cannot read it: {e}") from None
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if number == len(lines):  # no newline after it: cut off mid-write
+                logger.warning("%s: line %d is unfinished; skipped", path, number)
+                continue
+            raise MetricsFileError(f"{path}: line {number} is not JSON: {line[:80]!r}") from None
+        if not isinstance(record, dict) or "type" not in record:
+            raise MetricsFileError(f"{path}: line {number} is not a metrics record (an object with a \"type\")")
+        records.append(record)
     return [r for r in records if kind is None or r["type"] == kind]
 
 

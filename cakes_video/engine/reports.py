@@ -1,9 +1,7 @@
-"""Files a test run writes: predictions.csv, per_class_accuracy.csv, confusion_matrix.csv,
-confusion_matrix.png (a small built-in PNG writer, no matplotlib)."""
+"""The tables a test run writes: predictions.csv, per_class_accuracy.csv, confusion_matrix.csv
+(its confusion_matrix.png: :func:`.plots.plot_confusion_matrix`)."""
 import csv
 import math
-import struct
-import zlib
 from typing import Dict, List, Sequence
 
 import torch
@@ -41,29 +39,3 @@ def write_confusion_csv(path: str, confusion: torch.Tensor, class_names: Sequenc
         w.writerow(["true \\ predicted", *class_names])
         for name, row in zip(class_names, confusion.tolist()):
             w.writerow([name, *row])
-
-
-def write_confusion_png(path: str, confusion: torch.Tensor, max_side: int = 800) -> None:
-    """Row-normalised confusion matrix as a white-to-blue heatmap PNG (rows true, columns
-    predicted), each cell a square of pixels; needs only zlib."""
-    k = confusion.shape[0]
-    cell = max(1, max_side // max(k, 1))
-    rows = confusion.double() / confusion.sum(dim=1, keepdim=True).clamp(min=1)
-    shade = (255 * (1 - rows)).round().to(torch.uint8)  # 255 = white (0), 0 = saturated (1)
-    rgb = torch.stack([shade, shade, torch.full_like(shade, 255)], dim=-1)  # [K, K, 3]
-    image = rgb.repeat_interleave(cell, 0).repeat_interleave(cell, 1)  # [K*cell, K*cell, 3]
-    _write_png(path, image)
-
-
-def _write_png(path: str, rgb: torch.Tensor) -> None:
-    """Writes an ``[H, W, 3]`` uint8 image as an 8-bit RGB PNG."""
-    height, width, _ = rgb.shape
-    raw = b"".join(b"\x00" + bytes(row) for row in rgb.reshape(height, width * 3).numpy())  # filter 0 per row
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6))
-                + chunk(b"IEND", b""))

@@ -14,7 +14,7 @@ from ..models import build_model
 from ..solver import IterationScheduler, build_optimizer, lr_function
 from ..utils.distributed import get_rank, get_world_size, on_main, unwrap, wrap_model
 from .checkpointer import Checkpointer, load_for_finetuning, load_weights, set_rng_state
-from .hooks import Checkpointing, MetricLogging, NonFiniteLossCheck, PreciseBN, ReleaseLock, Validation
+from .hooks import Checkpointing, MetricLogging, NonFiniteLossCheck, PreciseBN, ReleaseLock, TrainingCurves, Validation
 from .monitor import MetricWriter, setup_logging
 from .rundir import check_resumed_config, find_resume_checkpoint, lock_output_dir, log_taken_over, save_config
 from .runtime import amp_dtype, prepare_run, resolve_loader_fn
@@ -47,14 +47,16 @@ def build_trainer(cfg, loader_fn: Optional[Callable] = None, hooks: Sequence[Hoo
 def default_hooks(cfg, checkpointer: Checkpointer, writer: MetricWriter, saving: Checkpointing) -> List[Hook]:
     """The run's periodic work, in the order it must run at the end of an epoch: precise BN
     before validation, validation before the metric lines (they hold ``val_*``), the metric
-    lines before checkpointing (the "saved" line follows the epoch's line). The NaN check and
-    the per-step metric lines are the only hooks that act on steps."""
+    lines before checkpointing (the "saved" line follows the epoch's line), the curves last (at
+    the end of training, from the written lines). The NaN check and the per-step metric lines
+    are the only hooks that act on steps."""
     hooks: List[Hook] = [NonFiniteLossCheck(checkpointer)]
     if cfg.TRAIN.PRECISE_BN:
         hooks.append(PreciseBN(cfg.TRAIN.EVAL_PERIOD, cfg.SOLVER.MAX_EPOCH, cfg.TRAIN.PRECISE_BN_ITERS))
     if cfg.TRAIN.EVAL_PERIOD:
         hooks.append(Validation(cfg.TRAIN.EVAL_PERIOD, cfg.SOLVER.MAX_EPOCH, cfg.TRAIN.PROGRESS_BAR))
-    return hooks + [MetricLogging(writer, cfg.TRAIN.LOG_PERIOD, cfg.SOLVER.MAX_EPOCH), saving]
+    return hooks + [MetricLogging(writer, cfg.TRAIN.LOG_PERIOD, cfg.SOLVER.MAX_EPOCH), saving,
+                    TrainingCurves(cfg.OUTPUT_DIR)]
 
 
 def _assemble(cfg, loader_fn: Optional[Callable], hooks: Sequence[Hook]) -> Tuple[Trainer, Checkpointing]:

@@ -20,7 +20,8 @@ from ..zoo import resolve_checkpoint
 from ..utils.metrics import aggregate_views, confusion_matrix, mean_class_accuracy, per_class_accuracy, topk_correct
 from .checkpointer import Checkpointer, load_weights
 from .monitor import progress, setup_logging
-from .reports import write_confusion_csv, write_confusion_png, write_per_class, write_predictions
+from .plots import plot_confusion_matrix
+from .reports import write_confusion_csv, write_per_class, write_predictions
 from .runtime import prepare_run, resolve_loader_fn
 
 logger = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ def _report(cfg, complexity: Dict, merged: Dict, class_names: List[str], checkpo
     write_per_class(os.path.join(out, "per_class_accuracy.csv"), m["confusion"], m["per_class"], class_names)
     write_confusion_csv(os.path.join(out, "confusion_matrix.csv"), m["confusion"], class_names)
     if cfg.TEST.CONFUSION_PNG:
-        write_confusion_png(os.path.join(out, "confusion_matrix.png"), m["confusion"])
+        plot_confusion_matrix(os.path.join(out, "confusion_matrix.png"), m["confusion"], class_names)
     results = {"accuracy_unit": "percent", "top1": m["top1"], "top5": m["top5"], "mean_class_acc": m["mean_class_acc"],
                "num_classes": len(class_names), "num_videos": len(merged["index"]),
                "num_failed": len(merged["failed"]), "failed_videos": merged["failed"],
