@@ -37,11 +37,17 @@ def run_tool(main: Callable) -> int:
         shutdown_distributed()
 
 
-def add_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Adds the shared ``--cfg FILE | --model NAME`` and trailing ``KEY VALUE`` arguments."""
+def add_model_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Adds the shared ``--cfg FILE | --model NAME`` choice (``args.cfg_file``, ``args.model``)."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--cfg", dest="cfg_file", help="YAML config file, or the name of a packaged config (r3d_18)")
     source.add_argument("--model", help="a zoo model (cakes_video.list_models()): its config, protocol and weights")
+    return parser
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Adds the shared ``--cfg FILE | --model NAME`` and trailing ``KEY VALUE`` arguments."""
+    add_model_args(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
                         help="config overrides as KEY VALUE pairs, e.g. SOLVER.BASE_LR 0.1")
     return parser
