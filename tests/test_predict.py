@@ -307,3 +307,17 @@ def test_timeline_csv_and_plot(tmp_path):
         "1.000,3.000,a,0.6,d,0.3", "2.000,4.000,d,0.8,a,0.15"]
     plot_timeline(str(tmp_path / "t.png"), spans, scores, ["a", "b", "c", "d"], 2, "video.mp4")
     assert (tmp_path / "t.png").read_bytes()[:8] == PNG_MAGIC and sorted(os.listdir(tmp_path)) == ["t.png", "w.csv"]
+
+
+@pytest.mark.slow
+def test_memory_benchmark_child_reports_its_peak(tmp_path, capsys):
+    """The measured process of tools/benchmark_predict.py, run here in-process on a short video."""
+    from cakes_video.benchmarks.predict_memory import child, write_test_video
+
+    video = write_test_video(str(tmp_path / "sweep.mp4"), seconds=1.2, fps=10, size=(64, 48))
+    with open_video(video) as v:
+        assert (v.meta.num_frames, v.meta.width, v.meta.height, v.meta.fps) == (12, 64, 48, 10.0)
+    child(json.dumps({"video": video, "model": "synthetic_cakes_r10_w32", "window": "8f", "stride": "4f",
+                      "overrides": ["DEVICE", "cpu"]}))
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["windows"] == 2 and report["peak_rss_mib"] >= report["peak_rss_before_video_mib"] > 0
