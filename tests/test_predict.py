@@ -321,3 +321,25 @@ def test_memory_benchmark_child_reports_its_peak(tmp_path, capsys):
                       "overrides": ["DEVICE", "cpu"]}))
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["windows"] == 2 and report["peak_rss_mib"] >= report["peak_rss_before_video_mib"] > 0
+
+
+def test_a_video_failing_half_way_keeps_its_windows(tmp_path, make_index_video, trained, model, monkeypatch):
+    from cakes_video.datasets import streaming
+    from cakes_video.datasets.decoding import DecodeError
+
+    cfg, _ = trained
+    path = str(make_index_video(tmp_path / "v.mp4", num_frames=40, fps=10))
+    decode = streaming.decoded_frames
+
+    def corrupt_after_25(container, stream, name):
+        for i, frame in enumerate(decode(container, stream, name)):
+            if i == 25:
+                raise DecodeError(f"{name}: corrupt data after 25 frames")
+            yield frame
+
+    monkeypatch.setattr(streaming, "decoded_frames", corrupt_after_25)
+    options = PredictOptions(window=Span(10, True), output_dir=str(tmp_path / "out"), progress=False)
+    (result,) = predict_inputs(model, [str(i) for i in range(10)], cfg, [path], options)
+    assert result["error"] == f"{path}: corrupt data after 25 frames"
+    assert [(w["start"], w["end"]) for w in result["windows"]] == [(0.0, 1.0), (1.0, 2.0)]
+    assert len((tmp_path / "out" / "v.csv").read_text().splitlines()) == 3

@@ -251,16 +251,16 @@ def _predict_whole(model: Model, class_names, cfg, path: str, topk: int, device)
 def _predict_windows(model: Model, class_names, cfg, path: str, windows: SlidingWindows, options: PredictOptions,
                      device, name: str) -> Dict:
     """Scores every window as it streams in; a decode failure keeps the windows before it."""
-    result, spans, scores, rows = {"path": path}, [], [], []
+    result, scores, rows = {"path": path}, [], []
     try:
         for window in windows.read(path):
             score = video_scores(model, window.views, cfg.TEST.AGGREGATION, device)
-            spans.append((window.start_seconds, window.end_seconds))
             scores.append(score)
             rows.append({"start": window.start_seconds, "end": window.end_seconds,
                          "topk": _ranked(score, class_names, options.topk)})
-            result.update(fps=window.fps, window_frames=windows.length.frames(window.fps),
-                          stride_frames=windows.stride.frames(window.fps))
+            if len(rows) == 1:
+                result.update(fps=window.fps, window_frames=windows.length.frames(window.fps),
+                              stride_frames=windows.stride.frames(window.fps))
             if window.whole_video:
                 result["warning"] = (f"{path}: {window.stop} frame(s), {window.end_seconds:g} s, is shorter than "
                                      f"the {windows.length} window: one window over the whole video")
@@ -268,7 +268,7 @@ def _predict_windows(model: Model, class_names, cfg, path: str, windows: Sliding
         result["error"] = str(error)
     if not scores:
         return result
-    table = torch.stack(scores)  # [windows, K]
+    table, spans = torch.stack(scores), [(row["start"], row["end"]) for row in rows]  # [windows, K]
     stem = os.path.join(options.output_dir, name)
     write_windows_csv(f"{stem}.csv", spans, table, class_names, options.topk)
     plot_timeline(f"{stem}.png", spans, table, class_names, options.topk, path)
