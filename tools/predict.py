@@ -6,11 +6,12 @@
         [--views CLIPSxCROPS] [--protocol NAME] [--device cpu|cuda|auto] [KEY VALUE ...]
 
 INPUT: video files, folders (searched recursively by suffix) and list files (.txt, .lst,
-.list: one path per line), before any KEY VALUE override. Weights: --checkpoint, else TEST.CHECKPOINT_FILE (a zoo model's
-own), else OUTPUT_DIR/checkpoints (best, then newest); never random weights. The test
-protocol is the config's (TEST.NUM_ENSEMBLE_VIEWS x NUM_SPATIAL_CROPS, DATA.TEST_PROTOCOL)
-unless --views / --protocol give one. W and S are seconds (2.5) or frames (64f); each window
-is scored as a test video of its own, with a CSV and a PNG timeline per video in DIR.
+.list: one path per line), all before any KEY VALUE override. Weights: --checkpoint, else
+TEST.CHECKPOINT_FILE (a zoo model's own), else OUTPUT_DIR/checkpoints (best, then newest);
+never random weights. The test protocol is the config's (TEST.NUM_ENSEMBLE_VIEWS x
+NUM_SPATIAL_CROPS, DATA.TEST_PROTOCOL) unless --views / --protocol give one. W and S are
+seconds (2.5) or frames (64f); each window is scored as a test video of its own, with a CSV
+and a PNG timeline per video in DIR.
 
 Exit status: 0 every video predicted; 1 nothing ran (config, model or checkpoint, one line
 naming it); 2 bad flags; 3 some inputs failed (each named on its line, in the JSON with its
