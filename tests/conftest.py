@@ -22,7 +22,7 @@ def shared_videos() -> Path:
 
 @pytest.fixture(scope="session")
 def make_index_video():
-    """``make_index_video(path, codec, container, num_frames, fps, size, pts_ms, rotation, codec_options)``.
+    """``make_index_video(path, codec, container, num_frames, fps, size, pts_ms, rotation, codec_options, first)``.
 
     Writes a small video whose frame i shows i (read back with
     ``video_factory.frame_index(rgb)``) and returns its Path; see tests/video_factory.py.

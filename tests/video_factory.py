@@ -45,15 +45,17 @@ def frame_index(rgb: np.ndarray) -> int:
 
 
 def make_index_video(path, codec="libx264", container=None, num_frames=32, fps=25, size=(64, 48),
-                     pts_ms=None, rotation=0, codec_options=None) -> Path:
+                     pts_ms=None, rotation=0, codec_options=None, first=0) -> Path:
     """Writes ``num_frames`` index frames to ``path`` and returns it.
 
     ``container``: FFmpeg format name, by default from the suffix. ``size``: (width, height).
     ``pts_ms``: explicit presentation times in milliseconds (variable frame rate).
     ``rotation``: display rotation in counter-clockwise degrees (FFmpeg's convention).
     ``codec_options``: encoder options over :data:`CODEC_OPTIONS` (e.g. ``{"g": "1000"}``).
+    ``first``: the index shown by the first frame (frames ``first`` ... ``first + num_frames - 1``:
+    with the lossless "ffv1" codec a stretch of a longer video decodes to the same pixels).
     """
-    if num_frames > MAX_FRAMES:
+    if first + num_frames > MAX_FRAMES:
         raise ValueError(f"at most {MAX_FRAMES} frames keep grey levels distinct")
     path = Path(path)
     with av.open(str(path), "w", format=container or FORMATS[path.suffix]) as output:
@@ -61,7 +63,7 @@ def make_index_video(path, codec="libx264", container=None, num_frames=32, fps=2
         if rotation:
             stream.set_display_rotation(rotation)
         for i in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(index_frame(i, size), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(index_frame(first + i, size), format="rgb24")
             if pts_ms is not None:
                 frame.pts, frame.time_base = pts_ms[i], Fraction(1, 1000)
             else:

@@ -1,27 +1,68 @@
 #!/usr/bin/env python
-"""Top-k classes of one video: ``tools/predict.py (--cfg FILE | --model ZOO_NAME) --video PATH
-[--checkpoint CKPT] [--topk 5] [KEY VALUE ...]``. Weights: --checkpoint, else TEST.CHECKPOINT_FILE
-(a zoo model's own), else OUTPUT_DIR/checkpoints (best, then newest); never random weights."""
+"""Top-k classes of videos, whole or window by window:
+
+    tools/predict.py INPUT [INPUT ...] (--model ZOO_NAME | --cfg FILE [--checkpoint CKPT])
+        [--json FILE] [--window W [--stride S] [--output-dir DIR]] [--topk 5]
+        [--views CLIPSxCROPS] [--protocol NAME] [--device cpu|cuda|auto] [KEY VALUE ...]
+
+INPUT: video files, folders (searched recursively by suffix) and list files (.txt, .lst,
+.list: one path per line), all before any KEY VALUE override. Weights: --checkpoint, else
+TEST.CHECKPOINT_FILE (a zoo model's own), else OUTPUT_DIR/checkpoints (best, then newest);
+never random weights. The test protocol is the config's (TEST.NUM_ENSEMBLE_VIEWS x
+NUM_SPATIAL_CROPS, DATA.TEST_PROTOCOL) unless --views / --protocol give one. W and S are
+seconds (2.5) or frames (64f); each window is scored as a test video of its own, with a CSV
+and a PNG timeline per video in DIR.
+
+Exit status: 0 every video predicted; 1 nothing ran (bad flags, config, model or checkpoint:
+one line naming it); 3 some inputs failed (each named on its line, in the JSON with its
+"error"; every other video predicted and written). JSON format: cakes_video/engine/predict.py.
+"""
+import argparse
 import sys
 
-from cakes_video.engine.cli import ToolParser, add_config_args, config_of, positive_int, run_tool
+from cakes_video.datasets.windows import Span
+from cakes_video.engine.cli import ToolParser, add_model_args, config_of, positive_int, run_tool
 from cakes_video.engine.monitor import setup_logging
-from cakes_video.engine.predict import predict_file
+from cakes_video.engine.predict import PredictOptions, exit_status, run_predict, split_overrides, view_overrides
+from cakes_video.utils.distributed import DEVICES
 
 
-def main(argv=None):
-    parser = ToolParser(description="Top-k action classes of one video file.")
-    parser.add_argument("--video", required=True, help="video file (or frame folder with DATA.DECODER frames)")
+def _span(text: str) -> Span:
+    try:
+        return Span.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def main(argv=None) -> int:
+    parser = ToolParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("items", nargs="+", metavar="INPUT",
+                        help="video files, folders of videos, list files; then KEY VALUE config overrides")
     parser.add_argument("--checkpoint", default="", help="weights; default: as tools/test_net.py finds them")
+    parser.add_argument("--json", default="", help="write one object per video here")
     parser.add_argument("--topk", type=positive_int, default=5)
-    args = add_config_args(parser).parse_args(argv)
+    parser.add_argument("--window", type=_span, help="window length: seconds (2.5) or frames (64f)")
+    parser.add_argument("--stride", type=_span, help="window start every S (default: the window)")
+    parser.add_argument("--output-dir", default="output/predict", help="per-window CSV and PNG timeline per video")
+    parser.add_argument("--views", default="", help="CLIPSxCROPS test views, e.g. 10x3 (default: the config's)")
+    parser.add_argument("--protocol", default="", help="temporal test protocol (default: DATA.TEST_PROTOCOL)")
+    parser.add_argument("--device", choices=sorted(DEVICES), default="", help="default: the config's DEVICE")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = add_model_args(parser).parse_intermixed_args(argv)
+    inputs, args.opts = split_overrides(args.items)
+    if not inputs:
+        parser.error("no INPUT: name video files, folders or list files before any KEY VALUE override")
+    if args.stride is not None and args.window is None:
+        parser.error("--stride needs --window")
+    try:
+        args.opts += view_overrides(args.views, args.protocol)
+    except ValueError as e:
+        parser.error(str(e))
     cfg = config_of(args)
     setup_logging()
-    ranked = predict_file(cfg, args.video, args.checkpoint, args.topk)
-    print(f"{args.video}:")
-    for rank, (name, score) in enumerate(ranked, start=1):
-        print(f"  {rank}. {name}  {score:.3f}")
-    return ranked
+    options = PredictOptions(topk=args.topk, window=args.window, stride=args.stride, output_dir=args.output_dir,
+                             json_path=args.json, device=args.device, progress=not args.no_progress)
+    return exit_status(run_predict(cfg, inputs, args.checkpoint, options))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Modules, each importing only those above it:
 - models.py: params, FLOPs, latency and fair comparisons of models named by specs; their tables
 - conv_rates.py: the FLOP rate of each single convolution, per CPU call path
 - data.py: decoding, training loader and multi-view test throughput
+- predict_memory.py: peak memory of a windowed prediction, in a fresh process, by video length
 - comparison.py: one model per temporal op, trained and tested on the synthetic benchmark
 - cli.py: the tools' command lines (parsers, flag checks, each tool's main)
 

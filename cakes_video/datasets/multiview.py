@@ -38,9 +38,12 @@ class TemporalViews:
 
     def indices(self, meta: VideoMeta) -> List[np.ndarray]:
         """List of ``num_clips`` int64 [num_frames] index arrays."""
-        fps = meta.fps if self.target_fps else None
-        return view_clip_indices(self.protocol, meta.num_frames, self.num_frames, self.sampling_rate,
-                                 self.num_clips, video_fps=fps, target_fps=self.target_fps)
+        return self.clips_of(meta.num_frames, meta.fps)
+
+    def clips_of(self, video_frames: int, fps: float) -> List[np.ndarray]:
+        """The clips of a video of ``video_frames`` frames at ``fps``, as :meth:`indices`."""
+        return view_clip_indices(self.protocol, video_frames, self.num_frames, self.sampling_rate, self.num_clips,
+                                 video_fps=fps if self.target_fps else None, target_fps=self.target_fps)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,13 @@ class SpatialViews:
             transforms.crop_views(frames[indices], scale=self.scale, crop_size=size, num_crops=per_clip,
                                   mean=self.mean, std=self.std, out=views)
         return out
+
+    def scaled(self, frame: np.ndarray) -> np.ndarray:
+        """One frame uint8 [H, W, 3] with its short side resized to ``scale`` [H', W', 3], for
+        readers that keep frames a while: :meth:`views` of scaled frames equals ``views`` of
+        the originals (it resizes each frame alone, and a frame at ``scale`` is left as it is)."""
+        video = transforms.short_side_scale(transforms.to_video(frame[None]), self.scale)  # [1, 3, H', W']
+        return video[0].permute(1, 2, 0).numpy()
 
     def one(self, frames: np.ndarray, crop: int) -> torch.Tensor:
         """Crop ``crop`` alone: uint8 [T, H, W, 3] -> float [C, T, S, S], equal to its row of
@@ -127,11 +137,20 @@ def _one_clip(temporal: TemporalViews, clip_idx: int, meta: VideoMeta) -> List[n
     return [temporal.indices(meta)[clip_idx]]
 
 
+def temporal_views_from_cfg(cfg) -> TemporalViews:
+    """DATA.TEST_PROTOCOL, NUM_FRAMES, SAMPLING_RATE, TARGET_FPS and TEST.NUM_ENSEMBLE_VIEWS."""
+    data = cfg.DATA
+    return TemporalViews(data.TEST_PROTOCOL, data.NUM_FRAMES, data.SAMPLING_RATE, target_fps_from_cfg(cfg),
+                         cfg.TEST.NUM_ENSEMBLE_VIEWS)
+
+
+def spatial_views_from_cfg(cfg) -> SpatialViews:
+    """DATA.TEST_SCALE, TEST_CROP_SIZE, MEAN, STD and TEST.NUM_SPATIAL_CROPS."""
+    data = cfg.DATA
+    return SpatialViews(data.TEST_SCALE, data.TEST_CROP_SIZE, cfg.TEST.NUM_SPATIAL_CROPS,
+                        tuple(data.MEAN), tuple(data.STD))
+
+
 def multiview_dataset_from_cfg(cfg, records, class_names, reader: VideoReader) -> MultiViewDataset:
     """Maps DATA and TEST.NUM_ENSEMBLE_VIEWS / NUM_SPATIAL_CROPS onto a MultiViewDataset."""
-    data = cfg.DATA
-    temporal = TemporalViews(data.TEST_PROTOCOL, data.NUM_FRAMES, data.SAMPLING_RATE, target_fps_from_cfg(cfg),
-                             cfg.TEST.NUM_ENSEMBLE_VIEWS)
-    spatial = SpatialViews(data.TEST_SCALE, data.TEST_CROP_SIZE, cfg.TEST.NUM_SPATIAL_CROPS,
-                           tuple(data.MEAN), tuple(data.STD))
-    return MultiViewDataset(records, class_names, reader, temporal, spatial)
+    return MultiViewDataset(records, class_names, reader, temporal_views_from_cfg(cfg), spatial_views_from_cfg(cfg))

@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from .decoding_base import DecodeError, clockwise, rotate
 from .decoding_pyav import open_container
+from .streaming import decoded_frames, frame_rate
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".3gp", ".flv", ".mpg", ".mpeg", ".wmv")
 EPSILON = 1e-6  # seconds: timestamps closer than this count as equal
@@ -77,28 +78,6 @@ def scaled_size(width: int, height: int, short_side: Optional[int], upscale: boo
     if short_side is not None and (upscale or min(width, height) > short_side):
         scale = short_side / min(width, height)
     return tuple(max(multiple, int(round(side * scale / multiple)) * multiple) for side in (width, height))
-
-
-def _frame_rate(stream, path: str) -> Fraction:
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    if not rate:
-        raise DecodeError(f"{path}: no frame rate in the stream")
-    return Fraction(rate)
-
-
-def _decoded(container, stream, path: str):
-    """Yields the av.VideoFrame of ``stream`` in presentation order; DecodeError on corrupt
-    data or when no frame decodes."""
-    stream.thread_type = "AUTO"
-    count = 0
-    try:
-        for frame in container.decode(stream):
-            yield frame
-            count += 1
-    except av.FFmpegError as err:
-        raise DecodeError(f"{path}: corrupt data after {count} frames ({err})") from err
-    if count == 0:
-        raise DecodeError(f"{path}: no frame decodes")
 
 
 def _resampled(frames, in_rate: Fraction, fps: Optional[Fraction]):
@@ -148,8 +127,8 @@ def _upright_frames(src: str, short_side, upscale: bool, multiple: int, fps):
     that rate, the container to close). DecodeError when it cannot be read."""
     container, stream = open_container(src)
     try:
-        in_rate = _frame_rate(stream, src)
-        frames = _decoded(container, stream, src)
+        in_rate = frame_rate(stream, src)
+        frames = decoded_frames(container, stream, src)
         first = next(frames)
     except BaseException:
         container.close()

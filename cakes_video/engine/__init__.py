@@ -9,7 +9,8 @@
 - checkpointer.py: keep-last-N / best / resume / fine-tune on top of checkpoint/schema.py
 - runtime.py: seeds, device, pre-run checks (failed videos: datasets/failures.py)
 - monitor.py: log, metrics.jsonl, TensorBoard, progress bars; reports.py: CSV/PNG/JSON files
-- predict.py: top-k classes of one video; demo.py: the `make demo` job; cli.py: tool exits
+- predict.py: top-k classes of users' videos (files, folders, lists), whole or window by window;
+  timeline.py: a windowed prediction's CSV and PNG; demo.py: the `make demo` job; cli.py: tool exits
 
 Elsewhere: optimizers and LR schedules in cakes_video/solver.py, torchrun/DDP helpers in
 cakes_video/utils/distributed.py, metrics in cakes_video/utils/metrics.py.

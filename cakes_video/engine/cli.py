@@ -74,12 +74,18 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Adds the shared ``--cfg FILE | --model NAME`` and ``KEY VALUE`` arguments; with a
-    :class:`ToolParser`, other flags may come after the overrides too."""
+def add_model_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Adds the shared ``--cfg FILE | --model NAME`` choice (``args.cfg_file``, ``args.model``)."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--cfg", dest="cfg_file", help="YAML config file, or the name of a packaged config (r3d_18)")
     source.add_argument("--model", help="a zoo model (cakes_video.list_models()): its config, protocol and weights")
+    return parser
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Adds the shared ``--cfg FILE | --model NAME`` and ``KEY VALUE`` arguments; with a
+    :class:`ToolParser`, other flags may come after the overrides too."""
+    add_model_args(parser)
     parser.add_argument("opts", nargs="*", default=[], metavar="KEY VALUE",
                         help="config overrides as KEY VALUE pairs, e.g. SOLVER.BASE_LR 0.1")
     return parser
