@@ -273,16 +273,15 @@ def test_tools_take_a_zoo_name(tmp_path):
                            env=offline)
     assert fetch.returncode == 1 and "r3d_18: error:" in fetch.stdout
     assert "cakes123d_p_r50_ssv1_8f: manual:" in fetch.stdout and "synthetic_r3d_r10_w32.pyth" in fetch.stdout
-    unknown = subprocess.run([sys.executable, os.path.join(REPO, "tools", "predict.py"), "--model", "r4d", "--video",
-                              "x.mp4"], capture_output=True, text=True, env=offline)
+    unknown = subprocess.run([sys.executable, os.path.join(REPO, "tools", "predict.py"), "--model", "r4d", "x.mp4"], capture_output=True, text=True, env=offline)
     assert unknown.returncode == 1 and "no zoo model 'r4d'" in unknown.stderr and "Traceback" not in unknown.stderr
 
 
 def test_a_shipped_zoo_model_predicts_a_video_by_name(tmp_path):
     data = make_synthetic(str(tmp_path / "data"), videos_per_class=4, frames=16, size=64, splits=("test",))
     video = os.path.join(data["root"], open(data["test"]).readline().split()[0])
-    run = subprocess.run([sys.executable, os.path.join(REPO, "tools", "predict.py"), "--model",
-                          "synthetic_cakes_r10_w32", "--video", video, "DEVICE", "cpu"],
+    run = subprocess.run([sys.executable, os.path.join(REPO, "tools", "predict.py"), video, "--model",
+                          "synthetic_cakes_r10_w32", "DEVICE", "cpu"],
                          capture_output=True, text=True, env={**os.environ, "CAKES_VIDEO_OFFLINE": "1"})
     assert run.returncode == 0, run.stderr
     assert "  1. moving right" in run.stdout  # the first test video moves right; the model gets it

@@ -9,11 +9,15 @@ written records once training ends.
 """
 import logging
 import math
+import warnings
 from typing import Dict, Optional
 
 import torch
-from fvcore.nn.precise_bn import update_bn_stats as fvcore_update_bn_stats
 from torch import nn
+
+with warnings.catch_warnings():  # importing fvcore.nn scripts a loss, and torch 2.14 deprecates torch.jit
+    warnings.simplefilter("ignore", FutureWarning)
+    from fvcore.nn.precise_bn import update_bn_stats as fvcore_update_bn_stats
 
 from ..config.train import BEST_METRICS
 from ..utils.distributed import all_gather_objects, all_reduce_sum, barrier, get_world_size, is_dist, is_main, unwrap
