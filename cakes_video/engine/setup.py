@@ -22,14 +22,16 @@ from .train import Hook, Trainer
 logger = logging.getLogger(__name__)
 
 
-def train(cfg, loader_fn: Optional[Callable] = None, hooks: Sequence[Hook] = ()) -> Dict:
+def train(cfg, loader_fn: Optional[Callable] = None, hooks: Sequence[Hook] = (),
+          model_fn: Callable = build_model) -> Dict:
     """Trains ``cfg`` to SOLVER.MAX_EPOCH (resuming from OUTPUT_DIR when possible).
 
     ``loader_fn(cfg, split) -> DataLoader`` defaults to ``datasets.loader.build_loader``;
-    ``hooks`` run after the default ones at every hook point.
+    ``hooks`` run after the default ones at every hook point; ``model_fn(cfg)`` builds the
+    model (another network than MODEL.ARCH's, e.g. a search supernet).
     Returns ``{"epochs", "iteration", "best", "last_checkpoint", "best_checkpoint", "history"}``.
     """
-    t, saving = _assemble(cfg, loader_fn, hooks)
+    t, saving = _assemble(cfg, loader_fn, hooks, model_fn)
     t.run()
     return {"epochs": t.epoch, "iteration": t.scheduler.iteration, "best": saving.best,
             "last_checkpoint": saving.last_checkpoint, "best_checkpoint": saving.checkpointer.for_testing(),
@@ -56,7 +58,8 @@ def default_hooks(cfg, checkpointer: Checkpointer, writer: MetricWriter, saving:
     return hooks + [MetricLogging(writer, cfg.TRAIN.LOG_PERIOD, cfg.SOLVER.MAX_EPOCH), saving]
 
 
-def _assemble(cfg, loader_fn: Optional[Callable], hooks: Sequence[Hook]) -> Tuple[Trainer, Checkpointing]:
+def _assemble(cfg, loader_fn: Optional[Callable], hooks: Sequence[Hook],
+              model_fn: Callable = build_model) -> Tuple[Trainer, Checkpointing]:
     """The Trainer with its hooks, and its Checkpointing hook (it holds the best value and the
     last checkpoint ``train`` reports)."""
     # TEST.BATCH_SIZE too when tools/train_net.py will test afterwards: fail now, not after training
@@ -66,7 +69,7 @@ def _assemble(cfg, loader_fn: Optional[Callable], hooks: Sequence[Hook]) -> Tupl
     loaders = build_loaders(cfg, loader_fn)
     checkpointer = Checkpointer(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_KEEP_LAST)
     resume_path = checkpointer.latest() if cfg.TRAIN.AUTO_RESUME else None
-    t, steps = _build_trainer(cfg, device, loaders, finetune=resume_path is None)
+    t, steps = _build_trainer(cfg, device, loaders, finetune=resume_path is None, model_fn=model_fn)
     writer = MetricWriter(cfg.OUTPUT_DIR, cfg.TRAIN.TENSORBOARD)
     best = resume(t, resume_path) if resume_path else None
     saving = Checkpointing(checkpointer, cfg.TRAIN.CHECKPOINT_PERIOD, cfg.SOLVER.MAX_EPOCH, cfg.TRAIN.BEST_METRIC,
@@ -87,11 +90,12 @@ def build_loaders(cfg, loader_fn: Optional[Callable]) -> Dict[str, object]:
     return loaders
 
 
-def _build_trainer(cfg, device: torch.device, loaders: Dict, finetune: bool) -> Tuple[Trainer, int]:
+def _build_trainer(cfg, device: torch.device, loaders: Dict, finetune: bool,
+                   model_fn: Callable = build_model) -> Tuple[Trainer, int]:
     """Model (fine-tuned from TRAIN.CHECKPOINT_FILE when ``finetune`` and it is given), DDP,
     optimizer, schedule, scaler, loss; returns the Trainer (no hooks yet) and its optimizer
     steps per epoch."""
-    model = build_model(cfg).to(device)
+    model = model_fn(cfg).to(device)
     if finetune and cfg.TRAIN.CHECKPOINT_FILE:
         load_for_finetuning(model, cfg.TRAIN.CHECKPOINT_FILE)
     model = wrap_model(model, device, cfg.TRAIN.SYNC_BN)
