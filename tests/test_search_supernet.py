@@ -252,10 +252,10 @@ def _search_cfg(out, *overrides):
                     "DATA.TEST_CROP_SIZE", 16, *overrides, arch="resnet3d")
 
 
-def _signal_batch(n, generator):
+def _signal_batch(n):
     """4 classes told apart by a channel's mean (+1 on channel 0, 1, 2 or -1 on 0) under unit noise."""
-    y = torch.randint(0, 4, (n,), generator=generator)
-    x = torch.randn(n, 3, 4, 16, 16, generator=generator)
+    y = torch.randint(0, 4, (n,))
+    x = torch.randn(n, 3, 4, 16, 16)
     x[torch.arange(n), y % 3] += torch.where(y < 3, 1.0, -1.0).view(n, 1, 1, 1)
     return x, y
 
@@ -263,18 +263,17 @@ def _signal_batch(n, generator):
 @pytest.mark.slow
 def test_a_performance_supernet_evaluates_meaningfully_on_a_toy_problem():
     torch.manual_seed(0)
-    g = torch.Generator().manual_seed(0)
-    model = build_supernet(_cfg(10, "MODEL.NUM_CLASSES", 4))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    for _ in range(120):  # every step trains one random subnet
-        x, y = _signal_batch(8, g)
+    model = build_supernet(_cfg(10, "MODEL.BASE_WIDTH", 8, "MODEL.NUM_CLASSES", 4))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    for _ in range(50):  # every step trains one random subnet
+        x, y = _signal_batch(16)
         optimizer.zero_grad()
         torch.nn.functional.cross_entropy(model.train()(x), y).backward()
         optimizer.step()
-    x, y = _signal_batch(128, g)
+    x, y = _signal_batch(256)
     with torch.no_grad():
         top1 = (model.eval()(x).argmax(1) == y).float().mean().item()
-    assert top1 >= 0.8  # chance: 0.25 (0.91 measured)
+    assert top1 >= 0.8  # chance: 0.25
 
 
 @pytest.mark.slow
