@@ -17,7 +17,8 @@ def check_supernet_config(cfg) -> None:
     check_choice(cfg, "SEARCH.SLICE_RULE", SLICE_RULES)
     unknown = [s for s in cfg.SEARCH.CANDIDATES if s not in SUBKERNELS]
     check(not unknown, "SEARCH.CANDIDATES", f"unknown sub-kernels {unknown}; expected some of {list(SUBKERNELS)}")
-    check(cfg.MODEL.ARCH == "resnet3d", "MODEL.ARCH", f"the search builds supernets of 'resnet3d', got {cfg.MODEL.ARCH!r}")
+    check(cfg.MODEL.ARCH == "resnet3d", "MODEL.ARCH",
+          f"the search builds supernets of 'resnet3d', got {cfg.MODEL.ARCH!r}")
     check(cfg.SEARCH.INIT == "scratch" or bool(cfg.SEARCH.INIT_CHECKPOINT), "SEARCH.INIT_CHECKPOINT",
           f"SEARCH.INIT {cfg.SEARCH.INIT!r} needs a weights file")
 

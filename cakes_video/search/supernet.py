@@ -215,7 +215,8 @@ def supernet_from_3d(plain: ResNet3D, candidates: Sequence[str], channel_dropout
         if site.consumer is not None:
             input_share[site.consumer] = share
             if f"{site.consumer}.weight" in out:  # a bottleneck's conv3
-                out[f"{site.consumer}.weight"] = _tile_inputs(out[f"{site.consumer}.weight"], layer.out_channels) * share
+                consumer = f"{site.consumer}.weight"
+                out[consumer] = _tile_inputs(out[consumer], layer.out_channels) * share
     load_model_state(supernet, out, source=source)
     return supernet
 
