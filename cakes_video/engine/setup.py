@@ -23,14 +23,16 @@ from .train import Hook, Trainer
 logger = logging.getLogger(__name__)
 
 
-def train(cfg, loader_fn: Optional[Callable] = None, hooks: Sequence[Hook] = ()) -> Dict:
+def train(cfg, loader_fn: Optional[Callable] = None, hooks: Sequence[Hook] = (),
+          model_fn: Callable = build_model) -> Dict:
     """Trains ``cfg`` to SOLVER.MAX_EPOCH (resuming from OUTPUT_DIR when possible).
 
     ``loader_fn(cfg, split) -> DataLoader`` defaults to ``datasets.loader.build_loader``;
-    ``hooks`` run after the default ones at every hook point.
+    ``hooks`` run after the default ones at every hook point; ``model_fn(cfg)`` builds the
+    model (another network than MODEL.ARCH's, e.g. a search supernet).
     Returns ``{"epochs", "iteration", "best", "last_checkpoint", "best_checkpoint", "history"}``.
     """
-    t, saving = _assemble(cfg, loader_fn, hooks)
+    t, saving = _assemble(cfg, loader_fn, hooks, model_fn)
     t.run()
     return {"epochs": t.epoch, "iteration": t.scheduler.iteration, "best": saving.best,
             "last_checkpoint": saving.last_checkpoint, "best_checkpoint": saving.checkpointer.for_testing(),
@@ -59,7 +61,8 @@ def default_hooks(cfg, checkpointer: Checkpointer, writer: MetricWriter, saving:
                     TrainingCurves(cfg.OUTPUT_DIR)]
 
 
-def _assemble(cfg, loader_fn: Optional[Callable], hooks: Sequence[Hook]) -> Tuple[Trainer, Checkpointing]:
+def _assemble(cfg, loader_fn: Optional[Callable], hooks: Sequence[Hook],
+              model_fn: Callable = build_model) -> Tuple[Trainer, Checkpointing]:
     """The Trainer with its hooks, and its Checkpointing hook (it holds the best value and the
     last checkpoint ``train`` reports). The Trainer holds the OUTPUT_DIR lock until it has run."""
     # TEST.BATCH_SIZE too when tools/train_net.py will test afterwards: fail now, not after training
@@ -67,7 +70,7 @@ def _assemble(cfg, loader_fn: Optional[Callable], hooks: Sequence[Hook]) -> Tupl
     device = prepare_run(cfg, ["TRAIN.BATCH_SIZE"] + (["TEST.BATCH_SIZE"] if will_test else []))
     lock, taken_over = lock_output_dir(cfg.OUTPUT_DIR)
     try:
-        t, saving = _assemble_locked(cfg, device, loader_fn, taken_over, ["test"] if will_test else [])
+        t, saving = _assemble_locked(cfg, device, loader_fn, taken_over, ["test"] if will_test else [], model_fn)
     except BaseException:
         if lock is not None:
             lock.release()
@@ -77,7 +80,7 @@ def _assemble(cfg, loader_fn: Optional[Callable], hooks: Sequence[Hook]) -> Tupl
 
 
 def _assemble_locked(cfg, device: torch.device, loader_fn: Optional[Callable], taken_over: Dict,
-                     also_check: Sequence[str]) -> Tuple[Trainer, Checkpointing]:
+                     also_check: Sequence[str], model_fn: Callable) -> Tuple[Trainer, Checkpointing]:
     """``_assemble`` once OUTPUT_DIR is this run's (``taken_over``: a dead run's lock record;
     ``also_check``: the splits read after training, checked now)."""
     checkpointer = Checkpointer(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_KEEP_LAST)
@@ -87,7 +90,7 @@ def _assemble_locked(cfg, device: torch.device, loader_fn: Optional[Callable], t
     log_taken_over(cfg.OUTPUT_DIR, taken_over)
     loaders = build_loaders(cfg, loader_fn, also_check)
     resumed = find_resume_checkpoint(checkpointer) if will_resume else None
-    t, steps = _build_trainer(cfg, device, loaders, finetune=resumed is None)
+    t, steps = _build_trainer(cfg, device, loaders, finetune=resumed is None, model_fn=model_fn)
     writer = MetricWriter(cfg.OUTPUT_DIR, cfg.TRAIN.TENSORBOARD)
     best = resume(t, *resumed) if resumed else None
     saving = Checkpointing(checkpointer, cfg.TRAIN.CHECKPOINT_PERIOD, cfg.SOLVER.MAX_EPOCH, cfg.TRAIN.BEST_METRIC,
@@ -111,11 +114,12 @@ def build_loaders(cfg, loader_fn: Optional[Callable], also_check: Sequence[str] 
     return loaders
 
 
-def _build_trainer(cfg, device: torch.device, loaders: Dict, finetune: bool) -> Tuple[Trainer, int]:
+def _build_trainer(cfg, device: torch.device, loaders: Dict, finetune: bool,
+                   model_fn: Callable = build_model) -> Tuple[Trainer, int]:
     """Model (fine-tuned from TRAIN.CHECKPOINT_FILE when ``finetune`` and it is given), DDP,
     optimizer, schedule, scaler, loss; returns the Trainer (no hooks yet) and its optimizer
     steps per epoch."""
-    model = build_model(cfg).to(device)
+    model = model_fn(cfg).to(device)
     if finetune and cfg.TRAIN.CHECKPOINT_FILE:
         load_for_finetuning(model, cfg.TRAIN.CHECKPOINT_FILE)
     model = wrap_model(model, device, cfg.TRAIN.SYNC_BN)
