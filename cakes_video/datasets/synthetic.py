@@ -1,6 +1,6 @@
 """The built-in synthetic benchmark: classes that only temporal modelling can tell apart.
 
-Ten classes in five time-reversed pairs (moving right/left, down/up, rotating
+Two variants (``VARIANTS``). The easy one, the demo's and the zoo's, has ten classes in five time-reversed pairs (moving right/left, down/up, rotating
 clockwise/anticlockwise, growing/shrinking, appearing/disappearing). Every clip of the
 second class of a pair is the exact time reversal of a clip rendered for the first, and both
 land in the same split, so the two classes have the same multiset of frames: a
@@ -8,17 +8,23 @@ frame-independent model (C2D with temporal averaging) is at chance within every 
 at most 50% overall. Nuisances make the model find the object that carries the class: a
 smooth grey textured background, per-frame pixel noise, one-pixel camera shake, one or two
 smaller distractor shapes on a random walk, and random shape, colour, size, position and slow
-drift for the main object.
+drift for the main object. The hard one (``HARD_MOTIONS``; datasets/SYNTHETIC.md), the
+search benchmark's, keeps the pair design with 24 classes of subtler or combined motions
+(speed and direction, speeding up, two objects meeting or passing, going behind a bar, a
+rising swing frequency, hopping), smaller main objects among more distractors, occluding
+bars and fewer clips.
 
 Videos are H.264 (yuv420p, intra-only at a constant quantiser, so each frame is coded on its
 own and a clip and its reversal decode to the same frames) mp4 files, deterministic from the
-seed. ``make_synthetic(out_dir, seed)`` writes::
+seed. ``make_synthetic(out_dir, seed, variant=...)`` writes::
 
     videos/{split}/{class}_{index}.mp4   train.txt val.txt test.txt ("relative/path label")
     classes.txt  pairs.json  flip_label_map.json  meta.json
 
 ``flip_label_map.json`` maps moving right <-> left and clockwise <-> anticlockwise: a
 horizontal flip turns one into the other, so training with flips must remap those labels.
+``meta.json`` names the variant (only when it is not the easy one, whose files stay as they
+were before variants existed).
 """
 import os
 from functools import partial
