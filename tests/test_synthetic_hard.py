@@ -3,6 +3,8 @@
 import filecmp
 import json
 import os
+import subprocess
+import sys
 import time
 
 import av
@@ -14,6 +16,7 @@ from cakes_video.datasets import synthetic
 from cakes_video.datasets.transforms import load_flip_label_map
 
 FRAMES, SIZE = 6, 32
+TOOL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "make_synthetic.py")
 HARD = synthetic.VARIANTS["hard"]
 
 
@@ -84,6 +87,19 @@ def test_unknown_variant_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"variant must be one of \['easy', 'hard'\], got 'medium'"):
         synthetic.make_synthetic(str(tmp_path), variant="medium")
     assert not os.listdir(tmp_path)
+
+
+@pytest.mark.slow  # a subprocess that imports the package
+def test_the_tool_writes_the_variant_its_flag_names(tmp_path):
+    args = [sys.executable, TOOL, "--videos-per-class", "1", "--frames", "4", "--size", "32"]
+    run = subprocess.run(args + [str(tmp_path / "h"), "--variant", "hard"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    with open(tmp_path / "h" / "meta.json") as f:
+        assert json.load(f)["variant"] == "hard"
+    with open(tmp_path / "h" / "test.txt") as f:
+        assert len(f.readlines()) == 24
+    bad = subprocess.run(args + [str(tmp_path / "m"), "--variant", "medium"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "invalid choice: 'medium'" in bad.stderr and not os.path.exists(tmp_path / "m")
 
 
 def _motion(name, seed, frames=16, size=64):
