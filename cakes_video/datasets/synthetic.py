@@ -192,11 +192,12 @@ SLOW, QUICK, SPEEDING = (0.12, 0.22), (0.4, 0.55), (0.35, 0.5)  # distance per c
 PROFILES = {"steady": lambda r: r, "speeding up": lambda r: r ** 2,
             "slowing down": lambda r: 1.0 - (1.0 - r) ** 2}  # position over time in [0, 1]
 OCCLUDER_RATE = 0.5  # share of clips (other than going behind) with a narrow bar in front
+ACTOR_HALF = (5.0, 8.0)  # half-size range of a moving object in a 64-pixel frame (distractors: 3-6)
 
 
 def _actor(rng, frames, size):
     """A moving object of the hard variant, about the size of its distractors."""
-    return _random_object(rng, frames, size, half_range=(5.0, 8.0))
+    return _random_object(rng, frames, size, half_range=ACTOR_HALF)
 
 
 def _bounds(obj, size):
@@ -242,7 +243,8 @@ def _passing(rng, frames, size):
     front, back = _actor(rng, frames, size), _actor(rng, frames, size)
     cross = MARGIN + rng.uniform(0.4, 0.6) * size
     since = np.linspace(0, 1, frames) - rng.uniform(0.35, 0.65)  # time since they cross
-    line = rng.uniform(MARGIN + 8 * size / 64, MARGIN + size - 8 * size / 64)
+    largest = ACTOR_HALF[1] * size / 64
+    line = rng.uniform(MARGIN + largest, MARGIN + size - largest)
     for obj, sign in ((front, 1), (back, -1)):
         obj["x"] = np.clip(cross + sign * rng.uniform(0.35, 0.5) * size * since, *_bounds(obj, size))
         obj["y"] = np.full(frames, line + rng.uniform(-0.2, 0.2) * obj["half"][0])
