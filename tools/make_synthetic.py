@@ -4,7 +4,7 @@ import argparse
 import sys
 import time
 
-from cakes_video.datasets.synthetic import make_synthetic
+from cakes_video.datasets.synthetic import VARIANTS, make_synthetic
 from cakes_video.engine.cli import run_tool
 
 
@@ -12,8 +12,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out_dir")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--videos-per-class", type=int, default=32,
-                        help="training clips per class; val and test get a quarter each")
+    parser.add_argument("--variant", choices=sorted(VARIANTS), default="easy",
+                        help="easy: the demo's 10 classes; hard: 24 classes, subtler motions, fewer clips")
+    parser.add_argument("--videos-per-class", type=int,
+                        help="training clips per class (default 32 easy, 24 hard); val gets a quarter, "
+                             "test a quarter (easy) or a half (hard)")
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--overwrite", action="store_true",
@@ -21,7 +24,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     start = time.time()
     paths = make_synthetic(args.out_dir, seed=args.seed, videos_per_class=args.videos_per_class,
-                           frames=args.frames, size=args.size, overwrite=args.overwrite)
+                           frames=args.frames, size=args.size, variant=args.variant, overwrite=args.overwrite)
     print(f"wrote {paths['root']} in {time.time() - start:.1f}s")
     for name, path in paths.items():
         if name != "root":
