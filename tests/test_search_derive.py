@@ -80,7 +80,8 @@ def test_top_c_keeps_the_largest_scores():
                "kx1x1": torch.tensor([0., 0, 0, 1])}]
     selection = derive.top_c(scores, widths, CANDIDATES)
     assert selection[0] == {"kxkxk": [0, 3], "1xkxk": [0], "kx1x1": [1]}  # 9, 8, 7, 6 of 12 pairs
-    assert selection[1] == {"kxkxk": [1], "1xkxk": [0, 2], "kx1x1": [3]}  # each channel its best candidate
+    # a residual layer: contiguous blocks in vocabulary order, of the best total (5 + 1, 3, 1)
+    assert selection[1] == {"kxkxk": [0, 1], "1xkxk": [2], "kx1x1": [3]}
 
 
 def test_top_c_granularity_gives_multiples():

@@ -8,8 +8,11 @@ config (:func:`channel_config_of`) is what ``MODEL.CAKES.CONV_CONFIG`` loads.
   the C largest |gamma| over all its candidates' channels; channels are ranked by (score
   descending, candidate in vocabulary order, channel index ascending), so ties never keep more
   than C (the official ``|gamma| >= C-th largest`` threshold keeps every tie and can overshoot).
-  A layer whose output feeds the residual sum gives each channel j the candidate of its largest
-  score (ties: the earlier candidate).
+  A layer whose output feeds the residual sum keeps every position (its channel j is added to the
+  shortcut's channel j), and a CAKES layer lays its sub-kernel groups out as contiguous blocks in
+  vocabulary order, so such a layer chooses block sizes: those of the largest total score of each
+  position under its block's candidate (exact, by dynamic programming). The supernet's weights
+  of such a selection are then inherited exactly (``search.supernet.inherit_weights``).
 - :func:`derive_under_budget`: from top-C, a greedy on score lost per cost saved: each step
   applies the cheapest move (drop a chunk of one candidate's weakest kept channels, or move a
   chunk to another candidate) until the network fits the budget, then adds back (a chunk of the
@@ -21,6 +24,7 @@ config (:func:`channel_config_of`) is what ``MODEL.CAKES.CONV_CONFIG`` loads.
 Counts are multiples of :func:`~.costs.layer_granularity` (SEARCH.DERIVE.GRANULARITY, or the
 largest divisor of the width below it).
 """
+import itertools
 import logging
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
@@ -154,57 +158,66 @@ class _OpenLayer:
 
 
 class _FilledLayer:
-    """A layer that keeps its width: ``assignment[j]`` is output channel j's candidate."""
+    """A layer that keeps its width and feeds the residual sum: its output channel j must stay at
+    position j, and a CAKES layer lays its groups out in vocabulary order, so candidate s owns
+    one contiguous block of ``counts[s]`` positions (the blocks follow the candidates' order)."""
 
     def __init__(self, scores: Dict[str, List[float]], candidates: Sequence[str], width: int, step: int,
-                 assignment: Optional[Tuple[str, ...]] = None):
+                 counts: Optional[Counts] = None):
         self.scores, self.candidates, self.width, self.step = scores, list(candidates), width, step
-        self.assignment = assignment if assignment is not None else self._top()
-        self.counts = {s: self.assignment.count(s) for s in self.candidates}
+        self.prefix = {s: [0.0] + list(itertools.accumulate(scores[s])) for s in candidates}
+        self.counts = counts if counts is not None else self._top()
 
     def single(self, s: str, n: int) -> "_FilledLayer":
         """This layer with every channel on candidate ``s`` (``n`` is its width)."""
-        return _FilledLayer(self.scores, self.candidates, self.width, self.step, (s,) * n)
+        return self._with({t: n if t == s else 0 for t in self.candidates})
 
-    def _top(self) -> Tuple[str, ...]:
-        """Each channel's best candidate, then the fewest-loss moves that make counts multiples of step."""
-        a = [max(self.candidates, key=lambda s: (self.scores[s][j], -self.candidates.index(s)))
-             for j in range(self.width)]
-        targets = self._rounded({s: a.count(s) for s in self.candidates})
-        while any(a.count(s) > targets[s] for s in self.candidates):
-            over = [s for s in self.candidates if a.count(s) > targets[s]]
-            under = [t for t in self.candidates if a.count(t) < targets[t]]
-            _, j, t = min((self.scores[a[j]][j] - self.scores[t][j], j, t)
-                          for j in range(self.width) if a[j] in over for t in under)
-            a[j] = t
-        return tuple(a)
+    def _with(self, counts: Counts) -> "_FilledLayer":
+        layer = object.__new__(_FilledLayer)
+        layer.__dict__.update(self.__dict__, counts=counts)
+        return layer
 
-    def _rounded(self, counts: Counts) -> Counts:
-        """Counts rounded to multiples of step summing to the width (largest remainders first)."""
-        floors = {s: n - n % self.step for s, n in counts.items()}
-        order = sorted(self.candidates, key=lambda s: (-(counts[s] % self.step), self.candidates.index(s)))
-        for s in order[:(self.width - sum(floors.values())) // self.step]:
-            floors[s] += self.step
-        return floors
+    def score(self, counts: Counts) -> float:
+        """Sum of the scores of each candidate's block of positions."""
+        total, first = 0.0, 0
+        for s in self.candidates:
+            stop = first + counts[s]
+            total += self.prefix[s][stop] - self.prefix[s][first]
+            first = stop
+        return total
+
+    def _top(self) -> Counts:
+        """The block sizes (multiples of step, summing to the width) of the largest score: a
+        dynamic programme over the block boundaries, candidates in order."""
+        bounds = range(0, self.width + 1, self.step)
+        best = {0: (0.0, ())}  # boundary after the candidates so far -> (score, their counts)
+        for i, s in enumerate(self.candidates):
+            last = i == len(self.candidates) - 1
+            nxt = {}
+            for b in ([self.width] if last else bounds):
+                options = [(v + self.prefix[s][b] - self.prefix[s][a], c + (b - a,))
+                           for a, (v, c) in best.items() if a <= b]
+                nxt[b] = max(options, key=lambda o: (o[0], o[1]))  # ties: the earlier candidates' blocks larger
+            best = nxt
+        return dict(zip(self.candidates, best[self.width][1]))
 
     def moves(self) -> Iterable[Tuple[float, "_FilledLayer"]]:
-        """(score lost, new layer) for moving the chunk of channels that loses least from s to t."""
+        """(score lost, new layer) for moving one step of positions from candidate s's block to t's."""
+        here = self.score(self.counts)
         for s in self.candidates:
-            members = [j for j, c in enumerate(self.assignment) if c == s]
-            if len(members) < self.step:
+            if self.counts[s] < self.step:
                 continue
             for t in self.candidates:
-                if t == s:
-                    continue
-                chunk = sorted(members, key=lambda j: (self.scores[s][j] - self.scores[t][j], j))[:self.step]
-                a = list(self.assignment)
-                for j in chunk:
-                    a[j] = t
-                loss = sum(self.scores[s][j] - self.scores[t][j] for j in chunk)
-                yield loss, _FilledLayer(self.scores, self.candidates, self.width, self.step, tuple(a))
+                if t != s:
+                    counts = {**self.counts, s: self.counts[s] - self.step, t: self.counts[t] + self.step}
+                    yield here - self.score(counts), self._with(counts)
 
     def selection(self) -> Dict[str, List[int]]:
-        return {s: [j for j, c in enumerate(self.assignment) if c == s] for s in self.candidates}
+        selection, first = {}, 0
+        for s in self.candidates:
+            selection[s] = list(range(first, first + self.counts[s]))
+            first += self.counts[s]
+        return selection
 
 
 def _layers(scores: Scores, widths: Sequence[Tuple[int, bool]], candidates: Sequence[str], granularity: int) -> list:
