@@ -30,6 +30,9 @@ NEUTRAL_KEYS = {
     "TRAIN.TENSORBOARD": "logging only",
     "TRAIN.PROGRESS_BAR": "display only",
     "TEST": "the test after training reads the current config; tools/test_net.py can rerun it any time",
+    "SEARCH.DERIVE": "what tools/search_net.py derives from the trained supernet, not how the supernet trains",
+    "SEARCH.LATENCY": "the latency table of the derivation, measured after the supernet's training",
+    "SEARCH.TRAIN_DERIVED": "whether the derived network is trained after the search",
 }
 
 Change = Tuple[object, object]  # (value the run started with, value now)
