@@ -1,13 +1,29 @@
-"""Training a CAKES supernet with the ordinary loop (engine/setup.train): checkpoints, resume,
-DDP, validation and metrics as for any run; the search's own work is two hooks. The math lives
-in cakes_video/search/; this module only plugs it into the loop."""
+"""The CAKES search as a run: the supernet trained with the ordinary loop (engine/setup.train:
+checkpoints, resume, DDP, validation and metrics as for any run; the search's own work is two
+hooks), then the derivation, its files, and optionally the derived network trained and tested.
+The math lives in cakes_video/search/; this module plugs it into the loop
+(:func:`search`, what tools/search_net.py runs)."""
 import logging
+import os
 from typing import Callable, Dict, Optional, Sequence
 
+from torch import nn
+
+from ..config import check_choice
+from ..config_loader import load_config
+from ..models.complexity import count_gflops, count_params
 from ..search.build import build_supernet, check_supernet_config
-from ..search.supernet import MODES, Scores, apply_sparsity, supernet_scores
-from ..utils.distributed import unwrap
+from ..search.costs import build_derived_model, derive_input_shape
+from ..search.derive import Derivation, budget_cost, derive
+from ..search.export import export
+from ..search.latency import measure_network_ms
+from ..search.supernet import MODES, Scores, apply_sparsity, inherit_weights, supernet_scores
+from ..utils.distributed import is_main, unwrap
+from ..utils.io import write_json
+from .checkpointer import load_weights
+from .monitor import progress
 from .setup import train
+from .testing import run_test
 from .train import Hook, Trainer
 
 logger = logging.getLogger(__name__)
@@ -62,3 +78,90 @@ def train_supernet(cfg, loader_fn: Optional[Callable] = None, hooks: Sequence[Ho
     scores = SupernetScores()
     result = train(cfg, loader_fn, hooks=[*search_hooks, scores, *hooks], model_fn=build_supernet)
     return {"scores": scores.scores, "checkpoint": result["last_checkpoint"], "history": result["history"]}
+
+
+SUMMARY_FILE = "search_summary.json"
+DERIVED_DIR, DERIVED_RUN_DIR = "derived", "derived_run"  # under OUTPUT_DIR: the derivation's files, its training
+
+
+def _trained_supernet(cfg, checkpoint: str) -> nn.Module:
+    supernet = build_supernet(cfg)
+    load_weights(supernet, checkpoint, action="inheriting the kept channels of")
+    return supernet
+
+
+# SEARCH.DERIVE.INIT -> the supernet whose kept channels start the derived network: the trained
+# one, or the one the search started from (SEARCH.INIT: scratch, ImageNet inflation, a sliced 3D model).
+DERIVED_INITS = {"inherit": _trained_supernet, "inflate": lambda cfg, checkpoint: build_supernet(cfg)}
+
+
+def derived_network(cfg, derivation: Derivation, supernet_checkpoint: str) -> nn.Module:
+    """The derived CAKES network of ``derivation`` with the kept channels' weights of the supernet
+    SEARCH.DERIVE.INIT names (:func:`~cakes_video.search.supernet.inherit_weights`)."""
+    supernet = DERIVED_INITS[cfg.SEARCH.DERIVE.INIT](cfg, supernet_checkpoint)
+    derived = build_derived_model(cfg, derivation.channel_config)
+    return inherit_weights(supernet, derived, derivation.selection)
+
+
+def search(cfg, loader_fn: Optional[Callable] = None) -> Dict:
+    """Trains the supernet (:func:`train_supernet`), derives under SEARCH.DERIVE, writes the
+    derived configs, report and plot to OUTPUT_DIR/derived and, with SEARCH.TRAIN_DERIVED, trains
+    the derived network in OUTPUT_DIR/derived_run and tests it. Every choice and the budget are
+    checked first (an impossible budget fails naming the smallest reachable value; a latency
+    budget builds or reuses its table). A killed search reruns with the same command and resumes.
+
+    Returns the summary written to OUTPUT_DIR/search_summary.json: ``derived_config`` (the channel
+    config YAML; ``derived_config_json``, ``derived_model_config``, ``report``, ``plot`` beside it),
+    ``params``, ``gflops`` (one view at SEARCH.DERIVE.INPUT_SHAPE), ``latency_ms`` (measured,
+    SEARCH.LATENCY settings) and ``predicted_latency_ms`` under a latency budget, ``budget``
+    (``kind``, ``value``), ``supernet_checkpoint`` and, when trained, ``derived_run`` and ``top1``.
+    """
+    check_supernet_config(cfg)
+    check_choice(cfg, "SEARCH.DERIVE.INIT", DERIVED_INITS)
+    bar = lambda iterable, desc: progress(iterable, desc, enabled=cfg.TRAIN.PROGRESS_BAR)  # noqa: E731
+    cost = budget_cost(cfg, bar)
+    supernet = train_supernet(cfg, loader_fn)
+    derivation = derive(cfg, supernet["scores"], cost, bar)
+    summary = _describe(cfg, derivation, supernet["checkpoint"])
+    if cfg.SEARCH.TRAIN_DERIVED:
+        summary.update(train_derived(cfg, derivation, summary["derived_model_config"], supernet["checkpoint"],
+                                     loader_fn))
+    if is_main():
+        write_json(os.path.join(cfg.OUTPUT_DIR, SUMMARY_FILE), summary)
+    return summary
+
+
+def _describe(cfg, derivation: Derivation, supernet_checkpoint: str) -> Dict:
+    """The derivation's files (rank 0 writes them) and figures: exact params and GFLOPs of the
+    derived network, its measured latency."""
+    input_shape = derive_input_shape(cfg)
+    model = build_derived_model(cfg, derivation.channel_config)
+    measured = derivation.measured_latency_ms or measure_network_ms(cfg, derivation.channel_config, input_shape)
+    out = os.path.join(cfg.OUTPUT_DIR, DERIVED_DIR)
+    files = export(out, cfg, derivation, measured_latency_ms=measured) if is_main() else {}
+    summary = {"derived_config": files.get("yaml", os.path.join(out, "derived.yaml")),
+               "derived_config_json": files.get("json"), "derived_model_config": files.get("model", os.path.join(
+                   out, "derived_model.yaml")), "report": files.get("report"), "plot": files.get("plot"),
+               "params": count_params(model), "gflops": count_gflops(model, input_shape)["gflops"],
+               "input_shape": list(input_shape), "latency_ms": measured,
+               "budget": {"kind": derivation.budget_kind or "top_c", "value": derivation.budget},
+               "supernet_checkpoint": supernet_checkpoint}
+    if derivation.budget_kind == "latency_ms":
+        summary["predicted_latency_ms"] = derivation.predicted
+    logger.info("derived network: %s params, %.4g GFLOPs, %.4g ms measured (%s)", f"{summary['params']:,}",
+                summary["gflops"], measured, summary["derived_config"])
+    return summary
+
+
+def train_derived(cfg, derivation: Derivation, model_config: str, supernet_checkpoint: str,
+                  loader_fn: Optional[Callable] = None) -> Dict:
+    """Trains the derived network (its config ``model_config``, the search's TRAIN / SOLVER /
+    DATA settings) in OUTPUT_DIR/derived_run from :func:`derived_network`'s weights, resuming like
+    any run, then tests it when DATA.TEST_LIST is set; returns ``derived_run`` and ``top1``."""
+    run_dir = os.path.join(cfg.OUTPUT_DIR, DERIVED_RUN_DIR)
+    derived_cfg = load_config(model_config, ["OUTPUT_DIR", run_dir])
+    train(derived_cfg, loader_fn, model_fn=lambda c: derived_network(cfg, derivation, supernet_checkpoint))
+    result = {"derived_run": run_dir}
+    if derived_cfg.TEST.ENABLE and derived_cfg.DATA.TEST_LIST:
+        result["top1"] = run_test(derived_cfg, loader_fn)["top1"]
+    return result
