@@ -23,6 +23,7 @@ from cakes_video.datasets.video_reader import VideoReader, decode_options_from_c
 from cakes_video.datasets.windows import SlidingWindows, Span
 from cakes_video.engine import predict as predict_module
 from cakes_video.engine.cli import UsageError, run_tool
+from cakes_video.engine.export import export_model
 from cakes_video.engine.predict import (EXIT_SOME_FAILED, PredictOptions, find_inputs, load_trained_model,
                                         predict_inputs, split_overrides, view_overrides)
 from cakes_video.engine.testing import collect_predictions
@@ -343,3 +344,27 @@ def test_a_video_failing_half_way_keeps_its_windows(tmp_path, make_index_video, 
     assert result["error"] == f"{path}: corrupt data after 25 frames"
     assert [(w["start"], w["end"]) for w in result["windows"]] == [(0.0, 1.0), (1.0, 2.0)]
     assert len((tmp_path / "out" / "v.csv").read_text().splitlines()) == 3
+
+
+@pytest.mark.slow
+def test_an_onnx_export_predicts_what_the_pytorch_model_does(tmp_path, make_index_video, trained):
+    """``--onnx FILE``: the export's own class names and config (its protocol), ONNX Runtime
+    scores equal to PyTorch's; overrides after the inputs still apply; --checkpoint is refused."""
+    cfg, checkpoint = trained
+    onnx = str(tmp_path / "model.onnx")
+    export_model(load_trained_model(cfg, checkpoint), cfg, onnx, "onnx")
+    video = str(make_index_video(tmp_path / "clip.mp4", num_frames=30, fps=10))
+    runs = {}
+    for name, source in (("torch", ["--cfg", CONFIG, "--checkpoint", checkpoint, *TINY]), ("onnx", ["--onnx", onnx])):
+        out = tmp_path / f"{name}.json"
+        assert run_tool(lambda: _tool().main([video, *source, "--json", str(out), "--no-progress"])) == 0
+        runs[name] = json.loads(out.read_text())[0]["topk"]
+    assert [t["label"] for t in runs["onnx"]] == [t["label"] for t in runs["torch"]]
+    for a, b in zip(runs["onnx"], runs["torch"]):
+        assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+    one_view = tmp_path / "one_view.json"
+    assert run_tool(lambda: _tool().main([video, "--onnx", onnx, "--views", "1x1", "--json", str(one_view),
+                                          "--no-progress"])) == 0
+    assert json.loads(one_view.read_text())[0]["topk"] != runs["onnx"]  # another protocol, other scores
+    with pytest.raises(UsageError, match="--checkpoint"):
+        _tool().main([video, "--onnx", onnx, "--checkpoint", checkpoint])

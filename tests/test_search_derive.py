@@ -153,11 +153,24 @@ def latency_model(cfg):
     return latency.latency_cost(cfg, layers, shape, reference, derive.no_progress)
 
 
+def fake_time_ms(module, x, threads, repeats):
+    """A deterministic stand-in for timing (the tests check the arithmetic, not this machine's
+    load): work in proportion to the weights times the input's voxels, plus a call's overhead."""
+    return 1e-6 * sum(p.numel() for p in module.parameters()) * x[0, 0].numel() + 0.05
+
+
+@pytest.fixture(autouse=True)
+def deterministic_timing(monkeypatch):
+    monkeypatch.setattr(latency, "time_ms", fake_time_ms)
+
+
 @pytest.fixture(scope="module")
 def latency_dir(tmp_path_factory):
     """A folder holding the latency table of :func:`latency_cfg`, built once for this module."""
     folder = tmp_path_factory.mktemp("latency")
-    latency_model(latency_cfg(folder))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(latency, "time_ms", fake_time_ms)
+        latency_model(latency_cfg(folder))
     return folder
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Top-k classes of videos, whole or window by window:
 
-    tools/predict.py INPUT [INPUT ...] (--model ZOO_NAME | --cfg FILE [--checkpoint CKPT])
+    tools/predict.py INPUT [INPUT ...] (--model ZOO_NAME | --cfg FILE [--checkpoint CKPT] | --onnx FILE)
         [--json FILE] [--window W [--stride S] [--output-dir DIR]] [--topk 5]
         [--views CLIPSxCROPS] [--protocol NAME] [--device cpu|cuda|auto] [KEY VALUE ...]
 
@@ -23,7 +23,8 @@ import sys
 from cakes_video.datasets.windows import Span
 from cakes_video.engine.cli import ToolParser, add_model_args, config_of, positive_int, run_tool
 from cakes_video.engine.monitor import setup_logging
-from cakes_video.engine.predict import PredictOptions, exit_status, run_predict, split_overrides, view_overrides
+from cakes_video.engine.predict import (PredictOptions, exit_status, run_predict, run_predict_exported, split_overrides,
+                                        view_overrides)
 from cakes_video.utils.distributed import DEVICES
 
 
@@ -48,7 +49,7 @@ def main(argv=None) -> int:
     parser.add_argument("--protocol", default="", help="temporal test protocol (default: DATA.TEST_PROTOCOL)")
     parser.add_argument("--device", choices=sorted(DEVICES), default="", help="default: the config's DEVICE")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = add_model_args(parser).parse_intermixed_args(argv)
+    args = add_model_args(parser, onnx=True).parse_intermixed_args(argv)
     inputs, args.opts = split_overrides(args.items)
     if not inputs:
         parser.error("no INPUT: name video files, folders or list files before any KEY VALUE override")
@@ -58,10 +59,16 @@ def main(argv=None) -> int:
         args.opts += view_overrides(args.views, args.protocol)
     except ValueError as e:
         parser.error(str(e))
+    options = PredictOptions(topk=args.topk, window=args.window, stride=args.stride, output_dir=args.output_dir,
+                             json_path=args.json, device=args.device or ("cpu" if args.onnx else ""),
+                             progress=not args.no_progress)
+    if args.onnx:
+        if args.checkpoint:
+            parser.error("--checkpoint: an --onnx file holds its weights")
+        setup_logging()
+        return exit_status(run_predict_exported(args.onnx, inputs, args.opts, options))
     cfg = config_of(args)
     setup_logging()
-    options = PredictOptions(topk=args.topk, window=args.window, stride=args.stride, output_dir=args.output_dir,
-                             json_path=args.json, device=args.device, progress=not args.no_progress)
     return exit_status(run_predict(cfg, inputs, args.checkpoint, options))
 
 

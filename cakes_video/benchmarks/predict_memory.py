@@ -27,7 +27,8 @@ import numpy as np
 
 from ..datasets.windows import Span
 from ..engine.cli import config_of
-from ..engine.predict import PredictOptions, class_names_of, load_trained_model, predict_inputs
+from ..datasets.catalog import class_names_of
+from ..engine.predict import PredictOptions, load_trained_model, predict_inputs
 
 DEFAULT_MODEL = "synthetic_cakes_r10_w32"  # shipped with the package: no download
 

@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
+from ..config import ConfigError
 from ..utils.io import path_manager
 
 
@@ -224,3 +225,14 @@ def check_labels(records: Sequence[VideoRecord], class_names: Sequence[str], sou
 def derived_class_names(num_classes: int) -> List[str]:
     """Labels as names (``"0"``, ``"1"``, ...) when no class-name file is given."""
     return [str(label) for label in range(num_classes)]
+
+
+def class_names_of(cfg) -> List[str]:
+    """The class names of ``cfg``'s model: DATA.CLASS_NAMES when given, else "0", "1", ... up to
+    MODEL.NUM_CLASSES; ConfigError when the file names another number of classes."""
+    names = read_class_names(cfg.DATA.CLASS_NAMES) if cfg.DATA.CLASS_NAMES else \
+        derived_class_names(cfg.MODEL.NUM_CLASSES)
+    if len(names) != cfg.MODEL.NUM_CLASSES:
+        raise ConfigError(f"DATA.CLASS_NAMES: {cfg.DATA.CLASS_NAMES} lists {len(names)} classes, "
+                          f"MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES}")
+    return names

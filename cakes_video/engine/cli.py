@@ -74,11 +74,14 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_model_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Adds the shared ``--cfg FILE | --model NAME`` choice (``args.cfg_file``, ``args.model``)."""
+def add_model_args(parser: argparse.ArgumentParser, onnx: bool = False) -> argparse.ArgumentParser:
+    """Adds the shared ``--cfg FILE | --model NAME`` choice (``args.cfg_file``, ``args.model``),
+    with ``onnx`` a third one, ``--onnx FILE`` (``args.onnx``): an exported model."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--cfg", dest="cfg_file", help="YAML config file, or the name of a packaged config (r3d_18)")
     source.add_argument("--model", help="a zoo model (cakes_video.list_models()): its config, protocol and weights")
+    if onnx:
+        source.add_argument("--onnx", help="a model exported by tools/export_net.py, run by ONNX Runtime")
     return parser
 
 

@@ -7,11 +7,11 @@ from typing import Dict, Sequence
 
 from ..config import resolve_config_path
 from ..config_loader import load_config
-from ..datasets.catalog import read_video_list
+from ..datasets.catalog import class_names_of, read_video_list
 from ..datasets.synthetic import make_synthetic
 from ..utils.io import write_json
 from .monitor import setup_logging
-from .predict import class_names_of, load_trained_model, predict_video
+from .predict import load_trained_model, predict_video
 from .setup import train
 from .testing import run_test
 

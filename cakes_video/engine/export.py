@@ -29,11 +29,11 @@ from fvcore.common.config import CfgNode
 from torch import nn
 
 from ..config import get_cfg
+from ..datasets.catalog import class_names_of
 from ..models import build_model
 from ..models.inference import inference_form
 from ..utils.io import replace_atomically
 from .checkpointer import load_weights
-from .predict import class_names_of
 from .testing import find_test_checkpoint
 
 # The keys stored with an exported model (ONNX metadata_props, TorchScript extra files), all strings.

@@ -36,7 +36,8 @@ from torch import nn
 from tqdm import tqdm
 
 from ..config import ConfigError
-from ..datasets.catalog import VideoRecord, read_class_names
+from ..config_loader import check_config
+from ..datasets.catalog import VideoRecord, class_names_of
 from ..datasets.decoding import DecodeError
 from ..datasets.multiview import spatial_views_from_cfg, temporal_views_from_cfg
 from ..datasets.transcode import VIDEO_EXTENSIONS, find_videos
@@ -47,6 +48,7 @@ from ..utils.distributed import resolve_device
 from ..utils.io import write_json
 from ..utils.metrics import aggregate_views
 from .checkpointer import load_weights
+from .export import load_onnx
 from .monitor import progress
 from .testing import find_test_checkpoint, inference_model, view_logits
 from .timeline import plot_timeline, write_windows_csv
@@ -75,16 +77,6 @@ class PredictOptions:
     json_path: str = ""
     device: str = ""
     progress: bool = True
-
-
-def class_names_of(cfg) -> List[str]:
-    """DATA.CLASS_NAMES when given, else "0", "1", ... up to MODEL.NUM_CLASSES."""
-    names = read_class_names(cfg.DATA.CLASS_NAMES) if cfg.DATA.CLASS_NAMES else \
-        [str(i) for i in range(cfg.MODEL.NUM_CLASSES)]
-    if len(names) != cfg.MODEL.NUM_CLASSES:
-        raise ValueError(f"DATA.CLASS_NAMES: {cfg.DATA.CLASS_NAMES} lists {len(names)} classes, "
-                         f"MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES}")
-    return names
 
 
 def load_trained_model(cfg, checkpoint: Optional[str] = None) -> nn.Module:
@@ -194,6 +186,20 @@ def run_predict(cfg, inputs: Sequence[str], checkpoint: str = "", options: Predi
     device = resolve_device(options.device or cfg.DEVICE)
     model = load_trained_model(cfg, checkpoint).to(device)
     return predict_inputs(model, class_names_of(cfg), cfg, inputs, options)
+
+
+def run_predict_exported(path: str, inputs: Sequence[str], overrides: Sequence[str] = (),
+                         options: PredictOptions = PredictOptions()) -> List[Dict]:
+    """What tools/predict.py --onnx does: the exported file's model (ONNX Runtime, CPU), class
+    names and config (``overrides`` merged over it: another protocol, say), then
+    :func:`predict_inputs`. A file that is not an export of this project fails naming it."""
+    model = load_onnx(path)
+    cfg = model.cfg.clone()
+    cfg.defrost()
+    cfg.merge_from_list(list(overrides))
+    cfg = check_config(cfg)
+    cfg.freeze()
+    return predict_inputs(model, model.class_names, cfg, inputs, options)
 
 
 def predict_inputs(model: Model, class_names: Sequence[str], cfg, inputs: Sequence[str],
