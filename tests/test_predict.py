@@ -27,7 +27,8 @@ from cakes_video.engine.export import export_model
 from cakes_video.engine.predict import (EXIT_SOME_FAILED, PredictOptions, find_inputs, load_trained_model,
                                         predict_inputs, split_overrides, view_overrides)
 from cakes_video.engine.testing import collect_predictions
-from cakes_video.engine.timeline import plot_timeline, timeline_classes, write_windows_csv
+from cakes_video.engine.plots import plot_timeline, timeline_classes
+from cakes_video.engine.timeline import write_windows_csv
 from cakes_video.models import build_model
 from video_factory import frame_index
 

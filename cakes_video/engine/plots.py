@@ -1,31 +1,17 @@
 """Every figure the package draws, with matplotlib on its Agg canvas (no display, no pyplot
-state, so plotting is safe in any process): the confusion matrix of a test run and the training
-curves of a run folder. Files are written atomically (:func:`~cakes_video.utils.io.replace_atomically`)."""
+state, so plotting is safe in any process): the confusion matrix of a test run, the training
+curves of a run folder and the timeline of a windowed prediction. Files are written atomically
+(:mod:`cakes_video.utils.figures`)."""
 import math
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from ..utils.io import replace_atomically
+from ..utils.figures import new_figure, save_png
 from .monitor import MetricsFileError, read_metrics
 
 CURVES_FILE = "training_curves.png"  # in OUTPUT_DIR
-
-
-def new_figure(width: float, height: float) -> Figure:
-    """A figure of ``width`` x ``height`` inches on an Agg canvas, laid out to fit its labels."""
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_png(fig: Figure, path: str, dpi: int = 100) -> str:
-    """Writes ``fig`` to ``path`` as a PNG, atomically; returns ``path``."""
-    replace_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
-    return path
 
 
 def plot_confusion_matrix(path: str, confusion: torch.Tensor, class_names: Sequence[str]) -> str:
@@ -111,3 +97,30 @@ def plot_training_curves(output_dir: str, path: Optional[str] = None) -> str:
     fig.suptitle(f"{os.path.abspath(output_dir)}: {len(ep['epoch'])} epochs, {len(it['step'])} logged steps",
                  fontsize=10)
     return save_png(fig, path or os.path.join(output_dir, CURVES_FILE))
+
+
+TIMELINE_MARKERS_UP_TO = 60  # windows; with more, the lines alone read better
+
+
+def timeline_classes(scores: torch.Tensor, count: int) -> List[int]:
+    """The ``count`` classes with the highest peak score over the windows, best first: an
+    action that fills only a few windows still shows."""
+    return scores.max(dim=0).values.topk(min(count, scores.shape[1])).indices.tolist()
+
+
+def plot_timeline(path: str, spans: Sequence[Tuple[float, float]], scores: torch.Tensor,
+                  class_names: Sequence[str], count: int, title: str) -> str:
+    """A windowed prediction's PNG: the score (``scores`` float [windows, classes]) of each of
+    :func:`timeline_classes` at the centre of every window (``spans``: (start, end) seconds)."""
+    centres = [(start + end) / 2 for start, end in spans]
+    figure = new_figure(10, 4)
+    axes = figure.add_subplot()
+    marker = "o" if len(spans) <= TIMELINE_MARKERS_UP_TO else None
+    for c in timeline_classes(scores, count):
+        axes.plot(centres, scores[:, c].tolist(), marker=marker, markersize=3, label=class_names[c])
+    axes.set_xlabel("time (s), window centres")
+    axes.set_ylabel("score")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    return save_png(figure, path)

@@ -1,16 +1,11 @@
-"""The files of a windowed prediction: a CSV with one row per window and a PNG timeline of
-the top classes' scores over time (matplotlib, Agg: no display needed). Both are written
-atomically (utils.io)."""
+"""The CSV of a windowed prediction, one row per window, written atomically (utils.io); its PNG
+timeline is :func:`cakes_video.engine.plots.plot_timeline`."""
 import csv
-from typing import List, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from ..utils.io import replace_atomically
-
-MARKERS_UP_TO = 60  # windows; with more, the lines alone read better
 
 
 def write_windows_csv(path: str, spans: Sequence[Tuple[float, float]], scores: torch.Tensor,
@@ -32,28 +27,3 @@ def write_windows_csv(path: str, spans: Sequence[Tuple[float, float]], scores: t
                 w.writerow([f"{start:.3f}", f"{end:.3f}", *ranked])
 
     replace_atomically(path, write)
-
-
-def timeline_classes(scores: torch.Tensor, count: int) -> List[int]:
-    """The ``count`` classes with the highest peak score over the windows, best first: an
-    action that fills only a few windows still shows."""
-    return scores.max(dim=0).values.topk(min(count, scores.shape[1])).indices.tolist()
-
-
-def plot_timeline(path: str, spans: Sequence[Tuple[float, float]], scores: torch.Tensor,
-                  class_names: Sequence[str], count: int, title: str) -> None:
-    """A PNG: the score of each of :func:`timeline_classes` at the centre of every window."""
-    centres = [(start + end) / 2 for start, end in spans]
-    figure = Figure(figsize=(10, 4), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    marker = "o" if len(spans) <= MARKERS_UP_TO else None
-    for c in timeline_classes(scores, count):
-        axes.plot(centres, scores[:, c].tolist(), marker=marker, markersize=3, label=class_names[c])
-    axes.set_xlabel("time (s), window centres")
-    axes.set_ylabel("score")
-    axes.set_title(title)
-    axes.grid(alpha=0.3)
-    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
-    figure.tight_layout()
-    replace_atomically(path, lambda tmp: figure.savefig(tmp, format="png"))

@@ -7,9 +7,9 @@ import os
 from typing import Dict, List, Optional, Sequence
 
 from fvcore.common.config import CfgNode
-from matplotlib.figure import Figure
 
 from ..models.subkernels import ChannelConfig
+from ..utils.figures import new_figure, save_png
 from ..utils.io import replace_atomically
 from .costs import (NetworkCost, SearchedLayer, analytic_gflops, analytic_params, cakes_model_cfg,
                     derive_input_shape, in_channels_of, searched_layers)
@@ -87,7 +87,7 @@ def plot_subkernel_mix(path: str, layers: Sequence[SearchedLayer], config: Chann
                        candidates: Sequence[str], title: str = "") -> None:
     """A PNG of one stacked bar per layer (its channels per candidate) with the layer's width
     as a tick above it (matplotlib's Agg canvas; no pyplot state)."""
-    fig = Figure(figsize=(max(6.0, 0.45 * len(layers) + 2), 4.0), constrained_layout=True)
+    fig = new_figure(max(6.0, 0.45 * len(layers) + 2), 4.0)
     ax = fig.add_subplot()
     x = list(range(len(layers)))
     bottom = [0] * len(layers)
@@ -100,11 +100,7 @@ def plot_subkernel_mix(path: str, layers: Sequence[SearchedLayer], config: Chann
     ax.set_ylabel("output channels")
     ax.set_title(title or "sub-kernel mix per searched layer")
     ax.legend(fontsize=7)
-
-    def write(tmp: str) -> None:
-        fig.savefig(tmp, format="png", dpi=120)
-
-    replace_atomically(path, write)
+    save_png(fig, path, dpi=120)
 
 
 def export_derivation(out_dir: str, cfg: CfgNode, layers: Sequence[SearchedLayer], config: ChannelConfig,
