@@ -166,7 +166,8 @@ def test_a_folder_listed_as_a_video_or_a_file_listed_as_frames_is_missing(tmp_pa
 def test_a_stop_in_the_first_epoch_claims_no_checkpoint():
     with pytest.raises(TooManyFailedVideos) as stop:
         check_failures_so_far(4, 8, 0.2, epoch=1)
-    assert "last checkpoint is kept" not in str(stop.value) and "checkpoints of earlier epochs, if any" in str(stop.value)
+    message = str(stop.value)
+    assert "last checkpoint is kept" not in message and "checkpoints of earlier epochs, if any" in message
 
 
 @pytest.mark.parametrize("opts, expected", [
@@ -268,7 +269,8 @@ class FailEverythingAfter(Hook):
 
 def test_the_failure_budget_stops_an_epoch_as_it_goes_and_keeps_the_last_checkpoint(tmp_path):
     cfg = tiny_cfg(tmp_path, "SOLVER.MAX_EPOCH", 3, "TRAIN.BATCH_SIZE", 2, "DATA.MAX_FAILED_FRACTION", 0.2)
-    with pytest.raises(TooManyFailedVideos, match="4 videos failed to decode by now in epoch 2.*checkpoints of earlier epochs"):
+    expected = "4 videos failed to decode by now in epoch 2.*checkpoints of earlier epochs"
+    with pytest.raises(TooManyFailedVideos, match=expected):
         train(cfg, FakeLoaderFn(num_videos=8), hooks=[FailEverythingAfter(1)])
     # 4 steps per epoch: the first of epoch 2 (2 of 8 + 2 failed: 20%) passes, the second (4 of 12) stops it
     assert [r["epoch"] for r in read_metrics(str(tmp_path), "train_iter")] == [1] * 4 + [2]

@@ -1,6 +1,7 @@
 """OUTPUT_DIR as the folder of one training run: its lock (one run at a time), its config.yaml
 (never replaced without a word), and the checkpoint a resume starts from, checked against the
-config it was trained with and the schedule of this run. Rank 0 decides each of these; every rank gets its answer or its error."""
+config it was trained with and the schedule of this run. Rank 0 decides each of these; every
+rank gets its answer or its error."""
 import glob
 import logging
 import os
