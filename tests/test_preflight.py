@@ -16,8 +16,8 @@ from cakes_video.checkpoint import save_checkpoint
 from cakes_video.config import ConfigError, get_cfg
 from cakes_video.datasets import catalog, synthetic
 from cakes_video.datasets.catalog import AnnotationError
-from cakes_video.datasets.failures import TooManyFailedVideos
-from cakes_video.datasets.preflight import check_files_exist
+from cakes_video.datasets.failures import TooManyFailedVideos, check_failures_so_far
+from cakes_video.datasets.preflight import check_files_exist, missing_files
 from cakes_video.datasets.video_reader import DecodeOptions, VideoReader
 from cakes_video.engine.cli import ToolParser, add_config_args, one_line, run_tool
 from cakes_video.engine.monitor import HANDLER_NAME, read_metrics
@@ -153,6 +153,23 @@ def test_missing_files_within_the_budget_are_a_warning(tmp_path, caplog):
         check_files_exist(records, str(tmp_path), "DATA.TRAIN_LIST (l.txt)", 0.4)
 
 
+def test_a_folder_listed_as_a_video_or_a_file_listed_as_frames_is_missing(tmp_path):
+    for name in ("folder.mp4", "frames"):
+        (tmp_path / name).mkdir()
+    for name in ("video.mp4", "file_frames"):
+        (tmp_path / name).write_bytes(b"x")
+    records = [catalog.VideoRecord(str(tmp_path / n), 0, n, num_frames=frames)
+               for n, frames in (("folder.mp4", None), ("video.mp4", None), ("frames", 8), ("file_frames", 8))]
+    assert [r.video_id for r in missing_files(records)] == ["folder.mp4", "file_frames"]
+
+
+def test_a_stop_in_the_first_epoch_claims_no_checkpoint():
+    with pytest.raises(TooManyFailedVideos) as stop:
+        check_failures_so_far(4, 8, 0.2, epoch=1)
+    message = str(stop.value)
+    assert "last checkpoint is kept" not in message and "checkpoints of earlier epochs, if any" in message
+
+
 @pytest.mark.parametrize("opts, expected", [
     (["DEVICE", "gpu"], "DEVICE: 'gpu' is not one of ['auto', 'cpu', 'cuda']"),
     (["NUM_THREADS", "-2"], "NUM_THREADS: must be >= 0"),
@@ -226,6 +243,18 @@ def test_an_error_from_a_loader_worker_is_reported_by_its_own_line():
     assert one_line(wrapped) == "11 videos in a row failed to decode (DATA.MAX_RETRIES=10): a.mp4"
 
 
+@pytest.mark.parametrize("rank, reported", [("0", 1), ("1", 0)])
+def test_under_torchrun_only_global_rank_0_reports_an_expected_error(monkeypatch, caplog, rank, reported):
+    monkeypatch.setenv("RANK", rank)  # as torchrun sets them, before the process group is joined
+    monkeypatch.setenv("WORLD_SIZE", "2")
+
+    def fail():
+        raise ConfigError("SOLVER.BASE_LR: must be > 0")
+
+    assert run_tool(fail) == 1
+    assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == reported
+
+
 class FailEverythingAfter(Hook):
     """From epoch ``epoch + 1`` on, every training video fails to decode."""
 
@@ -240,7 +269,8 @@ class FailEverythingAfter(Hook):
 
 def test_the_failure_budget_stops_an_epoch_as_it_goes_and_keeps_the_last_checkpoint(tmp_path):
     cfg = tiny_cfg(tmp_path, "SOLVER.MAX_EPOCH", 3, "TRAIN.BATCH_SIZE", 2, "DATA.MAX_FAILED_FRACTION", 0.2)
-    with pytest.raises(TooManyFailedVideos, match="4 videos failed to decode by now in epoch 2.*last checkpoint"):
+    expected = "4 videos failed to decode by now in epoch 2.*checkpoints of earlier epochs"
+    with pytest.raises(TooManyFailedVideos, match=expected):
         train(cfg, FakeLoaderFn(num_videos=8), hooks=[FailEverythingAfter(1)])
     # 4 steps per epoch: the first of epoch 2 (2 of 8 + 2 failed: 20%) passes, the second (4 of 12) stops it
     assert [r["epoch"] for r in read_metrics(str(tmp_path), "train_iter")] == [1] * 4 + [2]
@@ -281,3 +311,19 @@ def test_make_synthetic_refuses_an_existing_benchmark_unless_told_to_replace_it(
     assert not stale.exists() and (out / "meta.json").read_text().count('"seed": 1') == 1
     with pytest.raises(synthetic.BenchmarkExists):
         synthetic.make_synthetic(str(out), videos_per_class=1, frames=2, size=32)
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("count", "argument --videos-per-class: must be a positive integer, got -1"),
+    ("file", "OUT_DIR {out} is a file, not a folder"),
+])
+def test_make_synthetic_bad_arguments_are_one_line(tmp_path, caplog, capsys, case, expected):
+    out = tmp_path / "bench"
+    if case == "file":
+        out.write_text("not a folder")
+    argv = [str(out), "--videos-per-class", "-1" if case == "count" else "1", "--frames", "2", "--size", "32"]
+    caplog.clear()
+    assert run_tool(lambda: _tool("make_synthetic").main(argv)) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and expected.format(out=out) in errors[0], errors
+    assert "Traceback" not in capsys.readouterr().err

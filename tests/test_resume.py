@@ -4,6 +4,8 @@ run with the demo's data settings (decoded-frame cache, persistent workers).
 
 Each refusal is checked as a user sees it through ``run_tool``: exit status 1, one line naming
 the key or file, and nothing written first (no checkpoint, no metrics line, config.yaml kept)."""
+import errno
+import fcntl
 import json
 import os
 import signal
@@ -46,6 +48,19 @@ class KillAfterStep(Hook):
             os.kill(os.getpid(), signal.SIGKILL)
 
 train(load_config(sys.argv[2], sys.argv[3:]), hooks=[KillAfterStep()])
+"""
+# Takes the lock argv[1], forks a child that sleeps (writing its pid to argv[2]), SIGKILLs itself
+FORK_SCRIPT = """
+import os, signal, sys, time
+from cakes_video.utils.io import FileLock
+FileLock(sys.argv[1]).acquire()
+worker = os.fork()
+if worker == 0:
+    time.sleep(60)
+    os._exit(0)
+with open(sys.argv[2], "w") as f:
+    f.write(str(worker))
+os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
@@ -96,7 +111,8 @@ def test_resume_refuses_a_changed_config_naming_every_key_and_both_values(tmp_pa
     assert status == 1
     assert "SOLVER.MAX_EPOCH 2 -> 3" in message and "TRAIN.BATCH_SIZE 4 -> 2" in message
     assert "DATA.TRAIN_LIST '' -> 'other.txt'" in message and "TRAIN.LOG_PERIOD" not in message
-    assert str(tmp_path / "config.yaml") in message and "TRAIN.RESUME_CHANGED_CONFIG" in message
+    assert str(tmp_path / "checkpoints" / "checkpoint_epoch_00002.pyth") in message
+    assert "TRAIN.RESUME_CHANGED_CONFIG" in message
     assert _snapshot(tmp_path) == before  # no checkpoint, no metrics or log line, config.yaml kept
 
 
@@ -129,10 +145,47 @@ def test_the_switch_resumes_a_changed_run_and_records_what_changed(tmp_path, cap
 
 
 def test_a_fresh_run_over_another_runs_config_keeps_it(tmp_path, caplog):
-    train(tiny_cfg(tmp_path, "SOLVER.MAX_EPOCH", 1), FakeLoaderFn())
-    train(tiny_cfg(tmp_path, "SOLVER.MAX_EPOCH", 1, "TRAIN.AUTO_RESUME", False, "SEED", 1), FakeLoaderFn())
+    with pytest.raises(KeyboardInterrupt):  # stopped before its first checkpoint: nothing to resume
+        train(tiny_cfg(tmp_path, "SOLVER.MAX_EPOCH", 1), FakeLoaderFn(), hooks=[CrashAfterStep(1)])
+    train(tiny_cfg(tmp_path, "SOLVER.MAX_EPOCH", 1, "SEED", 1), FakeLoaderFn())
     assert yaml.safe_load((tmp_path / "config.1.yaml").read_text())["SEED"] == 0
     assert "held the config of an earlier run" in caplog.text
+
+
+def test_a_fresh_run_in_a_folder_with_checkpoints_is_refused_naming_it(tmp_path, caplog):
+    """Else its own checkpoints are pruned among the earlier run's and a later resume takes theirs."""
+    train(tiny_cfg(tmp_path, "SOLVER.MAX_EPOCH", 1), FakeLoaderFn())
+    before = _snapshot(tmp_path)
+    fresh = tiny_cfg(tmp_path, "SOLVER.MAX_EPOCH", 1, "TRAIN.AUTO_RESUME", False, "SEED", 1)
+    status, message = _refused(caplog, fresh)
+    assert status == 1 and f"OUTPUT_DIR {tmp_path} holds 1 epoch checkpoint(s) of an earlier run" in message
+    assert f"move {tmp_path / 'checkpoints'} away" in message and "TRAIN.AUTO_RESUME True" in message
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("config_yaml", ["replaced", "missing"])
+def test_resume_checks_the_config_the_checkpoint_was_trained_with(tmp_path, caplog, config_yaml):
+    train(tiny_cfg(tmp_path, "SOLVER.MAX_EPOCH", 1), FakeLoaderFn())
+    other = tiny_cfg(tmp_path, "SOLVER.MAX_EPOCH", 2, "SEED", 1)
+    if config_yaml == "replaced":  # e.g. by a fresh run of another config
+        (tmp_path / "config.yaml").write_text(other.dump())
+    else:
+        (tmp_path / "config.yaml").unlink()
+    status, message = _refused(caplog, other)
+    assert status == 1 and f"resume from {tmp_path / 'checkpoints' / 'checkpoint_epoch_00001.pyth'}" in message
+    assert "SEED 0 -> 1" in message and "SOLVER.MAX_EPOCH 1 -> 2" in message
+
+
+def test_resuming_with_another_number_of_steps_per_epoch_is_refused(tmp_path, caplog):
+    """The schedule counts iterations: the resumed run would train at another learning rate than its epoch's."""
+    train(tiny_cfg(tmp_path), FakeLoaderFn())  # 2 epochs of 2 steps: iteration 4
+    allowed = ("SOLVER.MAX_EPOCH", 3, "TRAIN.RESUME_CHANGED_CONFIG", True)
+    status, message = _refused(caplog, tiny_cfg(tmp_path, *allowed, "TRAIN.BATCH_SIZE", 8))
+    assert status == 1 and "checkpoint_epoch_00002.pyth: cannot resume: it stopped at iteration 4 after 2 epoch(s) " \
+        "(2 optimizer steps per epoch), this run has 1 per epoch and 3 in all, which ends before iteration 4" in message
+    status, message = _refused(caplog, tiny_cfg(tmp_path, *allowed), FakeLoaderFn(num_videos=16))  # a longer list
+    assert status == 1 and "this run has 4 per epoch and 12 in all:" in message
+    assert [r["epoch"] for r in read_metrics(str(tmp_path), "epoch")] == [1, 2]
 
 
 def test_a_second_run_on_a_folder_in_use_is_refused_naming_the_folder_and_the_holder(tmp_path, caplog):
@@ -178,12 +231,42 @@ def test_a_lock_left_by_a_killed_run_is_taken_over_with_a_message(tmp_path, capl
     assert not (tmp_path / "run.lock").exists()
 
 
-def test_a_lock_whose_holder_lives_on_this_host_counts_even_unlocked(tmp_path, caplog):
-    """A filesystem without flock: the record of a live process on this host still holds."""
+def test_a_lock_dies_with_its_killed_holder_not_with_its_forked_workers(tmp_path):
+    """A DataLoader worker forked by the killed run inherits its descriptors and lives on a while."""
+    lock, pid_file = tmp_path / "run.lock", tmp_path / "worker.pid"
+    killed = subprocess.run([sys.executable, "-c", FORK_SCRIPT, str(lock), str(pid_file)],
+                            env={**os.environ, "PYTHONPATH": REPO}, stdout=subprocess.DEVNULL, timeout=60)
+    worker = int(pid_file.read_text())
+    try:
+        assert killed.returncode == -signal.SIGKILL
+        os.kill(worker, 0)  # the worker still lives
+        dead = json.loads(lock.read_text())
+        taken = FileLock(str(lock))
+        assert taken.acquire() == dead and dead["pid"] != worker  # free at once, the killed run's record
+        taken.release()
+    finally:
+        os.kill(worker, signal.SIGKILL)
+
+
+def test_a_free_lock_is_taken_over_whatever_live_pid_its_record_names(tmp_path, caplog):
+    """pids are reused: the kernel's lock, free, is what says the holder is gone."""
+    record = {"pid": os.getppid(), "host": socket.gethostname(), "started": "2025-01-01 00:00:00"}
+    (tmp_path / "run.lock").write_text(json.dumps(record))
+    train(tiny_cfg(tmp_path, "SOLVER.MAX_EPOCH", 1), FakeLoaderFn())
+    assert f"the run that held it is gone (pid {os.getppid()} on host {record['host']}" in caplog.text
+    assert not (tmp_path / "run.lock").exists()
+
+
+def test_where_flock_is_unsupported_a_live_holders_record_counts(tmp_path, caplog, monkeypatch):
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
     record = {"pid": os.getppid(), "host": socket.gethostname(), "started": "2025-01-01 00:00:00"}
     (tmp_path / "run.lock").write_text(json.dumps(record))
     status, message = _refused(caplog, tiny_cfg(tmp_path))
     assert status == 1 and f"pid {os.getppid()}" in message and "2025-01-01 00:00:00" in message
+    assert f"if no run is active there, remove {tmp_path / 'run.lock'}" in message
     assert sorted(os.listdir(tmp_path)) == ["run.lock"]
 
 

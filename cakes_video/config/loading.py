@@ -68,6 +68,19 @@ def merge_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> C
     return check_ranges(cfg)
 
 
+def merge_config_text(text: str, source: str) -> CfgNode:
+    """Defaults, then a config dumped as YAML text (a checkpoint's ``"cfg"``, named ``source``):
+    keys added to the defaults since keep their defaults, renamed keys are read under their new
+    names. ConfigError naming ``source`` when it does not fit."""
+    cfg = get_cfg()
+    try:
+        data = yaml.safe_load(text)
+        cfg.merge_from_other_cfg(CfgNode(_renamed_keys_updated(data if isinstance(data, dict) else {}, source)))
+    except (KeyError, ValueError, TypeError, AssertionError, yaml.YAMLError) as e:
+        raise ConfigError(f"{source}: its stored config does not fit this version: {_reason(e)}") from e
+    return cfg
+
+
 def _renamed_keys_updated(data: dict, path: str) -> dict:
     """``data`` (a loaded YAML mapping) with each old key of :data:`RENAMED_KEYS` moved to its new
     name, with a warning; ConfigError when a file sets both."""

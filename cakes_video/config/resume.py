@@ -1,5 +1,5 @@
 """Which keys a resumed run may change: a run continued in its OUTPUT_DIR is compared with the
-config it started with (OUTPUT_DIR/config.yaml), key by key.
+config its checkpoint was trained with (engine/rundir.py), key by key.
 
 A key changes the result unless :data:`NEUTRAL_KEYS` says why it cannot: a key added to any
 group is result-changing until it is listed here, so the check errs on the side of refusing.

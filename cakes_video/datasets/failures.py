@@ -81,9 +81,9 @@ def check_failures_so_far(num_failed: int, num_items: int, max_fraction: float, 
     """Raises TooManyFailedVideos once ``num_failed`` failures (global, so far) doom a training
     epoch of ``num_items`` items. Each failure costs one more decode attempt (a retry), so the
     epoch ends with ``failed / (num_items + failed)`` at least ``num_failed / (num_items +
-    num_failed)``: the end-of-epoch check would refuse it, so stop now (the last checkpoint stays)."""
+    num_failed)``: the end-of-epoch check would refuse it, so stop now (earlier epochs' checkpoints stay)."""
     if num_items > 0 and num_failed / (num_items + num_failed) > max_fraction:
         raise TooManyFailedVideos(
             f"{num_failed} videos failed to decode by now in epoch {epoch}, more than DATA.MAX_FAILED_FRACTION="
-            f"{max_fraction} of its {num_items} allows: stopped before the epoch's end, the last checkpoint is "
-            "kept; the log names each bad file")
+            f"{max_fraction} of its {num_items} allows: stopped before the epoch's end (checkpoints of earlier "
+            "epochs, if any, are kept); the log names each bad file")

@@ -45,8 +45,14 @@ def check_class_count(class_names: Sequence[str], cfg, split: str) -> None:
 
 
 def missing_files(records: Sequence[VideoRecord]) -> List[VideoRecord]:
-    """The records whose local file or folder does not exist (URLs are not looked up)."""
-    return [r for r in records if "://" not in r.path and not os.path.exists(r.path)]
+    """The records whose local video file, or frame folder (a record with ``num_frames``), does
+    not exist: a folder listed as a video counts as missing, and so does a file listed as a
+    frame folder (URLs are not looked up)."""
+    return [r for r in records if "://" not in r.path and not _present(r)]
+
+
+def _present(record: VideoRecord) -> bool:
+    return os.path.isdir(record.path) if record.num_frames is not None else os.path.isfile(record.path)
 
 
 def check_files_exist(records: Sequence[VideoRecord], root: str, source: str, max_fraction: float) -> None:

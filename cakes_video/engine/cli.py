@@ -13,7 +13,7 @@ from ..datasets.catalog import AnnotationError
 from ..datasets.decoding import DecodeError
 from ..datasets.failures import DecodeRetriesExhausted, TooManyFailedVideos
 from ..datasets.synthetic import BenchmarkExists
-from ..utils.distributed import shutdown_distributed
+from ..utils.distributed import launch_rank, shutdown_distributed
 from ..zoo import DownloadError, checkpoint_file, get_weights
 from .export import ExportError
 from .hooks import NonFiniteLossError
@@ -30,12 +30,14 @@ def expected_errors() -> tuple:
 
 def run_tool(main: Callable) -> int:
     """Runs ``main()``; returns the exit status: main's own when it returns an int, else 0;
-    1 on an expected error."""
+    1 on an expected error, which global rank 0 alone reports: under torchrun every rank meets
+    it (the same config, or rank 0's check broadcast: ``on_main``); the others exit quietly."""
     try:
         status = main()
         return status if isinstance(status, int) else 0
     except expected_errors() as e:
-        logging.getLogger("cakes_video").error("%s: %s", type(e).__name__, one_line(str(e)))
+        if launch_rank() == 0:
+            logging.getLogger("cakes_video").error("%s: %s", type(e).__name__, one_line(str(e)))
         return 1
     finally:
         shutdown_distributed()

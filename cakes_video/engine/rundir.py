@@ -1,6 +1,7 @@
 """OUTPUT_DIR as the folder of one training run: its lock (one run at a time), its config.yaml
-(what a resumed run is compared with, never replaced without a word), and the checkpoint a
-resume starts from. Rank 0 decides each of these; every rank gets its answer or its error."""
+(never replaced without a word), and the checkpoint a resume starts from, checked against the
+config it was trained with and the schedule of this run. Rank 0 decides each of these; every
+rank gets its answer or its error."""
 import glob
 import logging
 import os
@@ -8,7 +9,7 @@ import re
 from typing import Dict, Optional, Tuple
 
 from ..checkpoint.schema import load_checkpoint
-from ..config import ConfigError, merge_config
+from ..config import ConfigError, merge_config, merge_config_text
 from ..config.resume import config_changes, describe_changes
 from ..utils.distributed import is_main, on_main
 from ..utils.io import FileLock, LockHeldError, describe_holder, replace_atomically
@@ -36,7 +37,7 @@ def lock_output_dir(output_dir: str) -> Tuple[Optional[FileLock], Dict]:
         except LockHeldError as e:
             raise ConfigError(f"OUTPUT_DIR {output_dir} is in use by another training run "
                               f"({describe_holder(e.holder)}, lock {e.path}): wait for it to finish or choose "
-                              "another OUTPUT_DIR") from None
+                              f"another OUTPUT_DIR (if no run is active there, remove {e.path})") from None
         except OSError as e:  # a read-only or unreachable folder: the first write of the run fails here
             raise ConfigError(f"OUTPUT_DIR {output_dir}: cannot write there ({e.strerror or e})") from None
 
@@ -49,23 +50,24 @@ def log_taken_over(output_dir: str, holder: Dict) -> None:
                        os.path.join(output_dir, LOCK_FILE), describe_holder(holder))
 
 
-def check_resumed_config(cfg) -> Changes:
-    """Compares ``cfg`` with the run's OUTPUT_DIR/config.yaml (rank 0 reads it). Keys that change
-    results (config/resume.py) refuse the resume with one ConfigError naming each key and both
-    values, unless TRAIN.RESUME_CHANGED_CONFIG; returns the changes allowed."""
-    def compare() -> Changes:
-        path = os.path.join(cfg.OUTPUT_DIR, CONFIG_FILE)
-        if not os.path.isfile(path):
-            logger.warning("%s is missing: the resumed run cannot be checked against the config it started with", path)
-            return {}, {}
-        result, neutral = config_changes(merge_config(path), cfg)
-        if result and not cfg.TRAIN.RESUME_CHANGED_CONFIG:
-            raise ConfigError(f"OUTPUT_DIR {cfg.OUTPUT_DIR}: refusing to resume a run whose {path} differs in "
-                              f"{len(result)} key(s) that change results: {describe_changes(result)}; set {SWITCH} "
-                              "True to resume anyway, or choose another OUTPUT_DIR")
-        return result, neutral
+def resume_point(cfg, checkpointer: Checkpointer) -> Optional[Tuple[str, dict]]:
+    """``(path, checkpoint)`` a TRAIN.AUTO_RESUME run resumes from (:func:`find_resume_checkpoint`),
+    or None: the run starts afresh. A fresh run in a folder that holds epoch checkpoints is refused
+    (ConfigError naming the folder): its checkpoints would be pruned among the earlier run's and
+    a later resume would pick the earlier run's newest."""
+    if cfg.TRAIN.AUTO_RESUME:
+        return find_resume_checkpoint(checkpointer)
 
-    return on_main(compare)
+    def refuse_earlier_checkpoints() -> None:
+        found = checkpointer.epoch_checkpoints()
+        if found:
+            raise ConfigError(f"OUTPUT_DIR {cfg.OUTPUT_DIR} holds {len(found)} epoch checkpoint(s) of an earlier run "
+                              f"(newest {found[-1]}) and TRAIN.AUTO_RESUME is False: a fresh run there would mix "
+                              f"its checkpoints with them; move {checkpointer.dir} away, choose another OUTPUT_DIR, "
+                              "or resume with TRAIN.AUTO_RESUME True")
+
+    on_main(refuse_earlier_checkpoints)
+    return None
 
 
 def find_resume_checkpoint(checkpointer: Checkpointer) -> Optional[Tuple[str, dict]]:
@@ -84,6 +86,54 @@ def find_resume_checkpoint(checkpointer: Checkpointer) -> Optional[Tuple[str, di
     if path is None:
         return None
     return path, chosen[path] if path in chosen else load_checkpoint(path)
+
+
+def check_resumed_config(cfg, path: str, ckpt: dict) -> Changes:
+    """Compares ``cfg`` with the config of checkpoint ``ckpt`` (read from ``path``; rank 0
+    compares): the config it was trained with, saved in it by hooks.Checkpointing, else the
+    run's OUTPUT_DIR/config.yaml. Keys that change results (config/resume.py) refuse the resume
+    with one ConfigError naming each key and both values, unless TRAIN.RESUME_CHANGED_CONFIG;
+    returns the changes allowed."""
+    def compare() -> Changes:
+        started, source = _started_config(cfg.OUTPUT_DIR, path, ckpt)
+        if started is None:
+            logger.warning("%s holds no config and %s is missing: the resumed run cannot be checked against the "
+                           "config it was trained with", path, source)
+            return {}, {}
+        result, neutral = config_changes(started, cfg)
+        if result and not cfg.TRAIN.RESUME_CHANGED_CONFIG:
+            raise ConfigError(f"OUTPUT_DIR {cfg.OUTPUT_DIR}: refusing to resume from {source}, whose config differs "
+                              f"in {len(result)} key(s) that change results: {describe_changes(result)}; set {SWITCH} "
+                              "True to resume anyway, or choose another OUTPUT_DIR")
+        return result, neutral
+
+    return on_main(compare)
+
+
+def _started_config(output_dir: str, path: str, ckpt: dict):
+    """``(config, where it was read)``: the checkpoint's own, else OUTPUT_DIR/config.yaml, else
+    ``(None, that config.yaml)``."""
+    if ckpt.get("cfg"):
+        return merge_config_text(ckpt["cfg"], path), path
+    yaml_path = os.path.join(output_dir, CONFIG_FILE)
+    return (merge_config(yaml_path) if os.path.isfile(yaml_path) else None), yaml_path
+
+
+def check_resumed_schedule(path: str, ckpt: dict, steps_per_epoch: int, max_epoch: int) -> None:
+    """ConfigError when checkpoint ``ckpt`` (read from ``path``) ran another number of optimizer
+    steps per epoch than this run has (the train list, TRAIN.BATCH_SIZE or SOLVER.GRAD_ACCUM_STEPS
+    changed): the learning-rate schedule counts iterations, so the resumed run would train at
+    another point of it than its epoch says, past its end when the resumed iteration is beyond
+    the new total. A finished run (no epoch left) passes."""
+    epoch, iteration = int(ckpt["epoch"]), ckpt.get("iteration")
+    if iteration is None or epoch >= max_epoch or iteration == epoch * steps_per_epoch:
+        return
+    total = steps_per_epoch * max_epoch
+    past = f", which ends before iteration {iteration}" if iteration >= total else ""
+    raise ConfigError(f"{path}: cannot resume: it stopped at iteration {iteration} after {epoch} epoch(s) "
+                      f"({iteration / epoch:g} optimizer steps per epoch), this run has {steps_per_epoch} per epoch "
+                      f"and {total} in all{past}: the train list, TRAIN.BATCH_SIZE or SOLVER.GRAD_ACCUM_STEPS "
+                      "changed; start afresh in another OUTPUT_DIR")
 
 
 def save_config(cfg, changes: Optional[Changes], writer: MetricWriter, epoch: int, iteration: int) -> None:

@@ -1,9 +1,10 @@
 """Assembles a training run from a config and runs it: ``train(cfg)`` is all a tool calls.
 
-Checks first, then the OUTPUT_DIR lock and, when resuming, the config against the run's
-(engine/rundir.py), then loaders, model, weights (resume or fine-tune), DDP, optimizer,
-schedule, writers; then the :class:`~cakes_video.engine.train.Trainer` with its hooks in order
-(:func:`default_hooks`, then the caller's)."""
+Checks first, then the OUTPUT_DIR lock and, when resuming, the config against the one the
+checkpoint was trained with and its schedule (engine/rundir.py), then loaders, model, weights
+(resume or fine-tune), DDP, optimizer, schedule, writers; then the
+:class:`~cakes_video.engine.train.Trainer` with its hooks in order (:func:`default_hooks`, then
+the caller's)."""
 import logging
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -12,11 +13,12 @@ from torch import nn
 
 from ..models import build_model
 from ..solver import IterationScheduler, build_optimizer, lr_function
-from ..utils.distributed import get_rank, get_world_size, on_main, unwrap, wrap_model
+from ..utils.distributed import get_rank, get_world_size, unwrap, wrap_model
 from .checkpointer import Checkpointer, load_for_finetuning, load_weights, set_rng_state
 from .hooks import Checkpointing, MetricLogging, NonFiniteLossCheck, PreciseBN, ReleaseLock, TrainingCurves, Validation
 from .monitor import MetricWriter, setup_logging
-from .rundir import check_resumed_config, find_resume_checkpoint, lock_output_dir, log_taken_over, save_config
+from .rundir import (check_resumed_config, check_resumed_schedule, lock_output_dir, log_taken_over, resume_point,
+                     save_config)
 from .runtime import amp_dtype, prepare_run, resolve_loader_fn
 from .train import Hook, Trainer
 
@@ -84,13 +86,14 @@ def _assemble_locked(cfg, device: torch.device, loader_fn: Optional[Callable], t
     """``_assemble`` once OUTPUT_DIR is this run's (``taken_over``: a dead run's lock record;
     ``also_check``: the splits read after training, checked now)."""
     checkpointer = Checkpointer(cfg.OUTPUT_DIR, cfg.TRAIN.CHECKPOINT_KEEP_LAST)
-    will_resume = on_main(lambda: cfg.TRAIN.AUTO_RESUME and checkpointer.latest() is not None)
-    changes = check_resumed_config(cfg) if will_resume else None  # before anything is written
+    resumed = resume_point(cfg, checkpointer)  # checked before anything is written
+    changes = check_resumed_config(cfg, *resumed) if resumed else None
     setup_logging(cfg.OUTPUT_DIR)
     log_taken_over(cfg.OUTPUT_DIR, taken_over)
     loaders = build_loaders(cfg, loader_fn, also_check)
-    resumed = find_resume_checkpoint(checkpointer) if will_resume else None
     t, steps = _build_trainer(cfg, device, loaders, finetune=resumed is None, model_fn=model_fn)
+    if resumed:
+        check_resumed_schedule(*resumed, steps, cfg.SOLVER.MAX_EPOCH)
     writer = MetricWriter(cfg.OUTPUT_DIR, cfg.TRAIN.TENSORBOARD)
     best = resume(t, *resumed) if resumed else None
     saving = Checkpointing(checkpointer, cfg.TRAIN.CHECKPOINT_PERIOD, cfg.SOLVER.MAX_EPOCH, cfg.TRAIN.BEST_METRIC,

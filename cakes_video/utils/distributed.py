@@ -37,6 +37,14 @@ def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
 
 
+def launch_rank() -> int:
+    """This process's global rank, also before the process group is joined (torchrun's RANK)
+    or after it is closed: which process of a launch reports what all of them meet."""
+    if is_dist():
+        return dist.get_rank()
+    return int(os.environ["RANK"]) if launched_by_torchrun() else 0
+
+
 def init_distributed(device_kind: str) -> bool:
     """Joins the torchrun process group (NCCL for CUDA, gloo for the CPU); True when distributed.
 

@@ -3,12 +3,13 @@
 are written through; and :class:`FileLock`, the one file lock (a training run's OUTPUT_DIR,
 the zoo's downloads)."""
 import datetime
+import errno
 import fcntl
 import json
 import os
 import socket
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Set
 
 from iopath.common.file_io import HTTPURLHandler, PathManager
 
@@ -63,10 +64,13 @@ class FileLock:
     "started"}`` as JSON.
 
     The lock itself is ``flock``: the kernel (or the NFS lock manager) drops it when its holder
-    dies, so a lock file left by a killed process is free and is taken over; :meth:`acquire`
-    returns that dead holder's record so the caller can say so. As a second check, for
-    filesystems that do not lock, a record of a live process on this host other than this one
-    counts as held. Released locks remove their file. Also a context manager (``timeout``).
+    dies, so a lock file left by a killed process is free and is taken over, whatever live
+    process its record names (pids are reused); :meth:`acquire` returns that dead holder's
+    record so the caller can say so. A forked child (a DataLoader worker) closes its copy of
+    the descriptor at once, so the lock dies with the process that took it, not with its last
+    worker. Where the filesystem cannot flock, the record alone counts: one naming a live
+    process of this host holds. Released locks remove their file. Also a context manager
+    (``timeout``).
     """
 
     def __init__(self, path: str, timeout: float = 0.0):
@@ -90,7 +94,7 @@ class FileLock:
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = _flock(fd)
             except BlockingIOError:
                 holder = _read_record(fd)
                 os.close(fd)
@@ -99,7 +103,7 @@ class FileLock:
                 break
             os.close(fd)  # the holder released (removed) the file between our open and flock
         previous = _read_record(fd)
-        if _alive_elsewhere(previous):
+        if not locked and _alive_elsewhere(previous):
             os.close(fd)
             raise LockHeldError(self.path, previous)
         record = {"pid": os.getpid(), "host": socket.gethostname(),
@@ -108,6 +112,7 @@ class FileLock:
         os.pwrite(fd, json.dumps(record).encode(), 0)
         os.fsync(fd)
         self._fd = fd
+        _HELD.add(self)
         return previous
 
     def release(self) -> None:
@@ -120,6 +125,11 @@ class FileLock:
         finally:
             os.close(self._fd)
             self._fd = None
+            _HELD.discard(self)
+
+    def _forget_in_child(self) -> None:
+        os.close(self._fd)
+        self._fd = None
 
     def __enter__(self) -> "FileLock":
         self.acquire(self.timeout)
@@ -127,6 +137,33 @@ class FileLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+# The locks this process holds (until released, even when no one references them: their
+# descriptors stay open); a forked child closes its copies (os.register_at_fork below).
+_HELD: Set[FileLock] = set()
+_NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL)  # filesystems that cannot flock
+
+
+def _forget_locks_in_child() -> None:
+    for lock in list(_HELD):
+        lock._forget_in_child()
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_forget_locks_in_child)
+
+
+def _flock(fd: int) -> bool:
+    """Takes ``fd``'s flock without waiting: True; False where the filesystem cannot flock.
+    BlockingIOError when another process holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno not in _NO_FLOCK:  # BlockingIOError (EWOULDBLOCK) included
+            raise
+        return False
+    return True
 
 
 def _same_file(fd: int, path: str) -> bool:
