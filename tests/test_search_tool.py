@@ -50,6 +50,8 @@ def test_a_search_derives_under_its_budget_trains_the_derived_network_and_reruns
                                                                        "SEARCH.TRAIN_DERIVED", False]),
                    FakeLoaderFn(num_videos=8))
     assert again["supernet_checkpoint"] == summary["supernet_checkpoint"] and again["params"] <= 0.7 * budget
+    assert os.path.dirname(again["derived_config"]) != os.path.dirname(summary["derived_config"])  # beside it
+    assert os.path.isfile(os.path.join(os.path.dirname(summary["derived_config"]), SUMMARY_FILE))
 
 
 def test_the_derived_network_starts_from_the_trained_supernets_kept_channels(tmp_path):

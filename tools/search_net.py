@@ -7,9 +7,11 @@
 --cfg: the network to search (MODEL.*; the SEARCH group for the search). --model: shrink a
 trained zoo model: its config, its weights sliced into the supernet (SEARCH.INIT checkpoint).
 --budget sets SEARCH.DERIVE.BUDGET_KIND / BUDGET (without it: the paper's per-layer top-C).
-Writes OUTPUT_DIR/derived/ (channel configs, the derived network's config, report, plot) and
-OUTPUT_DIR/search_summary.json; SEARCH.TRAIN_DERIVED True also trains and tests the derived
-network in OUTPUT_DIR/derived_run. Rerunning the same command resumes a killed search.
+Writes OUTPUT_DIR/derived/BUDGET/ (channel configs, the derived network's config, report, plot,
+its search_summary.json; BUDGET e.g. gflops_0.144 or top_c) and OUTPUT_DIR/search_summary.json;
+SEARCH.TRAIN_DERIVED True also trains and tests the derived network in
+OUTPUT_DIR/derived/BUDGET/run_inherit (or run_inflate: SEARCH.DERIVE.INIT). Rerunning the same
+command resumes a killed search; another --budget derives again from the trained supernet.
 """
 import argparse
 import json

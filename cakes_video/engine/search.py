@@ -81,7 +81,15 @@ def train_supernet(cfg, loader_fn: Optional[Callable] = None, hooks: Sequence[Ho
 
 
 SUMMARY_FILE = "search_summary.json"
-DERIVED_DIR, DERIVED_RUN_DIR = "derived", "derived_run"  # under OUTPUT_DIR: the derivation's files, its training
+DERIVED_DIR = "derived"  # under OUTPUT_DIR: one folder per derivation (its files, its trained runs)
+
+
+def derivation_dir(cfg) -> str:
+    """OUTPUT_DIR/derived/NAME, NAME the budget (``gflops_0.144``, ``top_c``): a rerun at another
+    budget on the same supernet writes beside the first, never over it."""
+    d = cfg.SEARCH.DERIVE
+    name = f"{d.BUDGET_KIND}_{d.BUDGET:g}" if d.BUDGET_KIND else "top_c"
+    return os.path.join(cfg.OUTPUT_DIR, DERIVED_DIR, name)
 
 
 def _trained_supernet(cfg, checkpoint: str) -> nn.Module:
@@ -105,8 +113,8 @@ def derived_network(cfg, derivation: Derivation, supernet_checkpoint: str) -> nn
 
 def search(cfg, loader_fn: Optional[Callable] = None) -> Dict:
     """Trains the supernet (:func:`train_supernet`), derives under SEARCH.DERIVE, writes the
-    derived configs, report and plot to OUTPUT_DIR/derived and, with SEARCH.TRAIN_DERIVED, trains
-    the derived network in OUTPUT_DIR/derived_run and tests it. Every choice and the budget are
+    derived configs, report and plot to :func:`derivation_dir` and, with SEARCH.TRAIN_DERIVED,
+    trains the derived network in its ``run_<SEARCH.DERIVE.INIT>`` folder and tests it. Every choice and the budget are
     checked first (an impossible budget fails naming the smallest reachable value; a latency
     budget builds or reuses its table). A killed search reruns with the same command and resumes.
 
@@ -126,8 +134,9 @@ def search(cfg, loader_fn: Optional[Callable] = None) -> Dict:
     if cfg.SEARCH.TRAIN_DERIVED:
         summary.update(train_derived(cfg, derivation, summary["derived_model_config"], supernet["checkpoint"],
                                      loader_fn))
-    if is_main():
+    if is_main():  # the latest search's summary, and each derivation's beside its files
         write_json(os.path.join(cfg.OUTPUT_DIR, SUMMARY_FILE), summary)
+        write_json(os.path.join(derivation_dir(cfg), SUMMARY_FILE), summary)
     return summary
 
 
@@ -137,7 +146,7 @@ def _describe(cfg, derivation: Derivation, supernet_checkpoint: str) -> Dict:
     input_shape = derive_input_shape(cfg)
     model = build_derived_model(cfg, derivation.channel_config)
     measured = derivation.measured_latency_ms or measure_network_ms(cfg, derivation.channel_config, input_shape)
-    out = os.path.join(cfg.OUTPUT_DIR, DERIVED_DIR)
+    out = derivation_dir(cfg)
     files = export(out, cfg, derivation, measured_latency_ms=measured) if is_main() else {}
     summary = {"derived_config": files.get("yaml", os.path.join(out, "derived.yaml")),
                "derived_config_json": files.get("json"), "derived_model_config": files.get("model", os.path.join(
@@ -156,9 +165,10 @@ def _describe(cfg, derivation: Derivation, supernet_checkpoint: str) -> Dict:
 def train_derived(cfg, derivation: Derivation, model_config: str, supernet_checkpoint: str,
                   loader_fn: Optional[Callable] = None) -> Dict:
     """Trains the derived network (its config ``model_config``, the search's TRAIN / SOLVER /
-    DATA settings) in OUTPUT_DIR/derived_run from :func:`derived_network`'s weights, resuming like
-    any run, then tests it when DATA.TEST_LIST is set; returns ``derived_run`` and ``top1``."""
-    run_dir = os.path.join(cfg.OUTPUT_DIR, DERIVED_RUN_DIR)
+    DATA settings) in ``derivation_dir/run_<SEARCH.DERIVE.INIT>`` from :func:`derived_network`'s
+    weights, resuming like any run, then tests it when DATA.TEST_LIST is set; returns
+    ``derived_run`` and ``top1``."""
+    run_dir = os.path.join(derivation_dir(cfg), f"run_{cfg.SEARCH.DERIVE.INIT}")
     derived_cfg = load_config(model_config, ["OUTPUT_DIR", run_dir])
     train(derived_cfg, loader_fn, model_fn=lambda c: derived_network(cfg, derivation, supernet_checkpoint))
     result = {"derived_run": run_dir}
