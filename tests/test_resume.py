@@ -17,6 +17,7 @@ import time
 import pytest
 import yaml
 from test_engine_fakes import FakeLoaderFn, tiny_cfg
+from test_engine_train import CrashAfterStep
 
 from cakes_video.config import get_cfg
 from cakes_video.config.resume import NEUTRAL_KEYS, config_changes, flat_items, is_neutral
@@ -25,7 +26,6 @@ from cakes_video.engine.cli import run_tool
 from cakes_video.engine.demo import data_overrides
 from cakes_video.engine.monitor import read_metrics, setup_logging
 from cakes_video.engine.setup import train
-from cakes_video.engine.train import Hook
 from cakes_video.utils.io import FileLock, LockHeldError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,15 +79,6 @@ def _refused(caplog, cfg, loader_fn=None):
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "\n" not in errors[0], errors
     return status, errors[0]
-
-
-class CrashAfterStep(Hook):
-    def __init__(self, iteration):
-        self.iteration = iteration
-
-    def after_step(self, trainer, record):
-        if record["iteration"] == self.iteration:
-            raise KeyboardInterrupt("simulated crash")
 
 
 def test_every_neutral_key_exists_and_the_rest_change_results():

@@ -7,6 +7,7 @@ import re
 import pytest
 import torch
 from test_engine_fakes import FakeLoaderFn, tiny_cfg
+from test_convert import _randomise_bn
 from test_engine_train import CrashAfterStep
 
 from cakes_video.checkpoint import save_checkpoint
@@ -26,18 +27,6 @@ def _cfg(depth=10, *overrides):
     cfg = get_cfg()
     cfg.merge_from_list(["MODEL.DEPTH", depth, "MODEL.BASE_WIDTH", 4, "MODEL.NUM_CLASSES", 5, *overrides])
     return cfg
-
-
-def _randomise_bn(model, seed=0):
-    """Non-trivial BN statistics and affine parameters, so a BN entry mapped wrong shows."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.normal_(0, 0.1, generator=g)
-            m.running_var.uniform_(0.5, 1.5, generator=g)
-            m.weight.data.normal_(1, 0.1, generator=g)
-            m.bias.data.normal_(0, 0.1, generator=g)
-    return model
 
 
 def _derived(depth, selection, num_classes=5):

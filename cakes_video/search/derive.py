@@ -108,7 +108,24 @@ def check_scores(scores: Scores, widths: Sequence[Tuple[int, bool]], candidates:
                 raise ValueError(f"scores: layer {i} candidate {s!r} has shape {tuple(v.shape)}, expected ({width},)")
 
 
-class _OpenLayer:
+class _Layer:
+    """What both layer kinds share: ``counts`` (candidate -> kept channels) and copies of the
+    layer with other counts."""
+
+    candidates: List[str]
+    counts: Counts
+
+    def single(self, s: str, n: int):
+        """This layer keeping ``n`` channels of candidate ``s`` only."""
+        return self._with({t: n if t == s else 0 for t in self.candidates})
+
+    def _with(self, counts: Counts):
+        layer = object.__new__(type(self))
+        layer.__dict__.update(self.__dict__, counts=counts)
+        return layer
+
+
+class _OpenLayer(_Layer):
     """A layer whose total may be below its width: candidate s keeps its ``counts[s]`` best channels."""
 
     def __init__(self, scores: Dict[str, List[float]], candidates: Sequence[str], width: int, step: int,
@@ -130,15 +147,6 @@ class _OpenLayer:
         n = counts[s]
         return sum(self.values[s][n:n + self.step]) if n + self.step <= self.width else float("-inf")
 
-    def single(self, s: str, n: int) -> "_OpenLayer":
-        """This layer keeping the best ``n`` channels of candidate ``s`` only."""
-        return self._with({t: n if t == s else 0 for t in self.candidates})
-
-    def _with(self, counts: Counts) -> "_OpenLayer":
-        layer = object.__new__(_OpenLayer)
-        layer.__dict__.update(self.__dict__, counts=counts)
-        return layer
-
     def moves(self) -> Iterable[Tuple[float, "_OpenLayer"]]:
         """(score lost, new layer) for dropping, adding or moving one chunk."""
         total, g = sum(self.counts.values()), self.step
@@ -157,7 +165,7 @@ class _OpenLayer:
         return {s: sorted(self.ranked[s][:n]) for s, n in self.counts.items()}
 
 
-class _FilledLayer:
+class _FilledLayer(_Layer):
     """A layer that keeps its width and feeds the residual sum: its output channel j must stay at
     position j, and a CAKES layer lays its groups out in vocabulary order, so candidate s owns
     one contiguous block of ``counts[s]`` positions (the blocks follow the candidates' order)."""
@@ -167,15 +175,6 @@ class _FilledLayer:
         self.scores, self.candidates, self.width, self.step = scores, list(candidates), width, step
         self.prefix = {s: [0.0] + list(itertools.accumulate(scores[s])) for s in candidates}
         self.counts = counts if counts is not None else self._top()
-
-    def single(self, s: str, n: int) -> "_FilledLayer":
-        """This layer with every channel on candidate ``s`` (``n`` is its width)."""
-        return self._with({t: n if t == s else 0 for t in self.candidates})
-
-    def _with(self, counts: Counts) -> "_FilledLayer":
-        layer = object.__new__(_FilledLayer)
-        layer.__dict__.update(self.__dict__, counts=counts)
-        return layer
 
     def score(self, counts: Counts) -> float:
         """Sum of the scores of each candidate's block of positions."""
