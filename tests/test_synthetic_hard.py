@@ -99,7 +99,7 @@ def test_the_tool_writes_the_variant_its_flag_names(tmp_path):
     with open(tmp_path / "h" / "test.txt") as f:
         assert len(f.readlines()) == 24
     bad = subprocess.run(args + [str(tmp_path / "m"), "--variant", "medium"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "invalid choice: 'medium'" in bad.stderr and not os.path.exists(tmp_path / "m")
+    assert bad.returncode == 1 and "invalid choice: 'medium'" in bad.stderr and not os.path.exists(tmp_path / "m")
 
 
 def _motion(name, seed, frames=16, size=64):
