@@ -22,6 +22,7 @@ from cakes_video.datasets.streaming import FrameStream
 from cakes_video.datasets.video_reader import VideoReader, decode_options_from_cfg
 from cakes_video.datasets.windows import SlidingWindows, Span
 from cakes_video.engine import predict as predict_module
+from cakes_video.config import ConfigError
 from cakes_video.engine.cli import UsageError, run_tool
 from cakes_video.engine.export import export_model
 from cakes_video.engine.predict import (EXIT_SOME_FAILED, PredictOptions, find_inputs, load_trained_model,
@@ -369,3 +370,7 @@ def test_an_onnx_export_predicts_what_the_pytorch_model_does(tmp_path, make_inde
     assert json.loads(one_view.read_text())[0]["topk"] != runs["onnx"]  # another protocol, other scores
     with pytest.raises(UsageError, match="--checkpoint"):
         _tool().main([video, "--onnx", onnx, "--checkpoint", checkpoint])
+    with pytest.raises(ConfigError, match=r"DATA.NUM_FRAMES: .*model.onnx was exported for 4, not 8"):
+        _tool().main([video, "--onnx", onnx, "DATA.NUM_FRAMES", "8"])
+    with pytest.raises(ConfigError, match="TEST.TOPKK"):
+        _tool().main([video, "--onnx", onnx, "TEST.TOPKK", "3"])

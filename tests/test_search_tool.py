@@ -15,7 +15,7 @@ from cakes_video.engine.cli import UsageError
 from cakes_video.engine.search import SUMMARY_FILE, derived_network, search
 from cakes_video.models import build_model
 from cakes_video.models.complexity import count_params
-from cakes_video.search.derive import Derivation, top_c
+from cakes_video.search.derive import Derivation, channel_config_of, derive, top_c
 from cakes_video.search.build import build_supernet
 from cakes_video.models.resnet3d import cakes_layer_widths
 
@@ -65,7 +65,7 @@ def test_the_derived_network_starts_from_the_trained_supernets_kept_channels(tmp
     widths = cakes_layer_widths(10, 4)
     scores = [{s: torch.rand(w) for s in CANDIDATES} for w, _ in widths]
     selection = top_c(scores, widths, CANDIDATES)
-    derivation = Derivation(selection, [{s: len(i) for s, i in layer.items() if i} for layer in selection], "", 0.0)
+    derivation = Derivation(selection, channel_config_of(selection), "", 0.0)
     inherited = derived_network(cfg, derivation, checkpoint)
     first = next(s for s in CANDIDATES if selection[0][s])
     rows = supernet.state_dict()[f"layer1.0.conv1.convs.{CANDIDATES.index(first)}.weight"][selection[0][first]]
@@ -87,6 +87,22 @@ def test_the_tool_reads_its_budget_flag():
     assert search_net.budget_overrides("gflops=2.5") == ["SEARCH.DERIVE.BUDGET_KIND", "gflops",
                                                          "SEARCH.DERIVE.BUDGET", "2.5"]
     assert search_net.budget_overrides("params=30000")[-1] == "30000.0"  # a float, as the key is
-    for bad in ("gflops", "gflops=lots"):
+    for bad in ("gflops", "gflops=lots", "=5"):
         with pytest.raises(UsageError, match="--budget"):
             search_net.main(["--cfg", "r3d_18", "--budget", bad])
+
+
+def test_candidates_listed_in_any_order_are_inherited_exactly(tmp_path, caplog):
+    """A CAKES layer lays its groups out in vocabulary order, whatever SEARCH.CANDIDATES says: the
+    residual layers' blocks follow that order, so no channel lands at another position."""
+    cfg = _cfg(tmp_path, "SEARCH.CANDIDATES", ["kx1x1", "kxkxk"])
+    checkpoint = str(tmp_path / "supernet.pyth")
+    from cakes_video.checkpoint import save_checkpoint
+    save_checkpoint(checkpoint, build_supernet(cfg).state_dict())
+    widths = cakes_layer_widths(10, 4)
+    scores = [{"kx1x1": torch.arange(w, 0, -1.0), "kxkxk": torch.arange(w) * 1.0} for w, _ in widths]
+    derivation = derive(cfg, scores)
+    assert all(list(c) == ["kxkxk", "kx1x1"] for c in derivation.channel_config if len(c) == 2)
+    with caplog.at_level("WARNING"):
+        derived_network(cfg, derivation, checkpoint)
+    assert "contiguous" not in caplog.text

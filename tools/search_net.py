@@ -26,7 +26,7 @@ def budget_overrides(text: str) -> list:
     """``"gflops=2.5"`` -> the SEARCH.DERIVE overrides (the budget as a float, the config's type)."""
     kind, sep, value = text.partition("=")
     try:
-        return ["SEARCH.DERIVE.BUDGET_KIND", kind, "SEARCH.DERIVE.BUDGET", repr(float(value))] if sep else None
+        return ["SEARCH.DERIVE.BUDGET_KIND", kind, "SEARCH.DERIVE.BUDGET", repr(float(value))] if sep and kind else None
     except ValueError:
         return None
 

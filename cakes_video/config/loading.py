@@ -59,13 +59,19 @@ def merge_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> C
             cfg.merge_from_other_cfg(CfgNode(_renamed_keys_updated(data, path)))
         except (KeyError, ValueError, TypeError, AssertionError) as e:
             raise ConfigError(f"{path}: {_reason(e)}") from e
+    return check_ranges(merge_overrides(cfg, overrides))
+
+
+def merge_overrides(cfg: CfgNode, overrides: Sequence[str]) -> CfgNode:
+    """``KEY VALUE`` ``overrides`` merged into ``cfg`` (unfrozen first); ConfigError naming the key."""
+    cfg.defrost()
     if len(overrides) % 2:
         raise ConfigError(f"overrides must be KEY VALUE pairs, got an odd list: {list(overrides)}")
     try:
         cfg.merge_from_list(list(overrides))
     except (KeyError, ValueError, TypeError, AssertionError) as e:
         raise ConfigError(f"command-line override: {_reason(e)}") from e
-    return check_ranges(cfg)
+    return cfg
 
 
 def merge_config_text(text: str, source: str) -> CfgNode:

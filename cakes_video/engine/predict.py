@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..config import ConfigError
+from ..config import ConfigError, merge_overrides
 from ..config_loader import check_config
 from ..datasets.catalog import VideoRecord, class_names_of
 from ..datasets.decoding import DecodeError
@@ -195,12 +195,21 @@ def run_predict_exported(path: str, inputs: Sequence[str], overrides: Sequence[s
     names and config (``overrides`` merged over it: another protocol, say), then
     :func:`predict_inputs`. A file that is not an export of this project fails naming it."""
     model = load_onnx(path)
-    cfg = model.cfg.clone()
-    cfg.defrost()
-    cfg.merge_from_list(list(overrides))
-    cfg = check_config(cfg)
+    cfg = check_config(merge_overrides(model.cfg.clone(), overrides))
     cfg.freeze()
+    check_exported_input(cfg, model)
     return predict_inputs(model, model.class_names, cfg, inputs, options)
+
+
+def check_exported_input(cfg, model) -> None:
+    """ConfigError naming the key and the file when ``cfg`` (an export's config with overrides)
+    changes what the exported model was made for: its frames, crop size or normalisation."""
+    fixed = {"DATA.NUM_FRAMES": (cfg.DATA.NUM_FRAMES, model.num_frames),
+             "DATA.TEST_CROP_SIZE": (cfg.DATA.TEST_CROP_SIZE, model.crop_size),
+             "DATA.MEAN": (list(cfg.DATA.MEAN), list(model.mean)), "DATA.STD": (list(cfg.DATA.STD), list(model.std))}
+    for key, (asked, exported) in fixed.items():
+        if asked != exported:
+            raise ConfigError(f"{key}: {model.path} was exported for {exported!r}, not {asked!r}")
 
 
 def predict_inputs(model: Model, class_names: Sequence[str], cfg, inputs: Sequence[str],

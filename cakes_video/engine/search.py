@@ -12,13 +12,13 @@ from torch import nn
 from ..config import check_choice
 from ..config_loader import load_config
 from ..models.complexity import count_gflops, count_params
-from ..search.build import build_supernet, check_supernet_config
+from ..search.build import build_supernet, check_supernet_config, supernet_shape
 from ..search.costs import build_derived_model, derive_input_shape
 from ..search.derive import Derivation, budget_cost, derive
 from ..search.export import export
 from ..search.latency import measure_network_ms
 from ..search.supernet import MODES, Scores, apply_sparsity, inherit_weights, supernet_scores
-from ..utils.distributed import is_main, unwrap
+from ..utils.distributed import barrier, broadcast_object, is_main, unwrap
 from ..utils.io import write_json
 from .checkpointer import load_weights
 from .monitor import progress
@@ -85,15 +85,20 @@ DERIVED_DIR = "derived"  # under OUTPUT_DIR: one folder per derivation (its file
 
 
 def derivation_dir(cfg) -> str:
-    """OUTPUT_DIR/derived/NAME, NAME the budget (``gflops_0.144``, ``top_c``): a rerun at another
-    budget on the same supernet writes beside the first, never over it."""
+    """OUTPUT_DIR/derived/NAME, NAME the derivation's settings (``gflops_0.144``, ``top_c``,
+    ``latency_ms_7_g16``): a rerun at another budget, granularity or input on the same supernet
+    writes beside the first."""
     d = cfg.SEARCH.DERIVE
-    name = f"{d.BUDGET_KIND}_{d.BUDGET:g}" if d.BUDGET_KIND else "top_c"
+    name = f"{d.BUDGET_KIND}_{d.BUDGET:.12g}" if d.BUDGET_KIND else "top_c"
+    if d.GRANULARITY > 1:
+        name += f"_g{d.GRANULARITY}"
+    if d.INPUT_SHAPE:
+        name += "_" + "x".join(str(n) for n in d.INPUT_SHAPE)
     return os.path.join(cfg.OUTPUT_DIR, DERIVED_DIR, name)
 
 
 def _trained_supernet(cfg, checkpoint: str) -> nn.Module:
-    supernet = build_supernet(cfg)
+    supernet = supernet_shape(cfg)
     load_weights(supernet, checkpoint, action="inheriting the kept channels of")
     return supernet
 
@@ -126,7 +131,9 @@ def search(cfg, loader_fn: Optional[Callable] = None) -> Dict:
     """
     check_supernet_config(cfg)
     check_choice(cfg, "SEARCH.DERIVE.INIT", DERIVED_INITS)
-    bar = lambda iterable, desc: progress(iterable, desc, enabled=cfg.TRAIN.PROGRESS_BAR)  # noqa: E731
+    def bar(iterable, desc):
+        return progress(iterable, desc, enabled=cfg.TRAIN.PROGRESS_BAR)
+
     cost = budget_cost(cfg, bar)
     supernet = train_supernet(cfg, loader_fn)
     derivation = derive(cfg, supernet["scores"], cost, bar)
@@ -145,9 +152,12 @@ def _describe(cfg, derivation: Derivation, supernet_checkpoint: str) -> Dict:
     derived network, its measured latency."""
     input_shape = derive_input_shape(cfg)
     model = build_derived_model(cfg, derivation.channel_config)
-    measured = derivation.measured_latency_ms or measure_network_ms(cfg, derivation.channel_config, input_shape)
+    # measured once, on rank 0 (every rank timing at once would slow each other down)
+    measured = broadcast_object(derivation.measured_latency_ms or (
+        measure_network_ms(cfg, derivation.channel_config, input_shape) if is_main() else None))
     out = derivation_dir(cfg)
     files = export(out, cfg, derivation, measured_latency_ms=measured) if is_main() else {}
+    barrier()  # the other ranks read derived_model.yaml next
     summary = {"derived_config": files.get("yaml", os.path.join(out, "derived.yaml")),
                "derived_config_json": files.get("json"), "derived_model_config": files.get("model", os.path.join(
                    out, "derived_model.yaml")), "report": files.get("report"), "plot": files.get("plot"),

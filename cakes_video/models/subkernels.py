@@ -36,6 +36,12 @@ CHANNEL_CONFIGS = "channel_configs"  # their folder among the packaged configs
 OFFICIAL_PREFIX = "CAKES"  # the paper's searched configs: CAKES12D_P, ..., CAKES123D_C
 
 
+def in_vocabulary_order(names: Sequence[str]) -> List[str]:
+    """``names`` (sub-kernels) in :data:`SUBKERNELS` order: the order a CAKES layer lays its groups
+    out in, whatever order a config lists them in."""
+    return [s for s in SUBKERNELS if s in names]
+
+
 def kernel_shape(subkernel: str, k: int = 3) -> Tuple[int, int, int]:
     """(kT, kH, kW) of a sub-kernel name for kernel size ``k``."""
     if subkernel not in SUBKERNELS:

@@ -4,7 +4,7 @@ from typing import List
 from ..config import check, check_choice
 from ..models import build_model
 from ..models.resnet3d import ResNet3D
-from ..models.subkernels import SUBKERNELS
+from ..models.subkernels import SUBKERNELS, in_vocabulary_order
 from .init import INITS, SLICE_RULES, slice_sum
 from .supernet import MODES, make_supernet, supernet_from_3d
 
@@ -21,11 +21,14 @@ def check_supernet_config(cfg) -> None:
           f"the search builds supernets of 'resnet3d', got {cfg.MODEL.ARCH!r}")
     check(cfg.SEARCH.INIT == "scratch" or bool(cfg.SEARCH.INIT_CHECKPOINT), "SEARCH.INIT_CHECKPOINT",
           f"SEARCH.INIT {cfg.SEARCH.INIT!r} needs a weights file")
+    check(not cfg.TRAIN.CHECKPOINT_FILE, "TRAIN.CHECKPOINT_FILE",
+          "a supernet does not fine-tune from a network's checkpoint: start it from one with "
+          "SEARCH.INIT checkpoint (or imagenet) and SEARCH.INIT_CHECKPOINT")
 
 
 def candidates_of(cfg) -> List[str]:
     """SEARCH.CANDIDATES in vocabulary order (the candidate-major channel layout follows it)."""
-    return [s for s in SUBKERNELS if s in cfg.SEARCH.CANDIDATES]
+    return in_vocabulary_order(cfg.SEARCH.CANDIDATES)
 
 
 def plain_3d_network(cfg) -> ResNet3D:
@@ -37,6 +40,12 @@ def plain_3d_network(cfg) -> ResNet3D:
     return build_model(cfg)
 
 
+def supernet_shape(cfg) -> ResNet3D:
+    """The supernet of ``cfg`` with the network's own random init, whatever SEARCH.INIT says: what
+    a trained supernet's weights are loaded into."""
+    return make_supernet(plain_3d_network(cfg), candidates_of(cfg), MODES[cfg.SEARCH.MODE].channel_dropout)
+
+
 def build_supernet(cfg) -> ResNet3D:
     """The supernet of ``cfg`` (checked first), initialised by SEARCH.INIT: scratch (the network's
     own random init), or the weights of SEARCH.INIT_CHECKPOINT sliced into the candidates
@@ -46,7 +55,7 @@ def build_supernet(cfg) -> ResNet3D:
     s = cfg.SEARCH
     plain, dropout, load = plain_3d_network(cfg), MODES[s.MODE].channel_dropout, INITS[s.INIT]
     if load is None:
-        return make_supernet(plain, candidates_of(cfg), dropout)
+        return supernet_shape(cfg)
     load(plain, s.INIT_CHECKPOINT)
     rule = slice_sum if s.INIT == "imagenet" else SLICE_RULES[s.SLICE_RULE]
     return supernet_from_3d(plain, candidates_of(cfg), dropout, rule, source=s.INIT_CHECKPOINT)

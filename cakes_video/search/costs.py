@@ -26,7 +26,7 @@ from torch import nn
 from ..models import build_model
 from ..models.complexity import count_gflops, count_params
 from ..models.resnet3d import BasicBlock, Bottleneck, cakes_layer_widths
-from ..models.subkernels import ChannelConfig, kernel_shape
+from ..models.subkernels import ChannelConfig, in_vocabulary_order, kernel_shape
 
 Triple = Tuple[int, int, int]
 Counts = Dict[str, int]
@@ -69,7 +69,7 @@ def cakes_model_cfg(cfg: CfgNode, channel_config) -> CfgNode:
     derived.defrost()
     derived.MODEL.TEMPORAL_OP = "cakes"
     derived.MODEL.STAGE_TEMPORAL_OPS = []
-    derived.MODEL.CAKES.SUBKERNELS = list(cfg.SEARCH.CANDIDATES)
+    derived.MODEL.CAKES.SUBKERNELS = in_vocabulary_order(cfg.SEARCH.CANDIDATES)
     derived.MODEL.CAKES.CONV_CONFIG = channel_config
     return derived
 

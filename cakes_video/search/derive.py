@@ -34,7 +34,7 @@ from fvcore.common.config import CfgNode
 
 from ..config import ConfigError, check_choice
 from ..models.resnet3d import cakes_layer_widths
-from ..models.subkernels import ChannelConfig
+from ..models.subkernels import ChannelConfig, in_vocabulary_order
 from .costs import (NetworkCost, SearchedLayer, analytic_gflops, analytic_params, derive_input_shape,
                     granular_uniform_config, layer_granularity, searched_layers)
 from .latency import latency_cost, measure_network_ms
@@ -66,7 +66,8 @@ def _latency_cost(cfg, layers, input_shape, progress) -> NetworkCost:
 
 
 def _reference(cfg: CfgNode, layers: Sequence[SearchedLayer]) -> ChannelConfig:
-    return granular_uniform_config(layers, cfg.SEARCH.CANDIDATES, cfg.SEARCH.DERIVE.GRANULARITY)
+    candidates = in_vocabulary_order(cfg.SEARCH.CANDIDATES)
+    return granular_uniform_config(layers, candidates, cfg.SEARCH.DERIVE.GRANULARITY)
 
 
 class BudgetKind(NamedTuple):
@@ -286,7 +287,7 @@ def derive_under_budget(scores: Scores, cost: NetworkCost, candidates: Sequence[
     return _selection(layers)
 
 
-class _Stuck(ValueError):
+class _Stuck(ConfigError):
     """Raised when no move lowers the cost of a network above the budget."""
 
 
@@ -324,7 +325,7 @@ class _Greedy:
         while self.total > budget:
             moves = self.candidates(lambda d: d < 0)
             if not moves:
-                raise _Stuck(f"the derivation cannot get below {budget:g} {self.cost.unit}; "
+                raise _Stuck(f"SEARCH.DERIVE.BUDGET: the derivation cannot get below {budget:g} {self.cost.unit}; "
                              f"it stops at {self.total:g}")
             loss, delta, i, layer = min(moves, key=lambda m: (m[0] / -m[1], m[2]))
             self.apply(i, delta, layer)
@@ -339,8 +340,9 @@ class _Greedy:
             self.apply(i, delta, layer)
         self.total = self.cost.total(self.config)  # the running sum, recomputed without rounding drift
         if not floor <= self.total <= budget:
-            raise ValueError(f"the derivation lands at {self.total:g} {self.cost.unit}, not within "
-                             f"{LOWER_BAND:.0%} below the budget {budget:g}: lower SEARCH.DERIVE.GRANULARITY")
+            raise ConfigError(f"SEARCH.DERIVE.BUDGET: the derivation lands at {self.total:g} {self.cost.unit}, "
+                              f"not within {LOWER_BAND:.0%} below the budget {budget:g}: lower "
+                              "SEARCH.DERIVE.GRANULARITY")
 
 
 @dataclass
@@ -372,7 +374,7 @@ def budget_cost(cfg: CfgNode, progress: Progress = no_progress) -> Optional[Netw
     input_shape = derive_input_shape(cfg)
     layers = searched_layers(cfg, input_shape)
     cost = BUDGET_KINDS[d.BUDGET_KIND].cost_model(cfg, layers, input_shape, progress)
-    check_budget(cost, d.BUDGET_KIND, d.BUDGET, list(cfg.SEARCH.CANDIDATES), d.GRANULARITY)
+    check_budget(cost, d.BUDGET_KIND, d.BUDGET, in_vocabulary_order(cfg.SEARCH.CANDIDATES), d.GRANULARITY)
     return cost
 
 
@@ -383,7 +385,7 @@ def derive(cfg: CfgNode, scores: Scores, cost: Optional[NetworkCost] = None,
     :func:`budget_cost`, which is called when it is None). Under a latency budget it derives,
     measures and re-derives with the target corrected by budget / measured, up to
     :data:`LATENCY_ATTEMPTS` times, and returns the one measured closest to the budget."""
-    d, candidates = cfg.SEARCH.DERIVE, list(cfg.SEARCH.CANDIDATES)
+    d, candidates = cfg.SEARCH.DERIVE, in_vocabulary_order(cfg.SEARCH.CANDIDATES)
     check_derive_config(cfg)
     if not d.BUDGET_KIND:
         widths = cakes_layer_widths(cfg.MODEL.DEPTH, cfg.MODEL.BASE_WIDTH)
@@ -399,7 +401,7 @@ def derive(cfg: CfgNode, scores: Scores, cost: Optional[NetworkCost] = None,
 
 
 def _derive_latency(cfg: CfgNode, scores: Scores, cost: NetworkCost) -> Derivation:
-    d, candidates = cfg.SEARCH.DERIVE, list(cfg.SEARCH.CANDIDATES)
+    d, candidates = cfg.SEARCH.DERIVE, in_vocabulary_order(cfg.SEARCH.CANDIDATES)
     tolerance, target, best = BUDGET_KINDS["latency_ms"].tolerance, d.BUDGET, None
     for _ in range(LATENCY_ATTEMPTS):
         try:

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Sequence
 
 from fvcore.common.config import CfgNode
 
-from ..models.subkernels import ChannelConfig
+from ..models.subkernels import ChannelConfig, in_vocabulary_order
 from ..utils.figures import new_figure, save_png
 from ..utils.io import replace_atomically
 from .costs import (NetworkCost, SearchedLayer, analytic_gflops, analytic_params, cakes_model_cfg,
@@ -111,7 +111,7 @@ def export_derivation(out_dir: str, cfg: CfgNode, layers: Sequence[SearchedLayer
     paths = {kind: os.path.join(out_dir, f"{name}{suffix}") for kind, suffix in
              [("yaml", ".yaml"), ("json", ".json"), ("model", "_model.yaml"), ("report", "_report.md"),
               ("plot", "_mix.png")]}
-    candidates = list(cfg.SEARCH.CANDIDATES)
+    candidates = in_vocabulary_order(cfg.SEARCH.CANDIDATES)
     write_channel_config_yaml(paths["yaml"], config, header)
     write_channel_config_json(paths["json"], config)
     write_model_config(paths["model"], cfg, paths["yaml"], header)
@@ -135,7 +135,8 @@ def derivation_header(cfg: CfgNode, derivation: Derivation, costs: Dict[str, Net
     return "\n".join([
         f"CAKES channel config derived by cakes_video.search: {how}",
         f"{m.ARCH} depth {m.DEPTH}, base width {m.BASE_WIDTH}, input (C, T, H, W) {tuple(input_shape)}, "
-        f"candidates {list(cfg.SEARCH.CANDIDATES)}, granularity {cfg.SEARCH.DERIVE.GRANULARITY}",
+        f"candidates {in_vocabulary_order(cfg.SEARCH.CANDIDATES)}, "
+        f"granularity {cfg.SEARCH.DERIVE.GRANULARITY}",
         figures,
         "One entry per CAKES layer, in cakes_layer_widths order. Use: MODEL.TEMPORAL_OP cakes "
         "MODEL.CAKES.CONV_CONFIG <this file>",

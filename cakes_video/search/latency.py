@@ -26,7 +26,7 @@ from torch.utils.benchmark import Timer
 
 from ..models.cakes import build_cakes_layer
 from ..models.inference import inference_form
-from ..models.subkernels import ChannelConfig
+from ..models.subkernels import ChannelConfig, in_vocabulary_order
 from ..utils.distributed import resolve_device
 from ..utils.io import write_json
 from .costs import NetworkCost, SearchedLayer, build_derived_model, layer_granularity
@@ -68,7 +68,8 @@ def table_key(cfg: CfgNode, input_shape: Sequence[int]) -> Dict:
                     "stem_pool": m.STEM_POOL, "temporal_strides": list(m.TEMPORAL_STRIDES),
                     "temporal_pool": m.TEMPORAL_POOL, "head": m.HEAD, "num_classes": m.NUM_CLASSES,
                     "kernel_size": m.KERNEL_SIZE, "cakes_impl": m.CAKES.IMPL, "fuse": cfg.TEST.FUSE,
-                    "candidates": list(cfg.SEARCH.CANDIDATES), "granularity": cfg.SEARCH.DERIVE.GRANULARITY},
+                    "candidates": in_vocabulary_order(cfg.SEARCH.CANDIDATES),
+                    "granularity": cfg.SEARCH.DERIVE.GRANULARITY},
         "input_shape": list(input_shape),
     }
 
@@ -129,7 +130,7 @@ def _layer_entries(cfg: CfgNode, layer: SearchedLayer, in_grid: List[int], devic
     threads, repeats, batch = table_threads(cfg), cfg.SEARCH.LATENCY.REPEATS, cfg.SEARCH.LATENCY.BATCH_SIZE
     counts = count_grid(layer.width, cfg.SEARCH.DERIVE.GRANULARITY)
     ms = {}
-    for s in cfg.SEARCH.CANDIDATES:
+    for s in in_vocabulary_order(cfg.SEARCH.CANDIDATES):
         ms[s] = [[time_ms(_deployed_layer(build_cakes_layer(c_in, {s: n}, layer.stride, layer.kernel_size,
                                                              not layer.must_fill, cfg.MODEL.CAKES.IMPL), cfg, device),
                           _input(c_in, layer.in_thw, batch, device), threads, repeats)
