@@ -37,26 +37,31 @@ def test_the_table_runs_end_to_end_on_the_tiny_setting_and_a_rerun_reuses_its_ru
     table = benchmark_search.main(["--output-dir", str(out), "--tiny", "--seeds", "2", "--threads", "1"])
     saved = json.load(open(out / "search_table.json"))
     assert saved == json.loads(json.dumps(table))
-    # a latency budget may miss its 2% band on a network this small (measured costs): recorded, not fatal
-    assert all(f["row"] == "latency_aware" and "SEARCH.DERIVE.BUDGET" in f["error"] for f in saved["failed"])
+    # a budget may be out of reach of a network this small (coarse steps, measured latencies): a searched
+    # row x seed that misses it is recorded with its error, not fatal; every plain network runs
+    searched = {r.name for r in ROWS if r.mode}
+    assert all(f["row"] in searched and "SEARCH.DERIVE.BUDGET" in f["error"] for f in saved["failed"])
     assert len(saved["runs"]) + len(saved["failed"]) == 2 * len(ROWS)
-    assert [r["row"] for r in saved["rows"]] == [r.name for r in ROWS if len(saved["failed"]) < 2 or
-                                                 r.name != "latency_aware"]
+    assert len(saved["failed"]) <= 4, saved["failed"]  # most searched rows make it
+    recorded = {r["row"] for r in saved["runs"]}
+    assert [r["row"] for r in saved["rows"]] == [r.name for r in ROWS if r.name in recorded]
+    assert {r.name for r in ROWS if not r.mode} <= recorded
     for row in saved["rows"]:
         mine = [r for r in saved["runs"] if r["row"] == row["row"]]
-        assert sorted(r["seed"] for r in mine) == [0, 1] and row["seeds"] == 2
+        missed = [f["seed"] for f in saved["failed"] if f["row"] == row["row"]]
+        assert sorted([r["seed"] for r in mine] + missed) == [0, 1] and row["seeds"] == len(mine)
         for metric in ("top1", "pair_accuracy", "gflops_per_view", "params", "latency_ms"):
             assert row[metric] == pytest.approx(mean_and_sem([r[metric] for r in mine]))
         for r in mine:
             assert 0 <= r["top1"] <= 100 and 0 <= r["pair_accuracy"] <= 1
             assert r["gflops_per_view"] > 0 and r["params"] > 0 and r["latency_ms"] > 0 and r["latency_threads"] == 1
     runs = {(r["row"], r["seed"]): r for r in saved["runs"]}
-    for seed in (0, 1):  # the searched networks meet their budgets, fractions of the same seed's R3D
-        r3d = runs["r3d", seed]
-        for row in ROWS:
-            if row.mode and row.budget_kind == "gflops":
-                assert runs[row.name, seed]["gflops_per_view"] <= row.fraction * r3d["gflops_per_view"] * 1.0001
-        assert runs["shrunk_r3d", seed]["run_dir"].startswith(str(out / "supernets" / "shrink"))
+    for (name, seed), run in runs.items():  # the searched networks meet their budgets, fractions of the seed's R3D
+        row = next(r for r in ROWS if r.name == name)
+        if row.mode and row.budget_kind == "gflops":
+            assert run["gflops_per_view"] <= row.fraction * runs["r3d", seed]["gflops_per_view"] * 1.0001
+        if row.shrink:
+            assert run["run_dir"].startswith(str(out / "supernets" / "shrink"))
     md = (out / "search_table.md").read_text()
     assert all(f"| {row.label} |" in md for row in ROWS)
     for png in ("accuracy_vs_gflops.png", "accuracy_vs_latency.png"):
@@ -67,10 +72,17 @@ def test_the_table_runs_end_to_end_on_the_tiny_setting_and_a_rerun_reuses_its_ru
         raise AssertionError("a finished run was run again")
     retried = []
     def search_again(cfg):
-        retried.append(cfg.SEARCH.DERIVE.BUDGET_KIND)
+        retried.append(cfg.OUTPUT_DIR)
         raise ConfigError("SEARCH.DERIVE.BUDGET: missed again")
     monkeypatch.setattr(search_table, "train", refuse)
     monkeypatch.setattr(search_table, "search", search_again)
     monkeypatch.setattr(search_table, "latency_ms", refuse)
     again = benchmark_search.main(["--output-dir", str(out), "--tiny", "--seeds", "2", "--threads", "1"])
-    assert again["runs"] == table["runs"] and retried == ["latency_ms"] * len(saved["failed"])
+    assert again["runs"] == table["runs"] and len(retried) == len(saved["failed"])
+    assert [(f["row"], f["seed"]) for f in again["failed"]] == [(f["row"], f["seed"]) for f in saved["failed"]]
+
+
+def test_a_bad_override_fails_once_before_any_data_or_run(tmp_path):
+    with pytest.raises(ConfigError, match="FOO"):
+        benchmark_search.main(["--output-dir", str(tmp_path / "table"), "--tiny", "FOO", "1"])
+    assert not (tmp_path / "table").exists()
