@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install clean zoo-synthetic search-synthetic
+.PHONY: demo test install clean zoo-synthetic search-synthetic search-benchmark
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ search-synthetic: install
 	test -f $(ZOO_DATA)/meta.json || $(PY) tools/make_synthetic.py $(ZOO_DATA) --seed 0 --videos-per-class 96
 	$(PY) tools/search_net.py --cfg synthetic/cakes_r10_w32 --budget $(SEARCH_BUDGET) SEARCH.TRAIN_DERIVED True \
 	  OUTPUT_DIR output/search $(ZOO_DATA_OPTS)
+
+# The hard synthetic benchmark's table (issue 13; datasets/SYNTHETIC.md): every network x 3 seeds, into
+# output/search_benchmark/search_table.{json,md} and its two PNGs. A rerun reuses the finished runs.
+search-benchmark: install
+	$(PY) tools/benchmark_search.py --output-dir output/search_benchmark --seeds 3
 
 clean:
 	rm -rf output .pytest_cache

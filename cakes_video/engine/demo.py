@@ -3,7 +3,7 @@ predict one video -> OUTPUT_DIR/results.json and a printed summary."""
 import logging
 import os
 import time
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 from ..config import resolve_config_path
 from ..config_loader import load_config
@@ -22,15 +22,18 @@ SYNTHETIC_VIDEOS_PER_CLASS = 96  # training clips per class (val and test get a 
 DEFAULT_CONFIG = "demo/cakes_r10_synthetic"  # a packaged config (cakes_video/configs/)
 
 
-def ensure_synthetic(data_dir: str, seed: int, videos_per_class: int, frames: int, size: int) -> str:
-    """Writes the synthetic benchmark into ``data_dir`` unless a complete one is there."""
+def ensure_synthetic(data_dir: str, seed: int, videos_per_class: Optional[int], frames: int, size: int,
+                     variant: str = "easy") -> str:
+    """Writes the synthetic benchmark's ``variant`` into ``data_dir`` unless a complete one is there
+    (``videos_per_class`` None: the variant's default)."""
     done = all(os.path.isfile(os.path.join(data_dir, f)) for f in ("train.txt", "val.txt", "test.txt", "meta.json"))
     if done:
         logger.info("using the synthetic benchmark already in %s", data_dir)
     else:
         logger.info("writing the synthetic benchmark to %s ...", data_dir)
         # an incomplete one is the remains of an interrupted demo: replace it
-        make_synthetic(data_dir, seed=seed, videos_per_class=videos_per_class, frames=frames, size=size, overwrite=True)
+        make_synthetic(data_dir, seed=seed, videos_per_class=videos_per_class, frames=frames, size=size,
+                       variant=variant, overwrite=True)
     return data_dir
 
 
