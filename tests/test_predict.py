@@ -1,6 +1,6 @@
 """Prediction on users' videos (engine/predict.py, tools/predict.py): inputs, JSON, exit
 status, bad input; windows streamed over long videos (datasets/windows.py) and scored as the
-offline test scores the clip a window covers; the CSV and PNG timeline (engine/timeline.py)."""
+offline test scores the clip a window covers; the CSV (engine/reports.py) and PNG timeline (engine/plots.py)."""
 import importlib.util
 import json
 import os
@@ -29,7 +29,7 @@ from cakes_video.engine.predict import (EXIT_SOME_FAILED, PredictOptions, find_i
                                         predict_inputs, split_overrides, view_overrides)
 from cakes_video.engine.testing import collect_predictions
 from cakes_video.engine.plots import plot_timeline, timeline_classes
-from cakes_video.engine.timeline import write_windows_csv
+from cakes_video.engine.reports import write_windows_csv
 from cakes_video.models import build_model
 from video_factory import frame_index
 

@@ -52,7 +52,7 @@ from .export import load_onnx
 from .monitor import progress
 from .testing import find_test_checkpoint, inference_model, view_logits
 from .plots import plot_timeline
-from .timeline import write_windows_csv
+from .reports import write_windows_csv
 
 logger = logging.getLogger(__name__)
 Model = Callable[[torch.Tensor], torch.Tensor]  # float [N, 3, T, H, W] -> [N, K] logits

@@ -1,10 +1,13 @@
-"""The tables a test run writes: predictions.csv, per_class_accuracy.csv, confusion_matrix.csv
-(its confusion_matrix.png: :func:`.plots.plot_confusion_matrix`)."""
+"""The CSV tables the engine writes: a test run's predictions.csv, per_class_accuracy.csv,
+confusion_matrix.csv (its confusion_matrix.png: :func:`.plots.plot_confusion_matrix`), and a
+windowed prediction's one row per window (its timeline: :func:`.plots.plot_timeline`)."""
 import csv
 import math
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import torch
+
+from ..utils.io import replace_atomically
 
 
 def write_predictions(path: str, rows: List[Dict], class_names: Sequence[str]) -> None:
@@ -39,3 +42,24 @@ def write_confusion_csv(path: str, confusion: torch.Tensor, class_names: Sequenc
         w.writerow(["true \\ predicted", *class_names])
         for name, row in zip(class_names, confusion.tolist()):
             w.writerow([name, *row])
+
+
+def write_windows_csv(path: str, spans: Sequence[Tuple[float, float]], scores: torch.Tensor,
+                      class_names: Sequence[str], topk: int) -> None:
+    """``start_s, end_s, top1, top1_score, ..., topK, topK_score``: one row per window.
+
+    ``spans``: (start, end) seconds of each window; ``scores``: float [windows, classes].
+    """
+    k = min(topk, scores.shape[1])
+    top = scores.topk(k, dim=1)
+    header = ["start_s", "end_s"] + [f"top{r}{part}" for r in range(1, k + 1) for part in ("", "_score")]
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            for (start, end), values, indices in zip(spans, top.values.tolist(), top.indices.tolist()):
+                ranked = [x for c, s in zip(indices, values) for x in (class_names[c], f"{s:.5g}")]
+                w.writerow([f"{start:.3f}", f"{end:.3f}", *ranked])
+
+    replace_atomically(path, write)
