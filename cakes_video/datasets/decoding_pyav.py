@@ -22,6 +22,11 @@ from av.video.reformatter import VideoReformatter
 from .decoding_base import DecodeError, Decoder, VideoMeta, check_file, clockwise, rotate
 
 
+def header_rate(stream):
+    """The frame rate a stream's header gives (average, else guessed, else base; None if none)."""
+    return stream.average_rate or stream.guessed_rate or stream.base_rate
+
+
 def open_container(path: str):
     """av.open that turns every failure into DecodeError; returns (container, video stream)."""
     check_file(path)
@@ -165,7 +170,7 @@ class PyAVDecoder(Decoder):
     def _make_meta(self, size) -> VideoMeta:
         stream, table = self._stream, self._table
         n = len(table.pts)
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        rate = header_rate(stream)
         fps = float(rate) if rate else 0.0
         # The header's rate can be wrong for variable frame rate; trust timestamps when they
         # disagree by more than their millisecond rounding can explain.

@@ -15,12 +15,12 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from .decoding_base import DecodeError, clockwise, rotate
-from .decoding_pyav import open_container
+from .decoding_pyav import header_rate, open_container
 
 
 def frame_rate(stream, path: str) -> Fraction:
-    """The stream's frame rate as its header gives it (average, else guessed, else base)."""
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    """The stream's frame rate as its header gives it (:func:`~.decoding_pyav.header_rate`)."""
+    rate = header_rate(stream)
     if not rate:
         raise DecodeError(f"{path}: no frame rate in the stream")
     return Fraction(rate)

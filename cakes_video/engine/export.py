@@ -30,11 +30,9 @@ from torch import nn
 
 from ..config import get_cfg
 from ..datasets.catalog import class_names_of
-from ..models import build_model
 from ..models.inference import inference_form
 from ..utils.io import replace_atomically
-from .checkpointer import load_weights
-from .testing import find_test_checkpoint
+from .testing import find_test_checkpoint, trained_model
 
 # The keys stored with an exported model (ONNX metadata_props, TorchScript extra files), all strings.
 METADATA = {
@@ -145,8 +143,7 @@ def export_trained(cfg, path: str, fmt: str = "onnx", checkpoint: str = "") -> D
     check_format(fmt)
     check_output(path)
     weights = checkpoint or find_test_checkpoint(cfg)
-    model = build_model(cfg)
-    load_weights(model, weights)
+    model = trained_model(cfg, weights)
     export_model(model, cfg, path, fmt)
     return {"path": path, "format": fmt, "checkpoint": weights,
             "max_abs_diff": max_abs_diff(model, LOADERS[fmt](path), cfg.DATA.NUM_FRAMES, cfg.DATA.TEST_CROP_SIZE)}

@@ -43,14 +43,12 @@ from ..datasets.multiview import spatial_views_from_cfg, temporal_views_from_cfg
 from ..datasets.transcode import VIDEO_EXTENSIONS, find_videos
 from ..datasets.video_reader import VideoReader, decode_options_from_cfg
 from ..datasets.windows import SlidingWindows, Span, sliding_windows_from_cfg
-from ..models import build_model
 from ..utils.distributed import resolve_device
 from ..utils.io import write_json
 from ..utils.metrics import aggregate_views
-from .checkpointer import load_weights
 from .export import load_onnx
 from .monitor import progress
-from .testing import find_test_checkpoint, inference_model, view_logits
+from .testing import inference_model, trained_model, view_logits
 from .plots import plot_timeline
 from .reports import write_windows_csv
 
@@ -81,11 +79,8 @@ class PredictOptions:
 
 
 def load_trained_model(cfg, checkpoint: Optional[str] = None) -> nn.Module:
-    """The model of ``cfg`` with trained weights (``checkpoint``, else as testing finds them),
-    ready for inference (in inference form with TEST.DEPLOY)."""
-    model = build_model(cfg)
-    load_weights(model, checkpoint or find_test_checkpoint(cfg))
-    return inference_model(cfg, model)
+    """:func:`trained_model`, ready for inference (in inference form with TEST.DEPLOY)."""
+    return inference_model(cfg, trained_model(cfg, checkpoint))
 
 
 def view_overrides(views: str = "", protocol: str = "") -> List[str]:

@@ -12,7 +12,7 @@ from ..checkpoint.schema import load_checkpoint
 from ..config import ConfigError, merge_config, merge_config_text
 from ..config.resume import config_changes, describe_changes
 from ..utils.distributed import is_main, on_main
-from ..utils.io import FileLock, LockHeldError, describe_holder, replace_atomically
+from ..utils.io import FileLock, LockHeldError, describe_holder, write_text
 from .checkpointer import Checkpointer
 from .monitor import MetricWriter
 
@@ -154,11 +154,7 @@ def save_config(cfg, changes: Optional[Changes], writer: MetricWriter, epoch: in
         else:
             _record_changes(changes, writer, epoch, iteration, kept)
 
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            f.write(text)
-
-    replace_atomically(path, write)
+    write_text(path, text)
 
 
 def _record_changes(changes: Changes, writer: MetricWriter, epoch: int, iteration: int, kept: str) -> None:

@@ -41,6 +41,13 @@ def find_test_checkpoint(cfg) -> str:
     return found
 
 
+def trained_model(cfg, checkpoint: Optional[str] = None) -> nn.Module:
+    """The model of ``cfg`` with trained weights: ``checkpoint``, else :func:`find_test_checkpoint`'s."""
+    model = build_model(cfg)
+    load_weights(model, checkpoint or find_test_checkpoint(cfg))
+    return model
+
+
 def inference_model(cfg, model: nn.Module) -> nn.Module:
     """``model`` as testing and prediction run it: in inference form with TEST.DEPLOY (and
     TEST.FUSE), else itself in eval mode."""

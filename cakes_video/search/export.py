@@ -10,18 +10,10 @@ from fvcore.common.config import CfgNode
 
 from ..models.subkernels import ChannelConfig, in_vocabulary_order
 from ..utils.figures import new_figure, save_png
-from ..utils.io import replace_atomically
+from ..utils.io import write_text
 from .costs import (NetworkCost, SearchedLayer, analytic_gflops, analytic_params, cakes_model_cfg,
                     derive_input_shape, in_channels_of, searched_layers)
 from .derive import Derivation
-
-
-def _write_text(path: str, text: str) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            f.write(text)
-
-    replace_atomically(path, write)
 
 
 def _comment(header: str) -> str:
@@ -32,19 +24,19 @@ def write_channel_config_yaml(path: str, config: ChannelConfig, header: str) -> 
     """``config`` as our channel config YAML (as in ``configs/channel_configs/``): ``header`` as
     comment lines, then one flow-style dict per layer."""
     lines = ["- {" + ", ".join(f"{s}: {n}" for s, n in counts.items()) + "}" for counts in config]
-    _write_text(path, _comment(header) + "\n".join(lines) + "\n")
+    write_text(path, _comment(header) + "\n".join(lines) + "\n")
 
 
 def write_channel_config_json(path: str, config: ChannelConfig) -> None:
     """``config`` as the official release's format: a JSON list of one dict per layer."""
-    _write_text(path, json.dumps(config, indent=1) + "\n")
+    write_text(path, json.dumps(config, indent=1) + "\n")
 
 
 def write_model_config(path: str, cfg: CfgNode, channel_config_path: str, header: str) -> None:
     """A full config (``cfg``, every group) whose network is CAKES in every stage with the channel
     config at ``channel_config_path`` (stored as an absolute path, so the file loads from anywhere)."""
     derived = cakes_model_cfg(cfg, os.path.abspath(channel_config_path))
-    _write_text(path, _comment(header) + derived.dump())
+    write_text(path, _comment(header) + derived.dump())
 
 
 def layer_rows(layers: Sequence[SearchedLayer], config: ChannelConfig, candidates: Sequence[str],
@@ -80,7 +72,7 @@ def format_report(rows: List[Dict], title: str = "", notes: Sequence[str] = ()) 
 
 
 def write_report(path: str, text: str) -> None:
-    _write_text(path, text)
+    write_text(path, text)
 
 
 def plot_subkernel_mix(path: str, layers: Sequence[SearchedLayer], config: ChannelConfig,

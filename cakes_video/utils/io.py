@@ -34,6 +34,15 @@ def replace_atomically(path: str, write: Callable[[str], None]) -> None:
             os.remove(tmp)
 
 
+def write_text(path: str, text: str) -> None:
+    """``text`` at ``path``, written atomically (:func:`replace_atomically`)."""
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    replace_atomically(path, write)
+
+
 def write_json(path: str, obj, indent: int = 2) -> None:
     """``obj`` as JSON, with a final newline, at ``path``, written atomically (:func:`replace_atomically`)."""
     def write(tmp: str) -> None:
