@@ -46,10 +46,11 @@ zoo-synthetic: install
 # supernet's kept channels and tested (output/search/search_summary.json). Rerun with another --budget to
 # derive again from the same supernet.
 SEARCH_BUDGET ?= gflops=0.144
+SEARCH_OPTS ?=
 search-synthetic: install
 	test -f $(ZOO_DATA)/meta.json || $(PY) tools/make_synthetic.py $(ZOO_DATA) --seed 0 --videos-per-class 96
 	$(PY) tools/search_net.py --cfg synthetic/cakes_r10_w32 --budget $(SEARCH_BUDGET) SEARCH.TRAIN_DERIVED True \
-	  OUTPUT_DIR output/search $(ZOO_DATA_OPTS)
+	  OUTPUT_DIR output/search $(ZOO_DATA_OPTS) $(SEARCH_OPTS)
 
 # The hard synthetic benchmark's table (issue 13; datasets/SYNTHETIC.md): every network x 3 seeds, into
 # output/search_benchmark/search_table.{json,md} and its two PNGs. A rerun reuses the finished runs.
