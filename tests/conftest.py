@@ -7,6 +7,8 @@ import pytest
 
 import video_factory
 
+from cakes_video.engine.monitor import HANDLER_NAME
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_VIDEO_DIRS = (REPO.parent / "shared" / "videos", Path("/work/shared/videos"))
 
@@ -40,3 +42,14 @@ def capture_cakes_video_logs(caplog, monkeypatch):
     log.addHandler(caplog.handler)
     yield
     log.removeHandler(caplog.handler)
+
+
+@pytest.fixture(autouse=True)
+def no_stale_log_handlers():
+    """A tool's setup_logging leaves its handlers (stderr, OUTPUT_DIR/log.txt) behind; the next
+    test starts without them, and the log file is closed."""
+    yield
+    log = logging.getLogger("cakes_video")
+    for handler in [h for h in log.handlers if h.get_name() == HANDLER_NAME]:
+        log.removeHandler(handler)
+        handler.close()

@@ -4,6 +4,7 @@ checkpoint, no metrics line, no results); the failure budget counts missing file
 stops an epoch as soon as it is exceeded; truncated files are reported; make_synthetic refuses
 to write over a benchmark."""
 import importlib.util
+import io
 import logging
 import os
 from pathlib import Path
@@ -20,7 +21,7 @@ from cakes_video.datasets.failures import TooManyFailedVideos, check_failures_so
 from cakes_video.datasets.preflight import check_files_exist, missing_files
 from cakes_video.datasets.video_reader import DecodeOptions, VideoReader
 from cakes_video.engine.cli import ToolParser, add_config_args, one_line, run_tool
-from cakes_video.engine.monitor import HANDLER_NAME, read_metrics
+from cakes_video.engine.monitor import read_metrics, setup_logging
 from cakes_video.engine.setup import train
 from cakes_video.engine.train import Hook
 from cakes_video.models import build_model
@@ -34,17 +35,6 @@ def _tool(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(autouse=True)
-def no_stale_log_handlers():
-    """A tool's setup_logging leaves a handler on the stderr of its test; the next test's stderr
-    must not hear "Logging error" from it."""
-    yield
-    log = logging.getLogger("cakes_video")
-    for handler in [h for h in log.handlers if h.get_name() == HANDLER_NAME]:
-        log.removeHandler(handler)
-        handler.close()
 
 
 @pytest.fixture
@@ -327,3 +317,17 @@ def test_make_synthetic_bad_arguments_are_one_line(tmp_path, caplog, capsys, cas
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and expected.format(out=out) in errors[0], errors
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_log_lines_go_to_the_current_stderr(monkeypatch):
+    """setup_logging's handler writes to sys.stderr as it is now: a caller that swapped stderr
+    and closed the old one (a notebook cell, a test's capture) gets no "Logging error"."""
+    old = io.StringIO()
+    monkeypatch.setattr("sys.stderr", old)
+    setup_logging()
+    old.close()
+    new = io.StringIO()
+    monkeypatch.setattr("sys.stderr", new)
+    logging.getLogger("cakes_video.test").warning("after the swap")
+    assert "Logging error" not in new.getvalue()
+    assert new.getvalue().rstrip().endswith("WARNING] after the swap")

@@ -30,7 +30,7 @@ def setup_logging(output_dir: Optional[str] = None) -> logging.Logger:
         log.removeHandler(h)
         h.close()
     fmt = logging.Formatter("[%(asctime)s %(name)s %(levelname)s] %(message)s", "%H:%M:%S")
-    handlers = [logging.StreamHandler(sys.stderr)]
+    handlers = [StderrHandler()]
     if output_dir and is_main():
         os.makedirs(output_dir, exist_ok=True)
         handlers.append(logging.FileHandler(os.path.join(output_dir, "log.txt")))
@@ -39,6 +39,23 @@ def setup_logging(output_dir: Optional[str] = None) -> logging.Logger:
         h.setFormatter(fmt)
         log.addHandler(h)
     return log
+
+
+class StderrHandler(logging.StreamHandler):
+    """A StreamHandler on whatever ``sys.stderr`` is when a record is written, not the one at set-up:
+    a caller that swaps stderr (a notebook, a test's capture) and closes the old one must not
+    leave the logger writing to a closed stream."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass  # always the current sys.stderr
 
 
 class MetricWriter:
