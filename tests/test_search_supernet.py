@@ -12,10 +12,11 @@ from test_engine_train import CrashAfterStep
 
 from cakes_video.checkpoint import save_checkpoint
 from cakes_video.config import ConfigError, get_cfg
+from cakes_video.config_loader import load_config
 from cakes_video.engine.monitor import read_metrics
-from cakes_video.engine.search import train_supernet
+from cakes_video.engine.search import shrink_to_config, train_supernet
 from cakes_video.models.resnet3d import ResNet3D, cakes_layer_widths
-from cakes_video.search.build import build_supernet, plain_3d_network
+from cakes_video.search.build import build_supernet, plain_3d_network, shrunk_network
 from cakes_video.search.init import slice_sum
 from cakes_video.search.supernet import (SupernetLayer, apply_sparsity, inherit_weights, supernet_from_3d,
                                          supernet_layers, supernet_scores)
@@ -234,6 +235,36 @@ def test_shrink_from_a_trained_checkpoint_through_the_config(tmp_path):
     assert torch.equal(model.stem.conv.weight, r3d.stem.conv.weight)  # the body is the trained model's
     assert model.head.fc.out_features == 5  # another number of classes: a new head
     torch.testing.assert_close(model.layer3[0].conv1.convs[2].weight, r3d.layer3[0].conv1.conv.weight.sum((3, 4), True))
+
+
+def test_a_shrink_without_search_keeps_each_channels_own_sliced_kernel(tmp_path):
+    r3d = _randomise_bn(plain_3d_network(_cfg(10))).eval()
+    save_checkpoint(str(tmp_path / "r3d.pyth"), r3d.state_dict())
+    # SEARCH.MODE cost scales a supernet's shares by 1/N: the shrink slices in performance mode anyway
+    cfg = _cfg(10, "SEARCH.INIT", "checkpoint", "SEARCH.INIT_CHECKPOINT", str(tmp_path / "r3d.pyth"), "SEARCH.MODE", "cost")
+    every_3x3x3 = [{"kxkxk": list(range(w))} for w, _ in cakes_layer_widths(10, 4)]
+    x = torch.randn(2, 3, 4, 16, 16)
+    torch.testing.assert_close(shrunk_network(cfg, _derived(10, every_3x3x3)).eval()(x), r3d(x), rtol=1e-4, atol=1e-5)
+    # a uniform split: layer1.0.conv1's output channels 0, 1 | 2 | 3 keep kxkxk | 1xkxk | kx1x1 of their own kernels
+    uniform = [{"kxkxk": [0, 1], "1xkxk": [2], "kx1x1": [3]} if w == 4 else {"kxkxk": list(range(w))}
+               for w, _ in cakes_layer_widths(10, 4)]
+    conv1 = shrunk_network(cfg, _derived(10, uniform)).layer1[0].conv1
+    kernel = r3d.layer1[0].conv1.conv.weight
+    assert torch.equal(conv1.convs[0].weight, kernel[:2])
+    torch.testing.assert_close(conv1.convs[1].weight, kernel[2:3].sum(2, True))
+    torch.testing.assert_close(conv1.convs[2].weight, kernel[3:].sum((3, 4), True))
+
+
+def test_shrink_to_config_fine_tunes_the_sliced_network_and_needs_a_trained_model(tmp_path):
+    r3d = plain_3d_network(_search_cfg(tmp_path / "r3d"))
+    save_checkpoint(str(tmp_path / "r3d.pyth"), r3d.state_dict())
+    cfg = _search_cfg(tmp_path / "shrunk", "SOLVER.MAX_EPOCH", 1, "SEARCH.INIT", "checkpoint",
+                      "SEARCH.INIT_CHECKPOINT", str(tmp_path / "r3d.pyth"), "MODEL.CAKES.CONV_CONFIG", "uniform")
+    assert shrink_to_config(cfg, FakeLoaderFn(num_videos=8))["run"] == str(tmp_path / "shrunk")
+    assert load_config(str(tmp_path / "shrunk" / "config.yaml")).MODEL.TEMPORAL_OP == "cakes"
+    assert [r["epoch"] for r in read_metrics(str(tmp_path / "shrunk"), "epoch")] == [1]
+    with pytest.raises(ConfigError, match="SEARCH.INIT: shrinking starts from a trained 3D model"):
+        shrink_to_config(_search_cfg(tmp_path / "x"), FakeLoaderFn(num_videos=8))
 
 
 def _search_cfg(out, *overrides):

@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """The hard synthetic benchmark's table: C2D, R3D, R(2+1)D, uniform and searched CAKES (both modes,
-two FLOPs budgets, a latency budget) and the shrunk R3D, each over several seeds; writes
-OUTPUT_DIR/search_table.{json,md}, accuracy_vs_gflops.png and accuracy_vs_latency.png. A rerun
-reuses the finished runs.
+FLOPs budgets, a latency budget, inherited against inflated weights) and R3D shrunk (searched at two
+budgets, uniformly, and the searched network from scratch), each over several seeds, every seed's
+networks timed in one run; writes OUTPUT_DIR/search_table.{json,md}, accuracy_vs_gflops.png and
+accuracy_vs_latency.png. A rerun reuses the finished runs.
 
     tools/benchmark_search.py --output-dir DIR [--seeds 3] [--tiny] [--threads N] [KEY VALUE ...]
 

@@ -13,14 +13,15 @@ import json
 import logging
 import math
 import os
+import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 from ..config import ConfigError
 from ..config_loader import load_config
 from ..datasets.synthetic import temporal_pair_accuracy
 from ..engine.demo import data_overrides, ensure_synthetic
-from ..engine.search import search
+from ..engine.search import search, shrink_to_config
 from ..engine.setup import train
 from ..engine.testing import run_test
 from ..utils.figures import new_figure, save_png
@@ -37,33 +38,64 @@ ROW_FILE = "row.json"
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the table: a plain network (``op``) trained from scratch, or a searched one
-    (``mode``: SEARCH.MODE) derived under ``budget_kind`` at ``fraction`` of R3D's cost from the
-    supernet ``supernet`` (rows naming the same one share it); ``shrink`` starts that supernet
-    from R3D's trained weights (SEARCH.INIT checkpoint)."""
+    """One line of the table, by ``kind``:
+
+    - "plain": the network of MODEL.TEMPORAL_OP ``op`` trained from scratch;
+    - "search": the CAKES network derived under ``budget_kind`` at ``fraction`` of the ``reference``
+      row's cost (the same seed's) from the supernet ``supernet`` (rows naming the same one share
+      it), trained from ``derive_init`` (SEARCH.DERIVE.INIT); ``shrink`` starts that supernet from
+      R3D's trained weights (SEARCH.INIT checkpoint);
+    - "shrink_uniform": R3D's trained weights sliced into uniform CAKES, fine-tuned
+      (:func:`~cakes_video.engine.search.shrink_to_config`);
+    - "scratch": the network of row ``source``'s run trained again from scratch.
+
+    ``epochs``: SOLVER.MAX_EPOCH of the row's runs (a searched row's supernet and derived network
+    each), 0 for the config's; ``granularity``: SEARCH.DERIVE.GRANULARITY of a searched row."""
     name: str
     label: str
+    kind: str = "search"
     op: str = ""
-    mode: str = ""
-    supernet: str = ""
+    mode: str = "performance"
+    supernet: str = "performance"
     budget_kind: str = "gflops"
     fraction: float = 0.6
+    reference: str = "r3d"
+    derive_init: str = "inherit"
     shrink: bool = False
+    source: str = ""
+    epochs: int = 0
+    granularity: int = 1
+
+    @property
+    def needs(self) -> List[str]:
+        """The rows of the same seed this one starts from or measures against."""
+        needs = {"search": [self.reference] + (["r3d"] if self.shrink else []), "shrink_uniform": ["r3d"],
+                 "scratch": [self.source]}
+        return needs.get(self.kind, [])
 
 
+SHRINK_EPOCHS = 3  # the shrink's brief search and its fine-tune (from R3D's trained weights), each
 ROWS = (
-    Row("c2d", "C2D", op="2d"),
-    Row("r3d", "R3D", op="3d"),
-    Row("r2plus1d", "R(2+1)D", op="2plus1d"),
-    Row("cakes_uniform", "CAKES (uniform)", op="cakes"),
-    Row("searched_performance", "CAKES searched (performance)", mode="performance", supernet="performance"),
-    Row("searched_cost", "CAKES searched (cost)", mode="cost", supernet="cost"),
-    # the smallest reachable network of the benchmark's config is 54% of R3D's GFLOPs: budgets above it
-    Row("budget_gflops_70", "CAKES budget 70% GFLOPs", mode="performance", supernet="performance", fraction=0.7),
-    Row("budget_gflops_90", "CAKES budget 90% GFLOPs", mode="performance", supernet="performance", fraction=0.9),
-    Row("latency_aware", "CAKES latency-aware (75% latency)", mode="performance", supernet="performance",
-        budget_kind="latency_ms", fraction=0.75),
-    Row("shrunk_r3d", "R3D shrunk (60% GFLOPs)", mode="performance", supernet="shrink", shrink=True),
+    Row("c2d", "C2D", kind="plain", op="2d"),
+    Row("r3d", "R3D", kind="plain", op="3d"),
+    Row("r2plus1d", "R(2+1)D", kind="plain", op="2plus1d"),
+    Row("cakes_uniform", "CAKES (uniform)", kind="plain", op="cakes"),
+    Row("searched_performance", "CAKES searched (performance), 60% GFLOPs"),
+    Row("searched_performance_inflate", "same network, trained from inflation", derive_init="inflate"),
+    Row("searched_cost", "CAKES searched (cost), 60% GFLOPs", mode="cost", supernet="cost"),
+    # budget-exact: at uniform CAKES's own GFLOPs (77% of R3D's), and at 90% of R3D's; the smallest
+    # reachable network of the benchmark's config is 54% of R3D's GFLOPs (the stem and head are not searched)
+    Row("budget_gflops_uniform", "CAKES budget = uniform's GFLOPs", reference="cakes_uniform", fraction=1.0),
+    Row("budget_gflops_90", "CAKES budget 90% GFLOPs", fraction=0.9),
+    # 90% of R3D's latency, in 16-channel groups (oneDNN's blocks): on 2 CPU threads the smallest
+    # reachable network of this config takes 85% of R3D's time, and a 60%-GFLOPs CAKES more than R3D
+    Row("latency_aware", "CAKES latency-aware (90% latency, 16-ch. groups)", budget_kind="latency_ms",
+        fraction=0.9, granularity=16),
+    Row("shrunk_r3d", "R3D shrunk (searched), 60% GFLOPs", supernet="shrink", shrink=True, epochs=SHRINK_EPOCHS),
+    Row("shrunk_r3d_uniform_budget", "R3D shrunk (searched), uniform's GFLOPs", supernet="shrink", shrink=True,
+        reference="cakes_uniform", fraction=1.0, epochs=SHRINK_EPOCHS),
+    Row("shrunk_r3d_uniform", "R3D shrunk (uniform split)", kind="shrink_uniform", epochs=2 * SHRINK_EPOCHS),
+    Row("shrunk_r3d_scratch", "R3D shrunk (searched) 60% network, from scratch", kind="scratch", source="shrunk_r3d"),
 )
 
 # --tiny: a hard set of 2 training clips per class, 8 frames of 32 px, and a network and schedule to match
@@ -79,9 +111,10 @@ FULL_DATA = {"videos_per_class": None, "frames": 16, "size": 64}  # the variant'
 
 def run_table(output_dir: str, seeds: int = 3, tiny: bool = False, overrides: Sequence[str] = (),
               rows: Sequence[Row] = ROWS, threads: int = 0, runs: int = 20) -> Dict:
-    """Runs (or reuses) every ``rows`` x seed run, then writes OUTPUT_DIR/search_table.{json,md},
-    accuracy_vs_gflops.png and accuracy_vs_latency.png. ``threads`` for the latency (batch 1, deployed
-    form): 0 = every CPU core. Returns ``{"runs": [per run], "rows": [per row: means, standard errors]}``."""
+    """Runs (or reuses) every ``rows`` x seed run, times each seed's networks in one interleaved
+    run (batch 1, deployed form, ``threads``: 0 = every CPU core; :func:`time_seed`), then writes
+    OUTPUT_DIR/search_table.{json,md}, accuracy_vs_gflops.png and accuracy_vs_latency.png.
+    Returns ``{"runs": [per run], "rows": [per row: means, standard errors], "failed": [...]}``."""
     overrides = (TINY_OVERRIDES if tiny else []) + list(overrides)
     load_config(CONFIG, overrides)  # a bad override fails here, once, before any data or run
     data = ensure_synthetic_hard(os.path.join(output_dir, "data"), TINY_DATA if tiny else FULL_DATA)
@@ -91,16 +124,19 @@ def run_table(output_dir: str, seeds: int = 3, tiny: bool = False, overrides: Se
     for seed in range(seeds):
         done: Dict[str, Dict] = {}
         for row in rows:
+            missing = [name for name in row.needs if name not in done]
             try:
-                done[row.name] = run_row(output_dir, data, row, seed, overrides, done, threads, runs)
+                if missing:
+                    raise ConfigError(f"needs the row(s) {missing} of seed {seed}, which did not run")
+                done[row.name] = run_row(row, RowContext(output_dir, data, seed, overrides, done, threads, runs,
+                                                         row_epochs=not tiny))
             except ConfigError as e:
-                if not row.mode:
+                if row.kind == "plain":
                     raise
-                # a budget the derivation cannot meet: the other rows still run
+                # a budget the derivation cannot meet (and the rows built on it): the other rows still run
                 logger.error("%s, seed %d: %s", row.name, seed, e)
                 failed.append({"row": row.name, "seed": seed, "error": str(e)})
-                continue
-            records.append(done[row.name])
+        records += time_seed(list(done.values()), threads, runs)
     table = {"config": CONFIG, "overrides": overrides, "seeds": seeds, "latency_threads": threads,
              "runs": records, "failed": failed, "rows": summarise(records, rows)}
     write_outputs(output_dir, table)
@@ -112,45 +148,103 @@ def ensure_synthetic_hard(data_dir: str, sizes: Dict) -> str:
     return ensure_synthetic(data_dir, 0, sizes["videos_per_class"], sizes["frames"], sizes["size"], variant="hard")
 
 
-def run_row(output_dir: str, data: str, row: Row, seed: int, overrides: Sequence[str], done: Dict[str, Dict],
-            threads: int, runs: int) -> Dict:
-    """One row x seed: its record from ``row.json`` when finished before, else trained, tested, timed
-    and recorded. ``done``: this seed's records so far (R3D's sets the budgets)."""
-    record_path = os.path.join(output_dir, "runs", row.name, f"seed{seed}", ROW_FILE)
+@dataclass(frozen=True)
+class RowContext:
+    """What a row x seed runs with: the table's folder, the data, the seed, the overrides, this
+    seed's records so far (``done``: the references of budgets and shrinks) and the timing settings."""
+    output_dir: str
+    data: str
+    seed: int
+    overrides: Sequence[str]
+    done: Dict[str, Dict]
+    threads: int
+    runs: int
+    row_epochs: bool = True  # the rows' own SOLVER.MAX_EPOCH (off in --tiny: one epoch each)
+
+    def row_dir(self, row: Row) -> str:
+        return os.path.join(self.output_dir, "runs", row.name, f"seed{self.seed}")
+
+    def overrides_of(self, row: Row, run_dir: str) -> List[str]:
+        """The data in ``run_dir``, the table's overrides, the seed and the row's epochs."""
+        out = data_overrides(run_dir, self.data) + list(self.overrides) + [
+            "SEED", str(self.seed), "TEST.TOPK", str(NUM_CLASSES)]
+        return out + (["SOLVER.MAX_EPOCH", str(row.epochs)] if row.epochs and self.row_epochs else [])
+
+
+def run_row(row: Row, ctx: RowContext) -> Dict:
+    """One row x seed: its record from ``row.json`` when finished before, else trained, tested and
+    recorded (its latency comes later, :func:`time_seed`)."""
+    record_path = os.path.join(ctx.row_dir(row), ROW_FILE)
     if os.path.isfile(record_path):
         return read_json(record_path)
-    common = list(overrides) + ["SEED", str(seed), "TEST.TOPK", str(NUM_CLASSES)]
-    run_dir = _train_plain(output_dir, data, row, seed, common) if row.op else \
-        _search(output_dir, data, row, seed, common, done["r3d"], threads)
+    start = time.perf_counter()
+    run_dir = RUNNERS[row.kind](row, ctx)
     results = read_json(os.path.join(run_dir, "results.json"))
-    record = {"row": row.name, "label": row.label, "seed": seed, "run_dir": run_dir, "top1": results["top1"],
+    record = {"row": row.name, "label": row.label, "seed": ctx.seed, "run_dir": run_dir, "top1": results["top1"],
               "pair_accuracy": pair_accuracy(os.path.join(run_dir, "predictions.csv"), NUM_CLASSES),
               "gflops_per_view": results["gflops_per_view"], "params": results["params"],
-              "latency_ms": latency_ms(os.path.join(run_dir, "config.yaml"), results["protocol"], threads, runs),
-              "latency_threads": threads}
+              "protocol": results["protocol"], "epochs": row_epochs(row, run_dir),
+              "seconds": time.perf_counter() - start}
     write_json(record_path, record)
     return record
 
 
-def _train_plain(output_dir: str, data: str, row: Row, seed: int, overrides: List[str]) -> str:
-    run_dir = os.path.join(output_dir, "runs", row.name, f"seed{seed}")
-    cfg = load_config(CONFIG, data_overrides(run_dir, data) + overrides + ["MODEL.TEMPORAL_OP", row.op])
+def row_epochs(row: Row, run_dir: str) -> int:
+    """Training epochs the row's network took: its supernet's and its own for a searched row."""
+    epochs = load_config(os.path.join(run_dir, "config.yaml")).SOLVER.MAX_EPOCH
+    return 2 * epochs if row.kind == "search" else epochs
+
+
+def _train_plain(row: Row, ctx: RowContext) -> str:
+    run_dir = ctx.row_dir(row)
+    cfg = load_config(CONFIG, ctx.overrides_of(row, run_dir) + ["MODEL.TEMPORAL_OP", row.op])
     train(cfg)
     run_test(cfg)
     return run_dir
 
 
-def _search(output_dir: str, data: str, row: Row, seed: int, overrides: List[str], r3d: Dict, threads: int) -> str:
-    """The searched row's derived network trained and tested; returns its run folder."""
-    reference = r3d["gflops_per_view"] if row.budget_kind == "gflops" else r3d["latency_ms"]
-    supernet_dir = os.path.join(output_dir, "supernets", row.supernet, f"seed{seed}")
-    init = ["SEARCH.INIT", "checkpoint", "SEARCH.INIT_CHECKPOINT",
-            read_json(os.path.join(r3d["run_dir"], "results.json"))["checkpoint"]] if row.shrink else []
-    cfg = load_config(CONFIG, data_overrides(supernet_dir, data) + overrides + init + [
+def _train_from_scratch(row: Row, ctx: RowContext) -> str:
+    """Row ``source``'s network (its run's config) trained from scratch in this row's folder, with
+    the benchmark's budget (the source's own may be a shrink's short fine-tune)."""
+    run_dir = ctx.row_dir(row)
+    budget = ["SOLVER.MAX_EPOCH", str(load_config(CONFIG).SOLVER.MAX_EPOCH)]
+    cfg = load_config(os.path.join(ctx.done[row.source]["run_dir"], "config.yaml"),
+                      budget + ctx.overrides_of(row, run_dir))
+    train(cfg)
+    run_test(cfg)
+    return run_dir
+
+
+def _r3d_init(ctx: RowContext) -> List[str]:
+    """SEARCH.INIT overrides that start a supernet from this seed's trained R3D."""
+    checkpoint = read_json(os.path.join(ctx.done["r3d"]["run_dir"], "results.json"))["checkpoint"]
+    return ["SEARCH.INIT", "checkpoint", "SEARCH.INIT_CHECKPOINT", checkpoint]
+
+
+def _shrink_uniform(row: Row, ctx: RowContext) -> str:
+    run_dir = ctx.row_dir(row)
+    cfg = load_config(CONFIG, ctx.overrides_of(row, run_dir) + _r3d_init(ctx) + ["MODEL.CAKES.CONV_CONFIG", "uniform"])
+    return shrink_to_config(cfg)["run"]
+
+
+def _search(row: Row, ctx: RowContext) -> str:
+    """The searched row's derived network trained and tested; returns its run folder. A latency
+    budget's reference (R3D) is timed here, alone, at the threads of the table."""
+    ref = ctx.done[row.reference]
+    reference = ref["gflops_per_view"] if row.budget_kind == "gflops" else \
+        latency_ms(os.path.join(ref["run_dir"], "config.yaml"), ref["protocol"], ctx.threads, ctx.runs)
+    supernet_dir = os.path.join(ctx.output_dir, "supernets", row.supernet, f"seed{ctx.seed}")
+    cfg = load_config(CONFIG, ctx.overrides_of(row, supernet_dir) + (_r3d_init(ctx) if row.shrink else []) + [
         "SEARCH.MODE", row.mode, "SEARCH.DERIVE.BUDGET_KIND", row.budget_kind,
-        "SEARCH.DERIVE.BUDGET", repr(row.fraction * reference), "SEARCH.TRAIN_DERIVED", "True",
-        "SEARCH.LATENCY.THREADS", str(threads)])  # the latency table at the threads R3D was timed with
+        "SEARCH.DERIVE.BUDGET", repr(row.fraction * reference), "SEARCH.DERIVE.INIT", row.derive_init,
+        "SEARCH.DERIVE.GRANULARITY", str(row.granularity),
+        "SEARCH.TRAIN_DERIVED", "True", "SEARCH.LATENCY.THREADS", str(ctx.threads),
+        # one latency table for every seed: the layers' shapes, the device and the threads are the same
+        "SEARCH.LATENCY.TABLE", os.path.join(ctx.output_dir, "latency_table.json")])
     return search(cfg)["derived_run"]
+
+
+RUNNERS = {"plain": _train_plain, "search": _search, "shrink_uniform": _shrink_uniform, "scratch": _train_from_scratch}
 
 
 def pair_accuracy(predictions_csv: str, num_classes: int) -> float:
@@ -170,10 +264,31 @@ def pair_accuracy(predictions_csv: str, num_classes: int) -> float:
 def latency_ms(config_file: str, protocol: Dict, threads: int, runs: int) -> float:
     """Median latency of one test view at batch 1 of the run's network in its deployed form (BN
     folded, fused, channels-last), random weights (the time does not depend on them)."""
+    return _time([config_file], protocol, threads, runs)[0]
+
+
+def _time(config_files: Sequence[str], protocol: Dict, threads: int, runs: int) -> List[float]:
     with intra_op_threads(threads):
-        timed = run_benchmark([config_file], protocol["num_frames"], protocol["crop_size"],
+        timed = run_benchmark(list(config_files), protocol["num_frames"], protocol["crop_size"],
                               path=ExecutionPath(deploy=True, fuse=True), runs=runs)
-    return timed[0]["latency_ms"]
+    return [t["latency_ms"] for t in timed]
+
+
+def time_seed(records: Sequence[Dict], threads: int, runs: int) -> List[Dict]:
+    """``records`` (one seed's) with ``latency_ms`` from one interleaved run of all their networks
+    (:func:`~.models.run_benchmark`) and ``efficiency`` against that seed's R3D in the same run,
+    (latency_R3D / latency) / (GFLOPs_R3D / GFLOPs): 1.0 turns GFLOPs saved into time saved."""
+    if not records:
+        return []
+    # every run's file is config.yaml: the run folder as a (neutral) override makes each spec's name unique
+    specs = [f"{os.path.join(r['run_dir'], 'config.yaml')}@OUTPUT_DIR={r['run_dir']}" for r in records]
+    latencies = _time(specs, records[0]["protocol"], threads, runs)
+    timed = [{**r, "latency_ms": ms, "latency_threads": threads} for r, ms in zip(records, latencies)]
+    r3d = next((r for r in timed if r["row"] == "r3d"), None)
+    for r in timed:
+        if r3d is not None:
+            r["efficiency"] = (r3d["latency_ms"] / r["latency_ms"]) / (r3d["gflops_per_view"] / r["gflops_per_view"])
+    return timed
 
 
 def read_json(path: str):
@@ -181,7 +296,7 @@ def read_json(path: str):
         return json.load(f)
 
 
-METRICS = ("top1", "pair_accuracy", "gflops_per_view", "params", "latency_ms")
+METRICS = ("top1", "pair_accuracy", "gflops_per_view", "params", "latency_ms", "efficiency", "epochs", "seconds")
 
 
 def mean_and_sem(values: Sequence[float]) -> Dict[str, float]:
@@ -199,7 +314,7 @@ def summarise(records: Sequence[Dict], rows: Sequence[Row]) -> List[Dict]:
         mine = [r for r in records if r["row"] == row.name]
         if mine:  # a row whose every seed failed is left out (its errors: the table's "failed")
             out.append({"row": row.name, "label": row.label, "seeds": len(mine),
-                        **{m: mean_and_sem([r[m] for r in mine]) for m in METRICS}})
+                        **{m: mean_and_sem([r[m] for r in mine]) for m in METRICS if all(m in r for r in mine)}})
     return out
 
 
@@ -223,10 +338,12 @@ def markdown(table: Dict) -> str:
 
     lines = [f"Hard synthetic benchmark ({table['config']}), mean ± standard error over {table['seeds']} seeds; "
              f"latency: batch 1, {table['latency_threads']} threads, deployed form, median", "",
-             "| model | top-1 % | pair acc. | GFLOPs/view | params (M) | latency (ms) |", "|---|---|---|---|---|---|"]
+             "| model | top-1 % | pair acc. | GFLOPs/view | params (M) | latency (ms) | efficiency vs R3D "
+             "| epochs | train time (s) |", "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['label']} | {cell(r['top1'])} | {cell(r['pair_accuracy'], digits=3)} "
-              f"| {cell(r['gflops_per_view'], digits=4)} | {cell(r['params'], 1e-6, 3)} | {cell(r['latency_ms'], digits=2)} |"
-              for r in table["rows"]]
+              f"| {cell(r['gflops_per_view'], digits=4)} | {cell(r['params'], 1e-6, 3)} | {cell(r['latency_ms'], digits=2)} "
+              f"| {cell(r['efficiency'], digits=2) if 'efficiency' in r else ''} | {r['epochs']['mean']:.0f} "
+              f"| {r['seconds']['mean']:.0f} |" for r in table["rows"]]
     lines += [f"\n{f['row']}, seed {f['seed']}: not run: {f['error']}" for f in table["failed"]]
     return "\n".join(lines) + "\n"
 

@@ -9,11 +9,12 @@ from typing import Callable, Dict, Optional, Sequence
 
 from torch import nn
 
-from ..config import check_choice
+from ..config import check, check_choice
 from ..config_loader import load_config
+from ..models import build_model
 from ..models.complexity import count_gflops, count_params
-from ..search.build import build_supernet, check_supernet_config, supernet_shape
-from ..search.costs import build_derived_model, derive_input_shape
+from ..search.build import build_supernet, check_supernet_config, shrunk_network, supernet_shape
+from ..search.costs import build_derived_model, cakes_model_cfg, derive_input_shape
 from ..search.derive import Derivation, budget_cost, derive
 from ..search.export import export
 from ..search.latency import measure_network_ms
@@ -184,4 +185,24 @@ def train_derived(cfg, derivation: Derivation, model_config: str, supernet_check
     result = {"derived_run": run_dir}
     if derived_cfg.TEST.ENABLE and derived_cfg.DATA.TEST_LIST:
         result["top1"] = run_test(derived_cfg, loader_fn)["top1"]
+    return result
+
+
+def shrink_to_config(cfg, loader_fn: Optional[Callable] = None) -> Dict:
+    """A trained 3D model shrunk into a CAKES network without a search (the baseline of a searched
+    shrink): SEARCH.INIT "checkpoint" slices SEARCH.INIT_CHECKPOINT into the supernet of ``cfg``
+    (SEARCH.SLICE_RULE), whose channels at their own positions start the CAKES network of
+    MODEL.CAKES.CONV_CONFIG over SEARCH.CANDIDATES ("uniform" splits every layer evenly;
+    :func:`~cakes_video.search.build.shrunk_network`): every output channel keeps the sub-kernel
+    sliced from its own 3D kernel. Fine-tuned in OUTPUT_DIR (TRAIN / SOLVER, resuming
+    like any run), then tested when DATA.TEST_LIST is set; returns ``{"run", "top1"}``."""
+    check(cfg.SEARCH.INIT == "checkpoint", "SEARCH.INIT", f"shrinking starts from a trained 3D model: "
+          f"set 'checkpoint' and SEARCH.INIT_CHECKPOINT, got {cfg.SEARCH.INIT!r}")
+    check_supernet_config(cfg)
+    cakes_cfg = cakes_model_cfg(cfg, cfg.MODEL.CAKES.CONV_CONFIG)
+    cakes_cfg.freeze()
+    train(cakes_cfg, loader_fn, model_fn=lambda c: shrunk_network(cfg, build_model(c)))
+    result = {"run": cakes_cfg.OUTPUT_DIR}
+    if cakes_cfg.TEST.ENABLE and cakes_cfg.DATA.TEST_LIST:
+        result["top1"] = run_test(cakes_cfg, loader_fn)["top1"]
     return result

@@ -6,7 +6,7 @@ from ..models import build_model
 from ..models.resnet3d import ResNet3D
 from ..models.subkernels import SUBKERNELS, in_vocabulary_order
 from .init import INITS, SLICE_RULES, slice_sum
-from .supernet import MODES, make_supernet, supernet_from_3d
+from .supernet import MODES, contiguous_selection, inherit_weights, make_supernet, supernet_from_3d
 
 
 def check_supernet_config(cfg) -> None:
@@ -59,3 +59,15 @@ def build_supernet(cfg) -> ResNet3D:
     load(plain, s.INIT_CHECKPOINT)
     rule = slice_sum if s.INIT == "imagenet" else SLICE_RULES[s.SLICE_RULE]
     return supernet_from_3d(plain, candidates_of(cfg), dropout, rule, source=s.INIT_CHECKPOINT)
+
+
+def shrunk_network(cfg, derived: ResNet3D) -> ResNet3D:
+    """``derived`` (a CAKES network of ``cfg``'s ResNet3D) with the trained 3D model of
+    SEARCH.INIT_CHECKPOINT sliced into it without a search: each output channel keeps the
+    sub-kernel sliced (SEARCH.SLICE_RULE) from its own 3D kernel (:func:`contiguous_selection`).
+    The supernet is sliced in performance mode whatever SEARCH.MODE says: there one candidate per
+    channel computes unscaled, so its kept channels are the derived network exactly."""
+    sliced = cfg.clone()
+    sliced.defrost()
+    sliced.SEARCH.MODE = "performance"
+    return inherit_weights(build_supernet(sliced), derived, contiguous_selection(derived))

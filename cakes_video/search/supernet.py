@@ -226,6 +226,19 @@ def _tile_inputs(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     return weight.repeat(1, in_channels // weight.shape[1], *([1] * (weight.dim() - 2)))
 
 
+def contiguous_selection(derived: ResNet3D) -> Selection:
+    """The selection that gives ``derived``'s CAKES layers the supernet channels at their own
+    positions: group s of a layer takes candidate s's channels ``offset_s .. offset_s + n_s - 1``, so
+    with a supernet sliced from a 3D model (:func:`supernet_from_3d`) each output channel keeps
+    the sub-kernel sliced from its own 3D kernel (a shrink without a search)."""
+    selection = []
+    for site in searched_sites(derived):
+        layer = derived.get_submodule(site.path)
+        selection.append({s: list(range(first, first + n)) for s, first, n in
+                          zip(layer.subkernels, layer.group_offsets, layer.out_splits)})
+    return selection
+
+
 def inherit_weights(supernet: nn.Module, derived: ResNet3D, selection: Selection) -> ResNet3D:
     """Loads into ``derived`` (the CAKES network of ``selection``'s channel config) the supernet's
     weights of the kept channels; returns ``derived``.
