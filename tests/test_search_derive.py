@@ -239,6 +239,33 @@ def test_latency_target_is_corrected_by_the_measurement(latency_dir, monkeypatch
     assert result.measured_latency_ms == pytest.approx(budget, rel=0.05)
 
 
+def _overrating_table(cfg, monkeypatch):
+    """Measurements of a device where the table overrates small networks: measured = predicted
+    minus most of the smallest network's prediction (per-call overheads that do not add up)."""
+    model = latency_model(cfg)
+    smallest = model.total(derive.extreme_config(model, CANDIDATES, 4, largest=False))
+    monkeypatch.setattr(derive, "measure_network_ms", lambda cfg, config, shape: model.total(config) - 0.8 * smallest)
+    return model, smallest
+
+
+@pytest.mark.slow
+def test_latency_target_brackets_a_table_that_is_off_by_more_than_a_factor(latency_dir, monkeypatch):
+    cfg = latency_cfg(latency_dir)
+    model, smallest = _overrating_table(cfg, monkeypatch)
+    budget = latency_budget(cfg, 0.5) - 0.8 * smallest  # what a mid-sized network measures
+    assert budget < smallest  # below the table's smallest network: checked by measuring, not refused
+    result = derive.derive(with_budget(cfg, "latency_ms", budget), made_up_scores(10, 4))
+    assert result.measured_latency_ms == pytest.approx(budget, rel=0.05)
+
+
+@pytest.mark.slow
+def test_a_latency_budget_below_the_measured_smallest_network_is_refused(latency_dir, monkeypatch):
+    cfg = latency_cfg(latency_dir)
+    model, smallest = _overrating_table(cfg, monkeypatch)  # the smallest measures 0.2 x its prediction
+    with pytest.raises(ConfigError, match=r"below the smallest reachable network, measured [0-9.]+ ms \(predicted"):
+        derive.budget_cost(with_budget(cfg, "latency_ms", 0.1 * smallest))
+
+
 @pytest.mark.slow
 def test_export_round_trips_through_conv_config(tmp_path):
     cfg = with_budget(tiny_cfg(50, 8), "gflops", 0.011, "SEARCH.DERIVE.GRANULARITY", 4)

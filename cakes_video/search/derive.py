@@ -46,7 +46,7 @@ Selection = List[Dict[str, List[int]]]
 Counts = Dict[str, int]
 Progress = Callable[[Iterable, str], Iterable]
 LOWER_BAND = 0.02  # a budgeted derivation lands in [budget * (1 - LOWER_BAND), budget] by its cost model
-LATENCY_ATTEMPTS = 3  # derivations under a latency budget, each target corrected by the last measured / predicted
+LATENCY_ATTEMPTS = 6  # derivations under a latency budget, each target corrected by the measurements so far
 
 
 def no_progress(iterable: Iterable, desc: str) -> Iterable:
@@ -374,8 +374,28 @@ def budget_cost(cfg: CfgNode, progress: Progress = no_progress) -> Optional[Netw
     input_shape = derive_input_shape(cfg)
     layers = searched_layers(cfg, input_shape)
     cost = BUDGET_KINDS[d.BUDGET_KIND].cost_model(cfg, layers, input_shape, progress)
-    check_budget(cost, d.BUDGET_KIND, d.BUDGET, in_vocabulary_order(cfg.SEARCH.CANDIDATES), d.GRANULARITY)
+    candidates = in_vocabulary_order(cfg.SEARCH.CANDIDATES)
+    if d.BUDGET_KIND == "latency_ms":
+        check_latency_budget(cfg, cost, candidates)
+    else:
+        check_budget(cost, d.BUDGET_KIND, d.BUDGET, candidates, d.GRANULARITY)
     return cost
+
+
+def check_latency_budget(cfg: CfgNode, cost: NetworkCost, candidates: Sequence[str]) -> None:
+    """ConfigError when SEARCH.DERIVE.BUDGET is below the smallest network's latency, beyond the
+    tolerance. The table's prediction decides only when the budget is above it; below, the
+    smallest network is measured, since a table can overrate a small network (per-call overheads
+    that do not add up layer by layer), and the measurement is what the budget is about."""
+    d = cfg.SEARCH.DERIVE
+    smallest = extreme_config(cost, candidates, d.GRANULARITY, largest=False)
+    if d.BUDGET >= cost.total(smallest):
+        return
+    measured = measure_network_ms(cfg, smallest, derive_input_shape(cfg))
+    if d.BUDGET < measured * (1 - BUDGET_KINDS["latency_ms"].tolerance):
+        raise ConfigError(f"SEARCH.DERIVE.BUDGET: latency_ms={d.BUDGET:g} is below the smallest reachable network, "
+                          f"measured {measured:g} ms (predicted {cost.total(smallest):g} ms; "
+                          f"SEARCH.DERIVE.GRANULARITY {d.GRANULARITY})")
 
 
 def derive(cfg: CfgNode, scores: Scores, cost: Optional[NetworkCost] = None,
@@ -383,8 +403,9 @@ def derive(cfg: CfgNode, scores: Scores, cost: Optional[NetworkCost] = None,
     """The derivation SEARCH.DERIVE asks for: top-C without a budget kind, else the budget for
     the whole network at :func:`~.costs.derive_input_shape`, with ``cost`` (from
     :func:`budget_cost`, which is called when it is None). Under a latency budget it derives,
-    measures and re-derives with the target corrected by budget / measured, up to
-    :data:`LATENCY_ATTEMPTS` times, and returns the one measured closest to the budget."""
+    measures and re-derives with the target corrected by the measurements
+    (:func:`next_latency_target`), up to :data:`LATENCY_ATTEMPTS` times, and returns the one
+    measured closest to the budget."""
     d, candidates = cfg.SEARCH.DERIVE, in_vocabulary_order(cfg.SEARCH.CANDIDATES)
     check_derive_config(cfg)
     if not d.BUDGET_KIND:
@@ -402,25 +423,48 @@ def derive(cfg: CfgNode, scores: Scores, cost: Optional[NetworkCost] = None,
 
 def _derive_latency(cfg: CfgNode, scores: Scores, cost: NetworkCost) -> Derivation:
     d, candidates = cfg.SEARCH.DERIVE, in_vocabulary_order(cfg.SEARCH.CANDIDATES)
-    tolerance, target, best = BUDGET_KINDS["latency_ms"].tolerance, d.BUDGET, None
+    tolerance, tried = BUDGET_KINDS["latency_ms"].tolerance, []
+    reachable = tuple(cost.total(extreme_config(cost, candidates, d.GRANULARITY, largest)) for largest in (False, True))
+    target = min(max(d.BUDGET, reachable[0]), reachable[1])  # the table may be off: start where it can land
     for _ in range(LATENCY_ATTEMPTS):
         try:
             selection = derive_under_budget(scores, cost, candidates, target, d.GRANULARITY)
-        except ValueError as e:  # a corrected target out of reach: keep the closest so far
-            if best is None:
+        except ValueError as e:  # a corrected target the greedy cannot land near: keep the closest so far
+            if not tried:
                 raise
             logger.warning("latency derivation: %s", e)
             break
         config = channel_config_of(selection)
-        predicted = cost.total(config)
         measured = measure_network_ms(cfg, config, derive_input_shape(cfg))
-        attempt = Derivation(selection, config, "latency_ms", d.BUDGET, target, predicted, measured, cost)
-        if best is None or abs(measured - d.BUDGET) < abs(best.measured_latency_ms - d.BUDGET):
-            best = attempt
+        tried.append(Derivation(selection, config, "latency_ms", d.BUDGET, target, cost.total(config), measured, cost))
         if abs(measured - d.BUDGET) <= tolerance * d.BUDGET:
             break
-        target *= d.BUDGET / measured
+        target = next_latency_target(tried, d.BUDGET, reachable)
+        if target is None:
+            break
+    best = min(tried, key=lambda t: abs(t.measured_latency_ms - d.BUDGET))
     if abs(best.measured_latency_ms - d.BUDGET) > tolerance * d.BUDGET:
         logger.warning("latency derivation: measured %.3f ms against the budget %.3f ms (predicted %.3f ms)",
                        best.measured_latency_ms, d.BUDGET, best.predicted)
     return best
+
+
+def next_latency_target(tried: Sequence[Derivation], budget: float, reachable: Tuple[float, float]) -> Optional[float]:
+    """The next target of the cost model after the derivations ``tried`` (their targets and measured
+    latencies): between the closest tried below and above the budget, interpolated linearly, once
+    the measurements bracket it; before that the last target scaled by budget / measured (the
+    table off by a factor), kept within the model's ``reachable`` (smallest, largest) totals.
+    None when that target was tried already (nothing new to learn)."""
+    below = [t for t in tried if t.measured_latency_ms < budget]
+    above = [t for t in tried if t.measured_latency_ms > budget]
+    if below and above:
+        lo = max(below, key=lambda t: t.measured_latency_ms)
+        hi = min(above, key=lambda t: t.measured_latency_ms)
+        share = (budget - lo.measured_latency_ms) / (hi.measured_latency_ms - lo.measured_latency_ms)
+        target = lo.target + share * (hi.target - lo.target)
+    else:
+        last = tried[-1]
+        target = min(max(last.target * budget / last.measured_latency_ms, reachable[0]), reachable[1])
+    if any(abs(target - t.target) <= 1e-9 * max(1.0, abs(target)) for t in tried):
+        return None
+    return target
