@@ -107,7 +107,8 @@ def test_the_table_runs_end_to_end_on_the_tiny_setting_and_a_rerun_reuses_its_ru
         if row.kind == "shrink_uniform":  # uniform CAKES, from R3D's weights
             assert run["params"] == runs["cakes_uniform", seed]["params"]
     md = (out / "search_table.md").read_text()
-    assert all(f"| {row.label} |" in md for row in ROWS)
+    assert all(f"| {row.label} |" in md for row in ROWS if row.name in recorded)
+    assert all(f"{f['row']}, seed {f['seed']}: not run" in md for f in saved["failed"])
     for png in ("accuracy_vs_gflops.png", "accuracy_vs_latency.png"):
         assert (out / png).read_bytes()[:8] == PNG_SIGNATURE
     # a rerun trains nothing: every finished row x seed is read back from its row.json, and only the

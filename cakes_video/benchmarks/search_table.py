@@ -357,9 +357,9 @@ def plot(rows: Sequence[Dict], x_metric: str, x_label: str, path: str, y_metric:
     """Top-1 against ``x_metric``, one point per row with error bars (standard errors) both ways."""
     fig = new_figure(7.5, 5)
     ax = fig.add_subplot()
-    for r in rows:
+    for i, r in enumerate(rows):  # the colour cycle has 10 colours: the next 10 rows get squares
         ax.errorbar(r[x_metric]["mean"], r[y_metric]["mean"], xerr=r[x_metric]["sem"], yerr=r[y_metric]["sem"],
-                    fmt="o", capsize=3, label=r["label"])
+                    fmt="os^"[i // 10 % 3], capsize=3, label=r["label"])
     ax.set_xlabel(x_label)
     ax.set_ylabel("top-1 %")
     ax.grid(alpha=0.3)
