@@ -198,24 +198,23 @@ def row_epochs(row: Row, run_dir: str) -> int:
     return 2 * epochs if row.kind == "search" else epochs
 
 
-def _train_plain(row: Row, ctx: RowContext) -> str:
-    run_dir = ctx.row_dir(row)
-    cfg = load_config(CONFIG, ctx.overrides_of(row, run_dir) + ["MODEL.TEMPORAL_OP", row.op])
+def _train_and_test(cfg) -> str:
+    """Trains and tests ``cfg``'s network from scratch; returns its OUTPUT_DIR."""
     train(cfg)
     run_test(cfg)
-    return run_dir
+    return cfg.OUTPUT_DIR
+
+
+def _train_plain(row: Row, ctx: RowContext) -> str:
+    return _train_and_test(load_config(CONFIG, ctx.overrides_of(row, ctx.row_dir(row)) + ["MODEL.TEMPORAL_OP", row.op]))
 
 
 def _train_from_scratch(row: Row, ctx: RowContext) -> str:
     """Row ``source``'s network (its run's config) trained from scratch in this row's folder, with
     the benchmark's budget (the source's own may be a shrink's short fine-tune)."""
-    run_dir = ctx.row_dir(row)
     budget = ["SOLVER.MAX_EPOCH", str(load_config(CONFIG).SOLVER.MAX_EPOCH)]
-    cfg = load_config(os.path.join(ctx.done[row.source]["run_dir"], "config.yaml"),
-                      budget + ctx.overrides_of(row, run_dir))
-    train(cfg)
-    run_test(cfg)
-    return run_dir
+    return _train_and_test(load_config(os.path.join(ctx.done[row.source]["run_dir"], "config.yaml"),
+                                       budget + ctx.overrides_of(row, ctx.row_dir(row))))
 
 
 def _r3d_init(ctx: RowContext) -> List[str]:
@@ -234,7 +233,8 @@ def _search(row: Row, ctx: RowContext) -> str:
     """The searched row's derived network trained and tested; returns its run folder."""
     supernet_dir = os.path.join(ctx.output_dir, "supernets", row.supernet, f"seed{ctx.seed}")
     overrides = ctx.overrides_of(row, supernet_dir) + (_r3d_init(ctx) if row.shrink else []) + [
-        "SEARCH.MODE", row.mode, "SEARCH.DERIVE.INIT", row.derive_init, "SEARCH.DERIVE.GRANULARITY", str(row.granularity),
+        "SEARCH.MODE", row.mode, "SEARCH.DERIVE.INIT", row.derive_init,
+        "SEARCH.DERIVE.GRANULARITY", str(row.granularity),
         "SEARCH.TRAIN_DERIVED", "True", "SEARCH.LATENCY.THREADS", str(ctx.threads),
         # one latency table for every seed: the layers' shapes, the device and the threads are the same
         "SEARCH.LATENCY.TABLE", os.path.join(ctx.output_dir, "latency_table.json")]
@@ -290,9 +290,8 @@ def time_seed(records: Sequence[Dict], threads: int, runs: int) -> List[Dict]:
     latencies = _time(specs, records[0]["protocol"], threads, runs)
     timed = [{**r, "latency_ms": ms, "latency_threads": threads} for r, ms in zip(records, latencies)]
     r3d = next((r for r in timed if r["row"] == "r3d"), None)
-    for r in timed:
-        if r3d is not None:
-            r["efficiency"] = (r3d["latency_ms"] / r["latency_ms"]) / (r3d["gflops_per_view"] / r["gflops_per_view"])
+    for r in timed if r3d else []:
+        r["efficiency"] = (r3d["latency_ms"] / r["latency_ms"]) / (r3d["gflops_per_view"] / r["gflops_per_view"])
     return timed
 
 
@@ -346,7 +345,8 @@ def markdown(table: Dict) -> str:
              "| model | top-1 % | pair acc. | GFLOPs/view | params (M) | latency (ms) | efficiency vs R3D "
              "| epochs | train time (s) |", "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['label']} | {cell(r['top1'])} | {cell(r['pair_accuracy'], digits=3)} "
-              f"| {cell(r['gflops_per_view'], digits=4)} | {cell(r['params'], 1e-6, 3)} | {cell(r['latency_ms'], digits=2)} "
+              f"| {cell(r['gflops_per_view'], digits=4)} | {cell(r['params'], 1e-6, 3)} "
+              f"| {cell(r['latency_ms'], digits=2)} "
               f"| {cell(r['efficiency'], digits=2) if 'efficiency' in r else ''} | {r['epochs']['mean']:.0f} "
               f"| {r['seconds']['mean']:.0f} |" for r in table["rows"]]
     lines += [f"\n{f['row']}, seed {f['seed']}: not run: {f['error']}" for f in table["failed"]]

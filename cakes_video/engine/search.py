@@ -181,11 +181,16 @@ def train_derived(cfg, derivation: Derivation, model_config: str, supernet_check
     ``derived_run`` and ``top1``."""
     run_dir = os.path.join(derivation_dir(cfg), f"run_{cfg.SEARCH.DERIVE.INIT}")
     derived_cfg = load_config(model_config, ["OUTPUT_DIR", run_dir])
-    train(derived_cfg, loader_fn, model_fn=lambda c: derived_network(cfg, derivation, supernet_checkpoint))
-    result = {"derived_run": run_dir}
-    if derived_cfg.TEST.ENABLE and derived_cfg.DATA.TEST_LIST:
-        result["top1"] = run_test(derived_cfg, loader_fn)["top1"]
-    return result
+    tested = _train_and_test(derived_cfg, loader_fn, lambda c: derived_network(cfg, derivation, supernet_checkpoint))
+    return {"derived_run": run_dir, **tested}
+
+
+def _train_and_test(cfg, loader_fn: Optional[Callable], model_fn: Callable) -> Dict:
+    """Trains ``model_fn(cfg)`` in OUTPUT_DIR, then tests it when DATA.TEST_LIST is set: ``{"top1"}`` or ``{}``."""
+    train(cfg, loader_fn, model_fn=model_fn)
+    if cfg.TEST.ENABLE and cfg.DATA.TEST_LIST:
+        return {"top1": run_test(cfg, loader_fn)["top1"]}
+    return {}
 
 
 def shrink_to_config(cfg, loader_fn: Optional[Callable] = None) -> Dict:
@@ -201,8 +206,5 @@ def shrink_to_config(cfg, loader_fn: Optional[Callable] = None) -> Dict:
     check_supernet_config(cfg)
     cakes_cfg = cakes_model_cfg(cfg, cfg.MODEL.CAKES.CONV_CONFIG)
     cakes_cfg.freeze()
-    train(cakes_cfg, loader_fn, model_fn=lambda c: shrunk_network(cfg, build_model(c)))
-    result = {"run": cakes_cfg.OUTPUT_DIR}
-    if cakes_cfg.TEST.ENABLE and cakes_cfg.DATA.TEST_LIST:
-        result["top1"] = run_test(cakes_cfg, loader_fn)["top1"]
-    return result
+    tested = _train_and_test(cakes_cfg, loader_fn, lambda c: shrunk_network(cfg, build_model(c)))
+    return {"run": cakes_cfg.OUTPUT_DIR, **tested}
