@@ -10,6 +10,7 @@ import pytest
 
 from cakes_video.benchmarks import search_table
 from cakes_video.config import ConfigError
+from cakes_video.config_loader import load_config
 from cakes_video.benchmarks.search_table import ROWS, mean_and_sem, pair_accuracy
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
@@ -21,6 +22,13 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def test_mean_and_standard_error():
     assert mean_and_sem([2.0, 4.0, 9.0]) == pytest.approx({"mean": 5.0, "sem": math.sqrt(13 / 3)})
     assert mean_and_sem([3.0]) == {"mean": 3.0, "sem": 0.0}
+
+
+def test_a_searched_row_trains_as_many_epochs_as_a_plain_one():
+    budget = load_config(search_table.CONFIG).SOLVER.MAX_EPOCH
+    from_scratch = [r for r in ROWS if r.kind == "search" and not r.shrink]
+    assert len(from_scratch) == 6 and all(2 * r.epochs == budget for r in from_scratch)  # supernet + derived
+    assert all(r.epochs == 0 for r in ROWS if r.kind in ("plain", "scratch"))  # the config's budget
 
 
 def test_pair_accuracy_reads_every_class_score_from_the_predictions(tmp_path):

@@ -77,23 +77,27 @@ class Row:
         return needs.get(self.kind, [])
 
 
+SEARCH_EPOCHS = 10  # a searched row's supernet and its derived network, each: the plain rows' 20 in all
 SHRINK_EPOCHS = 3  # the shrink's brief search and its fine-tune (from R3D's trained weights), each
 ROWS = (
     Row("c2d", "C2D", kind="plain", op="2d"),
     Row("r3d", "R3D", kind="plain", op="3d"),
     Row("r2plus1d", "R(2+1)D", kind="plain", op="2plus1d"),
     Row("cakes_uniform", "CAKES (uniform)", kind="plain", op="cakes"),
-    Row("searched_performance", "CAKES searched (performance), 60% GFLOPs"),
-    Row("searched_performance_inflate", "same network, trained from inflation", derive_init="inflate"),
-    Row("searched_cost", "CAKES searched (cost), 60% GFLOPs", mode="cost", supernet="cost"),
+    Row("searched_performance", "CAKES searched (performance), 60% GFLOPs", epochs=SEARCH_EPOCHS),
+    Row("searched_performance_inflate", "same network, trained from inflation", derive_init="inflate",
+        epochs=SEARCH_EPOCHS),
+    Row("searched_cost", "CAKES searched (cost), 60% GFLOPs", mode="cost", supernet="cost",
+        epochs=SEARCH_EPOCHS),
     # budget-exact: at uniform CAKES's own GFLOPs (77% of R3D's), and at 90% of R3D's; the smallest
     # reachable network of the benchmark's config is 54% of R3D's GFLOPs (the stem and head are not searched)
-    Row("budget_gflops_uniform", "CAKES budget = uniform's GFLOPs", reference="cakes_uniform", fraction=1.0),
-    Row("budget_gflops_90", "CAKES budget 90% GFLOPs", fraction=0.9),
+    Row("budget_gflops_uniform", "CAKES budget = uniform's GFLOPs", reference="cakes_uniform", fraction=1.0,
+        epochs=SEARCH_EPOCHS),
+    Row("budget_gflops_90", "CAKES budget 90% GFLOPs", fraction=0.9, epochs=SEARCH_EPOCHS),
     # 75% of the latency of R3D's shape built as the search builds it (every_3x3x3_ms), in 16-channel
     # groups (oneDNN's blocks)
     Row("latency_aware", "CAKES latency-aware (75% latency, 16-ch. groups)", budget_kind="latency_ms",
-        fraction=0.75, granularity=16),
+        fraction=0.75, granularity=16, epochs=SEARCH_EPOCHS),
     Row("shrunk_r3d", "R3D shrunk (searched), 60% GFLOPs", supernet="shrink", shrink=True, epochs=SHRINK_EPOCHS),
     Row("shrunk_r3d_uniform_budget", "R3D shrunk (searched), uniform's GFLOPs", supernet="shrink", shrink=True,
         reference="cakes_uniform", fraction=1.0, epochs=SHRINK_EPOCHS),
